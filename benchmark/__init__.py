@@ -1,0 +1,3 @@
+"""irob-bench: adversarial robustness measured against the intrinsic ceiling of generated data."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,43 @@
+"""The `irob-bench` command line: argument parsing only; each command group lives in irob_bench.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from irob_bench import __version__
+from irob_bench.errors import IrobError
+
+# One module per command group, each with register(subparsers); imported lazily by name.
+COMMAND_MODULES = ["datasets", "generators"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; each leaf sets `handler(args) -> exit code | None`."""
+    parser = argparse.ArgumentParser(
+        prog="irob-bench", description="How close does a classifier's robustness come to its data's intrinsic ceiling?"
+    )
+    parser.add_argument("--version", action="version", version=f"irob-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"irob_bench.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one command; an IrobError becomes one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except IrobError as exc:
+        print(f"irob-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("irob-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

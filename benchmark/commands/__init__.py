@@ -1,0 +1,1 @@
+"""Command groups of the `irob-bench` CLI; each module exposes register(subparsers)."""

@@ -1,0 +1,113 @@
+"""`irob-bench datasets list | show | build | verify | freeze`: inspect and check benchmark distributions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from irob_bench.errors import IrobError
+
+
+def _list(args: argparse.Namespace) -> None:
+    from irob_bench import datasets
+
+    for name in datasets.available():
+        card = datasets.load_card(name)
+        print(f"{name:24s} v{card.version:8s} {card.num_classes} classes, {card.splits['test'].size} test points, eps {card.eps_grid}")
+
+
+def _show(args: argparse.Namespace) -> None:
+    from irob_bench import datasets
+
+    card = datasets.load_card(args.name)
+    if args.json:
+        print(card.model_dump_json(indent=2))
+        return
+    rows = [
+        ("name", card.name),
+        ("version", card.version),
+        ("description", card.description),
+        ("generator", f"{card.generator.architecture} (weights sha256 {card.generator.weights_sha256})"),
+        ("latent dim", card.latent_dim),
+        ("classes", ", ".join(card.classes)),
+        ("priors", ", ".join(f"{p:g}" for p in card.priors)),
+        ("image shape", "x".join(map(str, card.image_shape))),
+        ("threat model", f"{card.threat_model}, eps {card.eps_grid}"),
+    ]
+    for split, spec in card.splits.items():
+        rows.append((f"{split} split", f"{spec.size} points, seed {spec.seed}" + (" (latents stored)" if spec.latents_file else " (regenerated)")))
+    test = card.splits["test"]
+    rows += [("test latents sha256", test.latents_sha256), ("test labels sha256", test.labels_sha256), ("test images sha256", test.images_sha256)]
+    if card.lipschitz is None:
+        rows.append(("lipschitz", "not estimated yet"))
+    else:
+        lip = card.lipschitz
+        rows.append(("lipschitz", f"r = {lip.radius}, delta = {lip.delta}: " + ", ".join(f"{c}:{v:.2f}" for c, v in zip(card.classes, lip.constants))))
+    for key, value in card.notes.items():
+        rows.append((key, value))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def _build(args: argparse.Namespace) -> None:
+    from irob_bench import datasets
+    from irob_bench.datasets.build import build_split
+
+    path = build_split(datasets.load(args.name), args.split, args.out)
+    print(f"wrote {path}")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from irob_bench import datasets
+    from irob_bench.datasets.build import verify
+
+    dataset = datasets.load(args.name)
+    checks = verify(dataset)
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}" + ("" if check.ok else f": {check.detail}"))
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        print(f"irob-bench: error: {dataset.card.name}: verify failed: {', '.join(failed)} differ(s)", file=sys.stderr)
+        return 1
+    print(f"{dataset.card.name} v{dataset.card.version}: all {len(checks)} checks passed")
+    return 0
+
+
+def _freeze(args: argparse.Namespace) -> None:
+    from irob_bench import datasets
+    from irob_bench.datasets.build import freeze
+    from irob_bench.datasets.definitions import DRAFTS
+
+    if args.name not in DRAFTS:
+        raise IrobError(f"no dataset definition for {args.name!r} (known: {', '.join(DRAFTS)})")
+    root = args.root or datasets.PACKAGE_DIR / args.name
+    card = freeze(DRAFTS[args.name](), root, args.weights)
+    print(f"froze {card.name} v{card.version} into {root} (test images sha256 {card.splits['test'].images_sha256[:12]})")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("datasets", help="list, show, build and verify benchmark distributions")
+    actions = group.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the shipped benchmark distributions").set_defaults(handler=_list)
+
+    show = actions.add_parser("show", help="print a dataset card")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="the full card as JSON")
+    show.set_defaults(handler=_show)
+
+    build = actions.add_parser("build", help="write a split's images, labels and latents to a cache file")
+    build.add_argument("name")
+    build.add_argument("--split", choices=["train", "test"], default="test")
+    build.add_argument("--out", default=None, help="output folder (default: ~/.cache/irob-bench/datasets)")
+    build.set_defaults(handler=_build)
+
+    verify = actions.add_parser("verify", help="regenerate everything and check every hash in the card")
+    verify.add_argument("name")
+    verify.set_defaults(handler=_verify)
+
+    freeze = actions.add_parser("freeze", help="(maintainers) freeze generator weights into a card with seeded test latents")
+    freeze.add_argument("name")
+    freeze.add_argument("--weights", required=True, help="generator state_dict (.pt) to ship")
+    freeze.add_argument("--root", default=None, help="card folder (default: the package's own)")
+    freeze.set_defaults(handler=_freeze)

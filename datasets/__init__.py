@@ -1,0 +1,49 @@
+"""Benchmark distributions: `load(name)` gives the frozen generator, card and splits of one of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from irob_bench.datasets.benchmark import BenchmarkDataset, ConditionalGenerator
+from irob_bench.datasets.card import DatasetCard
+from irob_bench.errors import IrobError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+__all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "available", "card_path", "load", "load_card"]
+
+
+def available() -> list[str]:
+    """Names of the benchmark distributions shipped with the package (folders holding a card.json)."""
+    return sorted(p.parent.name for p in PACKAGE_DIR.glob("*/card.json"))
+
+
+def card_path(name: str | Path) -> Path:
+    """The card.json of a shipped dataset name, or of a card file or folder given by path."""
+    candidate = Path(name)
+    if candidate.suffix == ".json" and candidate.is_file():
+        return candidate.resolve()
+    if (candidate / "card.json").is_file() and (candidate.is_absolute() or str(name).startswith(".") or "/" in str(name)):
+        return (candidate / "card.json").resolve()
+    shipped = PACKAGE_DIR / str(name) / "card.json"
+    if shipped.is_file():
+        return shipped
+    raise IrobError(f"unknown dataset {str(name)!r} (available: {', '.join(available()) or 'none'})")
+
+
+def load_card(name: str | Path) -> DatasetCard:
+    """Read and validate a card."""
+    path = card_path(name)
+    try:
+        return DatasetCard.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise IrobError(f"{path}: invalid card: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def load(name: str | Path) -> BenchmarkDataset:
+    """Load a benchmark distribution by shipped name (e.g. "mnist") or by path to its card."""
+    path = card_path(name)
+    return BenchmarkDataset(load_card(path), path.parent)

@@ -1,0 +1,114 @@
+"""Freezing a dataset (latents + hashes into its card), building split caches, and verifying every hash."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel
+
+from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file
+from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.datasets.card import DatasetCard
+from irob_bench.datasets.frozen import sample_latents, tensor_sha256, write_npz
+from irob_bench.errors import IrobError
+
+LATENTS_FILE = "test_latents.npz"
+
+
+def default_cache_dir() -> Path:
+    """Where `datasets build` writes unless told otherwise (IROB_BENCH_CACHE overrides)."""
+    import os
+
+    return Path(os.environ.get("IROB_BENCH_CACHE", Path.home() / ".cache" / "irob-bench")) / "datasets"
+
+
+def freeze(draft: DatasetCard, root: str | Path, weights: str | Path | None = None) -> DatasetCard:
+    """Write root/card.json for `draft`: copy the weights in, store seeded test latents, fill every hash."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    spec = draft.generator
+    if weights is not None:
+        target = root / (spec.weights_file or "generator.pt")
+        if Path(weights).resolve() != target.resolve():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(weights, tmp)
+        spec = spec.model_copy(update={"weights_file": target.name, "weights_sha256": sha256_file(target)})
+    test = draft.splits["test"]
+    latents, labels = sample_latents(test.seed, test.size, draft.latent_dim, draft.priors)
+    write_npz(root / LATENTS_FILE, {"latents": latents.numpy(), "labels": labels.numpy()})
+    card = draft.model_copy(update={"generator": spec})
+    images = BenchmarkDataset(card, root).generate(latents, labels)
+    test = test.model_copy(
+        update={
+            "latents_file": LATENTS_FILE,
+            "latents_sha256": tensor_sha256(latents),
+            "labels_sha256": tensor_sha256(labels),
+            "images_sha256": tensor_sha256(images),
+        }
+    )
+    card = card.model_copy(update={"splits": {**card.splits, "test": test}})
+    write_card(card, root)
+    return card
+
+
+def write_card(card: DatasetCard, root: str | Path) -> None:
+    """Validate and write a card atomically."""
+    DatasetCard.model_validate(card.model_dump())
+    atomic_write_text(Path(root) / "card.json", card.model_dump_json(indent=2) + "\n")
+
+
+def build_split(dataset: BenchmarkDataset, split: str, out_dir: str | Path | None = None) -> Path:
+    """Write the split's images, labels and latents to <out>/<name>-<split>.npz (byte-reproducible)."""
+    out = Path(out_dir) if out_dir is not None else default_cache_dir()
+    latents, labels = dataset.latents(split), dataset.labels(split)
+    images = dataset.generate(latents, labels)
+    path = out / f"{dataset.card.name}-{split}.npz"
+    write_npz(path, {"images": images.numpy(), "labels": labels.numpy(), "latents": latents.numpy()})
+    return path
+
+
+class Check(BaseModel):
+    """One verification: what was checked, whether it held, and what differs when it did not."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def verify(dataset: BenchmarkDataset) -> list[Check]:
+    """Regenerate the frozen test split from scratch and compare every hash the card records."""
+    card, checks = dataset.card, []
+    spec = card.generator
+    if spec.weights_file is not None:
+        path = dataset.weights_path()
+        actual = sha256_file(path) if path.is_file() else "missing"
+        checks.append(Check(name="generator weights", ok=actual == spec.weights_sha256, detail=f"{path.name}: card {spec.weights_sha256} vs file {actual}"))
+        if actual != spec.weights_sha256:
+            return checks
+    test = card.splits["test"]
+    regenerated_z, regenerated_y = sample_latents(test.seed, test.size, card.latent_dim, card.priors)
+    stored_z, stored_y = dataset.latents("test"), dataset.labels("test")
+    checks.append(Check(name="stored latents = seed", ok=torch.equal(stored_z, regenerated_z) and torch.equal(stored_y, regenerated_y), detail=f"seed {test.seed}"))
+    for name, tensor, expected in (
+        ("test latents hash", stored_z, test.latents_sha256),
+        ("test labels hash", stored_y, test.labels_sha256),
+    ):
+        actual = tensor_sha256(tensor)
+        checks.append(Check(name=name, ok=actual == expected, detail=f"card {expected} vs {actual}"))
+    images = dataset.generate(stored_z, stored_y)
+    actual = tensor_sha256(images)
+    in_range = bool(images.min() >= 0 and images.max() <= 1)
+    checks.append(Check(name="test images hash", ok=actual == test.images_sha256, detail=f"card {test.images_sha256} vs {actual}"))
+    checks.append(Check(name="test images in [0, 1]", ok=in_range, detail=f"range [{images.min():.4f}, {images.max():.4f}]"))
+    return checks
+
+
+def require_verified(dataset: BenchmarkDataset) -> list[Check]:
+    """verify(), raising one IrobError that names every check that failed."""
+    checks = verify(dataset)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise IrobError(f"{dataset.card.name}: verify failed: " + "; ".join(f"{c.name} ({c.detail})" for c in failed))
+    return checks

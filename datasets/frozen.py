@@ -1,0 +1,43 @@
+"""Seeded latents, canonical hashes and byte-reproducible .npz files for frozen splits."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from irob_bench.artifacts import atomic_path, sha256_bytes
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def sample_latents(seed: int, size: int, latent_dim: int, priors: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw y ~ priors i.i.d. then z ~ N(0, I_d) from one seeded generator: (latents float32, labels int64)."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.multinomial(torch.tensor(priors, dtype=torch.float64), size, replacement=True, generator=gen)
+    latents = torch.randn(size, latent_dim, generator=gen, dtype=torch.float32)
+    return latents, labels.to(torch.int64)
+
+
+def tensor_sha256(t: torch.Tensor) -> str:
+    """SHA-256 of a tensor's contiguous CPU bytes (dtype is part of what is hashed)."""
+    return sha256_bytes(t.detach().cpu().contiguous().numpy().tobytes())
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Write an .npz with fixed timestamps so identical arrays give identical bytes; atomic."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method) as zf:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH), buf.getvalue(), compress_type=method)
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read every array of an .npz file (no pickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
