@@ -1,0 +1,138 @@
+"""The submission plugin interface: one Python file with METADATA and a `load_model()` factory.
+
+See docs/submitting.md. A submission file defines
+
+    METADATA = SubmissionMetadata(name=..., authors=[...], datasets=["mnist"], training=..., weights=["model.pt"])
+
+    def load_model() -> torch.nn.Module:          # or load_model(dataset: str)
+        model = MyNet()
+        model.load_state_dict(load_weights(__file__, "model.pt"))
+        return model
+
+The model takes float32 NCHW images in [0, 1] and returns (N, K) logits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from torch import nn
+
+from irob_bench.artifacts import sha256_file
+from irob_bench.errors import IrobError
+
+FACTORY_NAME = "load_model"
+
+
+class SubmissionMetadata(BaseModel):
+    """Who made the model, which datasets it targets, how it was trained."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$", description="unique leaderboard name")
+    authors: list[str] = Field(min_length=1)
+    datasets: list[str] = Field(min_length=1, description="benchmark datasets it targets, e.g. ['mnist']")
+    training: str = Field(min_length=1, description="training method, e.g. 'standard', 'pgd-l2 eps=3', 'trades'")
+    description: str = ""
+    paper_url: str | None = None
+    randomized: bool = Field(False, description="True if the forward pass is stochastic (skips the determinism check)")
+    weights: list[str] = Field(default_factory=list, description="weights files, relative to the submission file")
+
+    @field_validator("paper_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("paper_url must start with http:// or https://")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if Path(item).is_absolute() or ".." in Path(item).parts:
+                raise ValueError(f"weights path {item!r} must be relative to the submission file, inside its folder")
+        return value
+
+
+def load_weights(anchor: str | Path, relative: str) -> dict[str, torch.Tensor]:
+    """Load a state_dict stored beside the submission file (`anchor` is usually __file__), weights_only."""
+    path = Path(anchor).resolve().parent / relative
+    if not path.is_file():
+        raise IrobError(f"weights file missing: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@dataclass
+class Submission:
+    """A submission file that imported and passed the metadata check; `build()` calls its factory."""
+
+    path: Path
+    metadata: SubmissionMetadata
+    file_sha256: str
+    weights_sha256: dict[str, str]
+    module: object = field(repr=False)
+
+    def build(self, dataset: str) -> nn.Module:
+        """Call the factory and return the model in eval mode (we set it ourselves)."""
+        factory = getattr(self.module, FACTORY_NAME, None)
+        if not callable(factory):
+            raise IrobError(f"factory: {self.path.name} defines no {FACTORY_NAME}() function")
+        wants_dataset = len(inspect.signature(factory).parameters) > 0
+        try:
+            model = factory(dataset) if wants_dataset else factory()
+        except IrobError:
+            raise
+        except Exception as exc:  # the factory is user code: report its failure in one line
+            raise IrobError(f"factory: {FACTORY_NAME}() raised {type(exc).__name__}: {_first_line(exc)}") from None
+        if not isinstance(model, nn.Module):
+            raise IrobError(f"factory: {FACTORY_NAME}() returned {type(model).__name__}, not a torch.nn.Module")
+        return model.eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else repr(exc)
+
+
+def load_submission(path: str | Path) -> Submission:
+    """Import a submission file and validate its METADATA; every failure is one IrobError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise IrobError(f"import: submission file not found: {path}")
+    if path.suffix != ".py":
+        raise IrobError(f"import: submission must be a .py file: {path}")
+    module_name = f"irob_bench_submission_{sha256_file(path)[:16]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise IrobError(f"import: syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise IrobError(
+            f"import: {path.name} raised {type(exc).__name__} at line {frame.lineno}: {_first_line(exc)}"
+        ) from None
+    raw = getattr(module, "METADATA", None)
+    if raw is None:
+        raise IrobError(f"metadata: {path.name} defines no METADATA")
+    try:
+        metadata = SubmissionMetadata.model_validate(raw.model_dump() if isinstance(raw, BaseModel) else raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise IrobError(f"metadata: {'.'.join(map(str, err['loc'])) or 'METADATA'}: {err['msg']}") from None
+    weights = {}
+    for rel in metadata.weights:
+        weight_path = path.resolve().parent / rel
+        if not weight_path.is_file():
+            raise IrobError(f"metadata: weights file missing: {weight_path}")
+        weights[rel] = sha256_file(weight_path)
+    sys.modules.pop(module_name, None)
+    return Submission(path=path.resolve(), metadata=metadata, file_sha256=sha256_file(path), weights_sha256=weights, module=module)
