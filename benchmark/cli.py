@@ -11,7 +11,10 @@ from irob_bench import __version__
 from irob_bench.errors import IrobError
 
 # One module per command group, each with register(subparsers); imported lazily by name.
-COMMAND_MODULES = ["datasets", "generators"]
+COMMAND_MODULES = [
+    "datasets",
+    "generators",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
