@@ -14,6 +14,11 @@ from irob_bench.errors import IrobError
 COMMAND_MODULES = [
     "datasets",
     "generators",
+    "validate",
+    "evaluate",
+    "ceiling",
+    "leaderboard",
+    "runs",
 ]
 
 

@@ -74,6 +74,13 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview(args: argparse.Namespace) -> None:
+    from irob_bench import datasets
+    from irob_bench.datasets.preview import save_grid
+
+    print(f"wrote {save_grid(datasets.load(args.name), args.out, args.per_class)}")
+
+
 def _freeze(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.datasets.build import freeze
@@ -105,6 +112,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="regenerate everything and check every hash in the card")
     verify.add_argument("name")
     verify.set_defaults(handler=_verify)
+
+    preview = actions.add_parser("preview", help="save a PNG grid of test images, one row per class")
+    preview.add_argument("name")
+    preview.add_argument("--out", required=True, help="PNG file to write")
+    preview.add_argument("--per-class", type=int, default=10)
+    preview.set_defaults(handler=_preview)
 
     freeze = actions.add_parser("freeze", help="(maintainers) freeze generator weights into a card with seeded test latents")
     freeze.add_argument("name")

@@ -1,0 +1,87 @@
+"""`irob-bench evaluate PATH`: validate, score, print, save JSON and store one run in the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+
+def parse_n_examples(value: str) -> int | None:
+    """`all` or a positive integer."""
+    if value == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
+    return n
+
+
+def outcomes_dir(db_url: str) -> Path:
+    """Where per-example outcomes of stored runs go: beside a SQLite file, else in the user data folder."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).expanduser().resolve().parent / "outcomes"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "irob-bench" / "outcomes"
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from irob_bench.evaluate import EvaluateOptions, evaluate
+    from irob_bench.leaderboard.render import render_run
+    from irob_bench.leaderboard.store import Store, default_db_url
+    from irob_bench.artifacts import atomic_write_text
+
+    options = EvaluateOptions(
+        dataset=args.dataset,
+        eps=args.eps,
+        n_examples=args.n_examples,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    store = None if args.no_store else Store(args.db or default_db_url())  # open (and migrate) before the work
+    evaluation = evaluate(args.path, options)
+    result = evaluation.result
+    if args.json:
+        outcomes = Path(f"{args.json}.outcomes.npz")
+    elif store is not None:
+        outcomes = outcomes_dir(str(store.url)) / f"{result.fingerprint()}.npz"
+    else:
+        outcomes = None
+    if outcomes is not None:
+        evaluation.outcomes.save(outcomes, evaluation.indices)
+        result = result.model_copy(update={"outcomes_file": str(outcomes.resolve())})
+    if args.json:
+        atomic_write_text(args.json, result.model_dump_json(indent=2) + "\n")
+    print(render_run(result))
+    if store is not None:
+        saved = store.save(result)
+        verb = "stored as" if saved.created else "already in the leaderboard as"
+        print(f"{verb} run {saved.run_id} ({store.url})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("evaluate", help="validate and score a submission, then store the result")
+    parser.add_argument("path", help="the submission .py file")
+    parser.add_argument("--dataset", default=None, help="default: the first dataset in its METADATA")
+    parser.add_argument("--eps", type=float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
+    parser.add_argument("--n-examples", type=parse_n_examples, default=500, help="N or 'all' (default 500)")
+    parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: $IROB_BENCH_DB or the user SQLite file)")
+    parser.add_argument("--json", default=None, help="write the result as JSON to this file")
+    parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_evaluate)
+
+

@@ -1,0 +1,191 @@
+"""One-call evaluation: dataset -> submission -> attacks -> metrics -> bounds, returned as an EvaluationResult."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydantic
+import scipy
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from irob_bench import __version__
+from irob_bench import datasets as dataset_registry
+from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
+from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.datasets.frozen import tensor_sha256
+from irob_bench.errors import IrobError
+from irob_bench.metrics import compute_metrics
+from irob_bench.plugin import Submission, load_submission
+from irob_bench.results import DatasetRecord, EvaluationResult, Settings, SubmissionRecord
+from irob_bench.seeding import seed_everything
+from irob_bench.validate import ValidationReport, check_model
+
+DEFAULT_N_EXAMPLES = 500
+SUBSET_SEED = 0
+VALIDATION_BATCH = 16
+
+
+class EvaluateOptions(BaseModel):
+    """What to evaluate and how; the defaults are the documented benchmark protocol."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str | None = Field(None, description="default: the first dataset the submission targets")
+    eps: list[float] | None = Field(None, description="default: the card's eps grid")
+    n_examples: int | None = Field(DEFAULT_N_EXAMPLES, description="None = the whole test set")
+    subset_seed: int = SUBSET_SEED
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 250
+    attacks: AttackSuiteConfig = Field(default_factory=AttackSuiteConfig)
+    progress: bool = True
+
+
+@dataclass
+class Evaluation:
+    """An evaluation's typed result together with its per-example outcomes."""
+
+    result: EvaluationResult
+    outcomes: AttackOutcomes
+    indices: np.ndarray
+
+
+def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> np.ndarray:
+    """The first n indices of a seeded permutation of the test set (all of it, in order, for None)."""
+    if n_examples is None or n_examples == test_size:
+        return np.arange(test_size)
+    if not 0 < n_examples <= test_size:
+        raise IrobError(f"--n-examples must be between 1 and {test_size}, got {n_examples}")
+    perm = torch.randperm(test_size, generator=torch.Generator().manual_seed(subset_seed))
+    return perm[:n_examples].numpy()
+
+
+def resolve_device(device: str) -> str:
+    """Check the requested device exists here."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise IrobError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise IrobError(f"--device must be cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def load_validated(path: str | Path, dataset: str | None, device: str = "cpu") -> tuple[Submission, BenchmarkDataset, torch.nn.Module, ValidationReport]:
+    """Import the submission, pick its dataset, build the model and run every pre-scoring check."""
+    submission = load_submission(path)
+    name = dataset or submission.metadata.datasets[0]
+    if name not in submission.metadata.datasets:
+        raise IrobError(f"metadata: {submission.metadata.name} targets {submission.metadata.datasets}, not {name!r}")
+    data = dataset_registry.load(name)
+    model = submission.build(data.card.name)
+    x = data.images("test", indices=np.arange(VALIDATION_BATCH))
+    y = data.labels("test")[:VALIDATION_BATCH]
+    checks = check_model(model, x, y, data.num_classes, submission.metadata.randomized)
+    report = ValidationReport(submission=submission.metadata.name, dataset=data.card.name, checks=checks)
+    return submission, data, model.to(resolve_device(device)), report
+
+
+def dataset_record(card) -> DatasetRecord:
+    """The card's identity as stored with every result."""
+    test = card.splits["test"]
+    lip = card.lipschitz
+    return DatasetRecord(
+        name=card.name,
+        version=card.version,
+        generator_sha256=card.generator.weights_sha256,
+        latents_sha256=test.latents_sha256,
+        labels_sha256=test.labels_sha256,
+        images_sha256=test.images_sha256,
+        lipschitz_constants=lip.constants if lip else None,
+        lipschitz_radius=lip.radius if lip else None,
+        lipschitz_delta=lip.delta if lip else None,
+    )
+
+
+def environment() -> dict[str, str]:
+    """Library versions and platform recorded with a result."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pydantic": pydantic.__version__,
+        "torch_threads": str(torch.get_num_threads()),
+    }
+
+
+def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
+    """Validate and score one submission; raises IrobError on any failed check, before any scoring."""
+    options = options or EvaluateOptions()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    submission, data, model, report = load_validated(path, options.dataset, options.device)
+    report.raise_on_failure()
+    card = data.card
+    eps = sorted(options.eps if options.eps is not None else card.eps_grid)
+    if any(e <= 0 for e in eps):
+        raise IrobError(f"--eps values must be positive, got {eps}")
+    timings["load_validate"] = time.perf_counter() - start
+
+    t = time.perf_counter()
+    indices = subset_indices(card.splits["test"].size, options.n_examples, options.subset_seed)
+    z = data.latents("test")[indices]
+    y = data.labels("test")[indices]
+    x = data.generate(z, y)
+    timings["generate"] = time.perf_counter() - t
+
+    seed_everything(options.seed)
+    outcomes = run_attacks(
+        model,
+        x,
+        y,
+        eps,
+        options.attacks,
+        generator=data.generator,
+        z=z,
+        seed=options.seed,
+        batch_size=options.batch_size,
+        device=options.device,
+        progress=options.progress,
+    )
+    timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
+    labels = y.numpy()
+    metrics = compute_metrics(
+        card, labels, outcomes.clean_correct, eps, outcomes.robust_pgd, outcomes.robust_in, outcomes.curves(eps)
+    )
+    timings["total"] = time.perf_counter() - start
+    result = EvaluationResult(
+        irob_bench_version=__version__,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        submission=SubmissionRecord(
+            metadata=submission.metadata, file_sha256=submission.file_sha256, weights_sha256=submission.weights_sha256
+        ),
+        dataset=dataset_record(card),
+        settings=Settings(
+            eps=eps,
+            n_examples=len(indices),
+            subset_seed=options.subset_seed,
+            indices_sha256=tensor_sha256(torch.from_numpy(indices.astype(np.int64))),
+            seed=options.seed,
+            batch_size=options.batch_size,
+            device=options.device,
+            attacks=outcomes.config_dict(),
+        ),
+        metrics=metrics,
+        flags=[*outcomes.flags, *_warnings_as_flags(report)],
+        timings=timings,
+        environment=environment(),
+    )
+    return Evaluation(result=result, outcomes=outcomes, indices=indices)
+
+
+def _warnings_as_flags(report: ValidationReport):
+    from irob_bench.results import SanityFlag
+
+    return [SanityFlag(name=f"validate: {c.name}", message=c.message) for c in report.warnings]

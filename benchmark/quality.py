@@ -1,0 +1,67 @@
+"""Generator quality: does a classifier trained on REAL data recognise the generated images' labels?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from irob_bench.artifacts import atomic_path
+from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.metrics import per_class_accuracy
+from irob_bench.models import SmallCNN
+from irob_bench.training import FitReport, accuracy, fit
+
+CHECKER_FILE = "checker.pt"
+
+
+class Agreement(BaseModel):
+    """Fraction of generated images the real-data checker assigns to their conditioning label."""
+
+    dataset: str
+    split: str
+    n: int
+    agreement: float
+    per_class: list[float]
+
+
+def train_checker(
+    images: np.ndarray, labels: np.ndarray, out: str | Path, *, epochs: int = 2, seed: int = 0, progress: bool = True
+) -> FitReport:
+    """Train a SmallCNN on real uint8 images (N, H, W[, C]) and save its state_dict atomically."""
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(labels.astype(np.int64))
+    model = SmallCNN(in_channels=x.shape[1], image_size=x.shape[-1])
+    report = fit(model, x, y, epochs=epochs, seed=seed, progress=progress)
+    with atomic_path(out) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return report
+
+
+def load_checker(dataset: BenchmarkDataset) -> SmallCNN:
+    """The dataset's shipped real-data checker (weights_only load)."""
+    channels, side, _ = dataset.card.image_shape
+    model = SmallCNN(in_channels=channels, num_classes=dataset.num_classes, image_size=side)
+    model.load_state_dict(torch.load(dataset.root / CHECKER_FILE, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def real_accuracy(checker: SmallCNN, images: np.ndarray, labels: np.ndarray) -> float:
+    """The checker's accuracy on real held-out data (uint8 images)."""
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    return accuracy(checker, x, torch.from_numpy(labels.astype(np.int64)))
+
+
+@torch.no_grad()
+def label_agreement(dataset: BenchmarkDataset, checker: torch.nn.Module, split: str = "test") -> Agreement:
+    """Classify every generated image of a split with the checker and compare to its label."""
+    y = dataset.labels(split)
+    x = dataset.generate(dataset.latents(split), y)
+    pred = torch.cat([checker(x[i : i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+    hits = (pred == y).numpy()
+    per_class, _ = per_class_accuracy(hits, y.numpy(), dataset.num_classes)
+    return Agreement(dataset=dataset.card.name, split=split, n=len(y), agreement=float(hits.mean()), per_class=per_class)
