@@ -78,10 +78,9 @@ def resolve_device(device: str) -> str:
 def load_validated(path: str | Path, dataset: str | None, device: str = "cpu") -> tuple[Submission, BenchmarkDataset, torch.nn.Module, ValidationReport]:
     """Import the submission, pick its dataset, build the model and run every pre-scoring check."""
     submission = load_submission(path)
-    name = dataset or submission.metadata.datasets[0]
-    if name not in submission.metadata.datasets:
-        raise IrobError(f"metadata: {submission.metadata.name} targets {submission.metadata.datasets}, not {name!r}")
-    data = dataset_registry.load(name)
+    data = dataset_registry.load(dataset or submission.metadata.datasets[0])
+    if data.card.name not in submission.metadata.datasets:
+        raise IrobError(f"metadata: {submission.metadata.name} targets {submission.metadata.datasets}, not {data.card.name!r}")
     model = submission.build(data.card.name)
     x = data.images("test", indices=np.arange(VALIDATION_BATCH))
     y = data.labels("test")[:VALIDATION_BATCH]

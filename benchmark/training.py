@@ -11,6 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from irob_bench.attacks.common import normalise, project_l2
+
 # loss(model, x, y, generator) -> scalar; standard training is cross-entropy on the clean batch.
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -18,6 +20,46 @@ BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], t
 def clean_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Standard training loss."""
     return F.cross_entropy(model(x), y)
+
+
+def _ascend_l2(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """Maximise objective(x') over the L2 eps-ball around x inside [0, 1] (normalised steps of 2.5 eps / steps)."""
+    delta = normalise(torch.randn(x.shape, generator=generator)) * eps * 0.5 * torch.rand(len(x), generator=generator).view(-1, 1, 1, 1)
+    delta = project_l2(x, delta, eps)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(x + delta), delta)
+        delta = project_l2(x, delta.detach() + 2.5 * eps / steps * normalise(grad), eps)
+    return (x + delta).detach()
+
+
+def pgd_loss(eps: float, steps: int = 10) -> BatchLoss:
+    """Madry et al. adversarial training: cross-entropy at the PGD-L2 worst case (model in eval mode for the attack)."""
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        model.eval()
+        x_adv = _ascend_l2(lambda v: F.cross_entropy(model(v), y), x, eps, steps, generator)
+        model.train()
+        return F.cross_entropy(model(x_adv), y)
+
+    return loss
+
+
+def trades_loss(eps: float, beta: float = 6.0, steps: int = 10) -> BatchLoss:
+    """TRADES (Zhang et al. 2019): CE(clean) + beta * KL(f(x) || f(x')) with x' maximising the KL in the ball."""
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            p_clean = F.softmax(model(x), dim=1)
+        kl = lambda v: F.kl_div(F.log_softmax(model(v), dim=1), p_clean, reduction="sum")  # noqa: E731
+        x_adv = _ascend_l2(kl, x, eps, steps, generator)
+        model.train()
+        logits = model(x)
+        robust = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean")
+        return F.cross_entropy(logits, y) + beta * robust
+
+    return loss
 
 
 class FitReport(BaseModel):

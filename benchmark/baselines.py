@@ -1,0 +1,127 @@
+"""`irob-bench train`: train a reference defense on a benchmark's generated train split, written as a submission."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel
+
+from irob_bench import datasets
+from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file
+from irob_bench.errors import IrobError
+from irob_bench.models import SmallCNN
+from irob_bench.training import FitReport, clean_cross_entropy, fit, pgd_loss, trades_loss
+
+Method = Literal["standard", "pgd", "trades"]
+METHODS: tuple[str, ...] = ("standard", "pgd", "trades")
+
+_TEMPLATE = '''"""{title}: a reference irob-bench submission written by `irob-bench train {method}`."""
+
+from irob_bench.models import SmallCNN
+from irob_bench.plugin import SubmissionMetadata, load_weights
+
+METADATA = SubmissionMetadata(
+    name={name!r},
+    authors=["irob-bench maintainers"],
+    datasets=[{dataset!r}],
+    training={training!r},
+    description={description!r},
+    paper_url={paper_url!r},
+    weights=["model.pt"],
+)
+
+
+def load_model():
+    model = SmallCNN(in_channels={channels}, num_classes={classes}, image_size={side})
+    model.load_state_dict(load_weights(__file__, "model.pt"))
+    return model
+'''
+
+_PAPERS = {"standard": None, "pgd": "https://arxiv.org/abs/1706.06083", "trades": "https://arxiv.org/abs/1901.08573"}
+
+
+class TrainingRecord(BaseModel):
+    """What `irob-bench train` did, saved as training.json beside the weights."""
+
+    method: Method
+    dataset: str
+    dataset_version: str
+    eps: float | None
+    beta: float | None
+    attack_steps: int | None
+    train_points: int
+    weights_sha256: str
+    fit: FitReport
+
+
+def training_description(method: str, eps: float | None, beta: float, steps: int) -> str:
+    """The METADATA.training string of a reference model."""
+    if method == "standard":
+        return "standard (cross-entropy on clean generated data)"
+    if method == "pgd":
+        return f"PGD-L2 adversarial training (Madry et al.), eps={eps:g}, {steps} steps"
+    return f"TRADES (Zhang et al.), beta={beta:g}, L2 eps={eps:g}, {steps} steps"
+
+
+def train_reference(
+    method: str,
+    dataset: str,
+    out: str | Path,
+    *,
+    eps: float | None = None,
+    epochs: int = 5,
+    seed: int = 0,
+    beta: float = 6.0,
+    attack_steps: int = 10,
+    train_points: int | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> TrainingRecord:
+    """Train a SmallCNN with `method` on the dataset's generated train split; write model.pt and submission.py."""
+    if method not in METHODS:
+        raise IrobError(f"unknown training method {method!r} (known: {', '.join(METHODS)})")
+    if method != "standard" and (eps is None or eps <= 0):
+        raise IrobError(f"--eps must be a positive number for {method} training")
+    data = datasets.load(dataset)
+    card = data.card
+    z, y = data.latents("train"), data.labels("train")
+    if train_points is not None:
+        z, y = z[:train_points], y[:train_points]
+    x = data.generate(z, y)
+    channels, side, _ = card.image_shape
+    model = SmallCNN(in_channels=channels, num_classes=card.num_classes, image_size=side)
+    loss_fn = {"standard": lambda: clean_cross_entropy, "pgd": lambda: pgd_loss(eps, attack_steps), "trades": lambda: trades_loss(eps, beta, attack_steps)}[method]()
+    report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress)
+    out = Path(out)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    training = training_description(method, eps, beta, attack_steps)
+    submission = _TEMPLATE.format(
+        title=f"{card.name} {method}",
+        method=method,
+        name=name or f"{card.name}-{method}" + (f"-eps{eps:g}" if eps else ""),
+        dataset=card.name,
+        training=training,
+        description=f"SmallCNN trained for {epochs} epochs on {len(x)} generated {card.name} train points (seed {seed}).",
+        paper_url=_PAPERS[method],
+        channels=channels,
+        classes=card.num_classes,
+        side=side,
+    )
+    atomic_write_text(out / "submission.py", submission)
+    record = TrainingRecord(
+        method=method,
+        dataset=card.name,
+        dataset_version=card.version,
+        eps=eps if method != "standard" else None,
+        beta=beta if method == "trades" else None,
+        attack_steps=attack_steps if method != "standard" else None,
+        train_points=len(x),
+        weights_sha256=sha256_file(out / "model.pt"),
+        fit=report,
+    )
+    atomic_write_text(out / "training.json", json.dumps(record.model_dump(), indent=2) + "\n")
+    return record

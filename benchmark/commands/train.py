@@ -1,0 +1,45 @@
+"""`irob-bench train METHOD`: train a reference defense and write it as a ready submission."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _train(args: argparse.Namespace) -> None:
+    from irob_bench.baselines import train_reference
+
+    record = train_reference(
+        args.method,
+        args.dataset,
+        args.out,
+        eps=args.eps,
+        epochs=args.epochs,
+        seed=args.seed,
+        beta=args.beta,
+        attack_steps=args.attack_steps,
+        train_points=args.train_points,
+        name=args.name,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {args.out}/submission.py and model.pt ({record.method}, {record.fit.epochs} epochs, "
+        f"{record.fit.seconds:.0f}s); evaluate with: irob-bench evaluate {args.out}/submission.py"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from irob_bench.baselines import METHODS
+
+    parser = sub.add_parser("train", help="train a reference defense on a benchmark's generated train split")
+    parser.add_argument("method", choices=METHODS)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--eps", type=float, default=None, help="L2 training radius (pgd, trades)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beta", type=float, default=6.0, help="TRADES robustness weight")
+    parser.add_argument("--attack-steps", type=int, default=10, help="inner PGD steps (pgd, trades)")
+    parser.add_argument("--train-points", type=int, default=None, help="use only the first N train points")
+    parser.add_argument("--name", default=None, help="leaderboard name (default: DATASET-METHOD[-epsE])")
+    parser.add_argument("--out", required=True, help="folder for submission.py, model.pt and training.json")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(handler=_train)

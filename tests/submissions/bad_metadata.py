@@ -1,0 +1,5 @@
+METADATA = {"name": "bad metadata with spaces", "authors": [], "datasets": ["mnist"], "training": "none"}
+
+
+def load_model():
+    raise AssertionError("never called")

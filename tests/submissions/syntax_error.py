@@ -1,0 +1,4 @@
+from irob_bench.plugin import SubmissionMetadata
+
+def load_model(:
+    pass

@@ -1,0 +1,98 @@
+"""The plugin interface and `irob-bench validate`: good and bad submissions, one clear line each."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from irob_bench.cli import main
+from irob_bench.errors import IrobError
+from irob_bench.plugin import load_submission
+
+SUBMISSIONS = Path(__file__).parent / "submissions"
+
+
+def run_validate(path: Path, capsys) -> tuple[int, str, str]:
+    code = main(["validate", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_toy_submission_is_valid(capsys):
+    code, out, err = run_validate(SUBMISSIONS / "toy.py", capsys)
+    assert code == 0, err
+    assert "toy-linear: valid" in out and "FAIL" not in out
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("syntax_error.py", "import: syntax error in syntax_error.py line 3"),
+        ("no_factory.py", "factory: no_factory.py defines no load_model() function"),
+        ("bad_metadata.py", "metadata: name: String should match pattern"),
+        ("wrong_shape.py", "output shape: expected (16, 10) logits, got (16, 7)"),
+        ("nan_logits.py", "finite logits: the model returned NaN or infinite logits"),
+        ("nondeterministic.py", "determinism: two identical batches gave different logits"),
+        ("batchnorm_train.py", "batch independence: a sample's logits depend on the rest of the batch"),
+        ("missing_file.py", "import: submission file not found"),
+    ],
+)
+def test_bad_submission_fails_with_one_line(filename, expected, capsys):
+    code, _, err = run_validate(SUBMISSIONS / filename, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], err
+
+
+def test_weights_of_the_wrong_shape(tmp_path, capsys):
+    shutil.copy(SUBMISSIONS / "wrong_weights.py", tmp_path / "wrong_weights.py")
+    torch.save(nn.Linear(784, 5).state_dict(), tmp_path / "wrong_weights.pt")
+    code, _, err = run_validate(tmp_path / "wrong_weights.py", capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "factory: load_model() raised RuntimeError: Error(s) in loading state_dict" in err
+
+
+def test_missing_weights_file_is_named(tmp_path, capsys):
+    shutil.copy(SUBMISSIONS / "wrong_weights.py", tmp_path / "wrong_weights.py")
+    code, _, err = run_validate(tmp_path / "wrong_weights.py", capsys)
+    assert code == 2 and "metadata: weights file missing" in err and "wrong_weights.pt" in err
+
+
+def test_softmax_outputs_warn_but_pass(capsys):
+    code, out, _ = run_validate(SUBMISSIONS / "softmax.py", capsys)
+    assert code == 0
+    assert "WARN  logits not probabilities: outputs look like probabilities" in out
+
+
+def test_masked_gradients_warn(capsys):
+    code, out, _ = run_validate(SUBMISSIONS / "masked_gradients.py", capsys)
+    assert code == 0
+    assert "WARN  input gradients: input gradients are all zero" in out
+
+
+def test_submission_records_file_and_weights_hashes(tmp_path):
+    shutil.copy(SUBMISSIONS / "wrong_weights.py", tmp_path / "wrong_weights.py")
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).state_dict(), tmp_path / "wrong_weights.pt")
+    sub = load_submission(tmp_path / "wrong_weights.py")
+    assert set(sub.weights_sha256) == {"wrong_weights.pt"} and len(sub.file_sha256) == 64
+    assert isinstance(sub.build("mnist"), nn.Module)
+
+
+def test_weights_paths_must_stay_inside_the_submission_folder(tmp_path):
+    (tmp_path / "escape.py").write_text(
+        "METADATA = {'name': 'escape', 'authors': ['t'], 'datasets': ['mnist'], 'training': 'none', "
+        "'weights': ['../../etc/passwd']}\n"
+    )
+    with pytest.raises(IrobError, match="must be relative to the submission file"):
+        load_submission(tmp_path / "escape.py")
+
+
+def test_a_dataset_the_submission_does_not_target(capsys):
+    code = main(["validate", str(SUBMISSIONS / "toy.py"), "--dataset", "imagenet10"])
+    assert code == 2
+    assert "targets ['mnist'], not 'imagenet10'" in capsys.readouterr().err
