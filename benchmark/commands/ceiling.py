@@ -1,0 +1,88 @@
+"""`irob-bench ceiling`: the §4 robust-accuracy ceilings for given Lipschitz constants, risk level and eps values."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from irob_bench.bounds import Bound
+
+# CLI --form name -> (key in bounds.all_ceilings, column title)
+FORMS = {
+    "classifier": ("classifier", "classifier (Thm 4.3)"),
+    "overall": ("dataset_overall", "overall (Thm 4.4)"),
+    "per-class": ("dataset_per_class", "per-class (Thm 4.4)"),
+}
+DEFAULT_NUM_CLASSES = 10
+LEGEND = {
+    "classifier": "classifier: a classifier whose every class risk is alpha",
+    "overall": "overall: any classifier with overall risk >= alpha",
+    "per-class": "per-class: any classifier with every class risk >= alpha",
+}
+
+
+def _priors(args: argparse.Namespace) -> list[float]:
+    """The given priors, else uniform over K = number of Lipschitz constants (or 10 when only one is given)."""
+    if args.priors:
+        return args.priors
+    k = len(args.lipschitz) if len(args.lipschitz) > 1 else DEFAULT_NUM_CLASSES
+    return [1.0 / k] * k
+
+
+def _cell(bound: Bound) -> str:
+    return f"{100 * bound.value:.2f}%" if bound.value is not None else f"not established: {bound.reason}"
+
+
+def _print_table(args: argparse.Namespace, priors: list[float], forms: list[str], rows: list[dict]) -> None:
+    uniform = len(set(priors)) == 1
+    lipschitz = f"{args.lipschitz[0]:g} (every class)" if len(args.lipschitz) == 1 else ", ".join(f"{v:g}" for v in args.lipschitz)
+    print(
+        f"K = {len(priors)} classes, priors {'uniform' if uniform else ', '.join(f'{p:g}' for p in priors)}, "
+        f"L = {lipschitz}, alpha = {args.alpha:g}, delta = {args.delta:g}, "
+        + (f"r = {args.radius:g}" if args.radius is not None else "r not given (condition r * L >= eps unchecked)")
+    )
+    print("ceilings on robust accuracy (no classifier of that kind can be more robust, with prob. >= 1 - delta):")
+    header = ["eps"] + [FORMS[f][1] for f in forms]
+    table = [[f"{row['eps']:g}"] + [_cell(row[FORMS[f][0]]) for f in forms] for row in rows]
+    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+    for form in forms:
+        print(f"  {LEGEND[form]}")
+
+
+def _ceiling(args: argparse.Namespace) -> None:
+    from irob_bench.bounds import all_ceilings
+
+    priors = _priors(args)
+    lipschitz = args.lipschitz[0] if len(args.lipschitz) == 1 else args.lipschitz
+    forms = list(FORMS) if args.form == "all" else [args.form]
+    rows = []
+    for eps in args.eps:
+        bounds = all_ceilings(eps, lipschitz, priors, args.delta, [args.alpha] * len(priors), args.alpha, args.radius)
+        rows.append({"eps": eps, **{FORMS[f][0]: bounds[FORMS[f][0]] for f in forms}})
+    if args.json:
+        settings = {"lipschitz": args.lipschitz, "priors": priors, "alpha": args.alpha, "delta": args.delta, "radius": args.radius}
+        ceilings = [{key: (value.model_dump() if key != "eps" else value) for key, value in row.items()} for row in rows]
+        print(json.dumps({"settings": settings, "ceilings": ceilings}, indent=2))
+        return
+    _print_table(args, priors, forms, rows)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "ceiling",
+        help="robust-accuracy ceilings from Lipschitz constants (SCIENCE.md §4)",
+        description="Upper bounds on robust accuracy (Zhang et al. Thm 4.3 / 4.4) for the given generator Lipschitz constants.",
+    )
+    parser.add_argument("--lipschitz", type=float, nargs="+", required=True, metavar="L", help="one L for every class, or one per class")
+    parser.add_argument("--alpha", type=float, required=True, help="risk level: the classifier's (or every class's) error rate")
+    parser.add_argument("--delta", type=float, required=True, help="failure probability of the Lipschitz estimate")
+    parser.add_argument("--eps", type=float, nargs="+", required=True, metavar="E", help="L2 perturbation sizes in [0,1] image space")
+    parser.add_argument("--priors", type=float, nargs="+", metavar="P", help="class priors (default: uniform)")
+    parser.add_argument("--radius", type=float, default=None, help="radius r the constants hold on; checks r * L >= eps")
+    parser.add_argument("--form", choices=[*FORMS, "all"], default="all", help="which ceiling(s) to print")
+    parser.add_argument("--json", action="store_true", help="machine-readable output: fractions in [0, 1] or null with a reason")
+    parser.set_defaults(handler=_ceiling)
