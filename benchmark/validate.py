@@ -8,6 +8,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from irob_bench.attacks.common import margin
 from irob_bench.errors import IrobError
 
 Status = Literal["pass", "warn", "fail"]
@@ -89,13 +90,6 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes:
 
     checks.append(_gradient_check(model, x, y))
     return checks
-
-
-def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-example margin Z_y - max_{j != y} Z_j (negative = misclassified)."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.scatter(1, y[:, None], float("-inf")).max(1).values
-    return true - other
 
 
 def _gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> CheckResult:

@@ -53,7 +53,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         outcomes = Path(f"{args.json}.outcomes.npz")
     elif store is not None:
-        outcomes = outcomes_dir(str(store.url)) / f"{result.fingerprint()}.npz"
+        outcomes = outcomes_dir(store.url.render_as_string(hide_password=False)) / f"{result.fingerprint()}.npz"
     else:
         outcomes = None
     if outcomes is not None:
@@ -65,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if store is not None:
         saved = store.save(result)
         verb = "stored as" if saved.created else "already in the leaderboard as"
-        print(f"{verb} run {saved.run_id} ({store.url})")
+        print(f"{verb} run {saved.run_id} ({store.label})")
     return 0
 
 

@@ -1,0 +1,59 @@
+"""`irob-bench runs list | show`: the stored evaluation runs, one line each or one in full."""
+
+from __future__ import annotations
+
+import argparse
+
+from irob_bench.commands.leaderboard import add_db_option
+
+
+def _list(args: argparse.Namespace) -> None:
+    from irob_bench.leaderboard.render import percent, text_table
+    from irob_bench.leaderboard.store import Store
+
+    with Store(args.db) as store:
+        rows = store.rows(args.dataset)
+    if not rows:
+        print(f"no runs stored in {store.label}")
+        return
+    headers = ["run", "created", "submission", "dataset", "n", "clean", "fingerprint"]
+    cells = [
+        [
+            str(r.run_id),
+            r.created_at.isoformat(sep=" ", timespec="seconds"),
+            r.submission,
+            f"{r.dataset} v{r.dataset_version}",
+            str(r.n_examples),
+            percent(r.clean_accuracy),
+            r.fingerprint[:12],
+        ]
+        for r in rows
+    ]
+    print(text_table(headers, cells, [True, False, False, False, True, True, False]))
+
+
+def _show(args: argparse.Namespace) -> None:
+    from irob_bench.leaderboard.render import render_run
+    from irob_bench.leaderboard.store import Store
+
+    with Store(args.db) as store:
+        run_id = store.resolve(args.ref, args.dataset)
+        result = store.get(run_id)
+    print(result.model_dump_json(indent=2) if args.json else render_run(result, run_id))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("runs", help="list and show stored evaluation runs")
+    actions = group.add_subparsers(dest="action", required=True)
+
+    listing = actions.add_parser("list", help="every stored run, oldest first")
+    listing.add_argument("--dataset", default=None, metavar="NAME", help="only runs on this dataset")
+    add_db_option(listing)
+    listing.set_defaults(handler=_list)
+
+    show = actions.add_parser("show", help="one stored run in full")
+    show.add_argument("ref", metavar="ID", help="run id, or a submission name (its latest run)")
+    show.add_argument("--dataset", default=None, metavar="NAME", help="with a name: its latest run on this dataset")
+    show.add_argument("--json", action="store_true", help="the stored result as JSON")
+    add_db_option(show)
+    show.set_defaults(handler=_show)

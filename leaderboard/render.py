@@ -1,0 +1,273 @@
+"""Leaderboard output: ranked rows as a text table, Markdown, JSON or CSV, and a readable summary of one run.
+
+Rows are grouped by dataset (name and version) and ranked within each group by PGD robust accuracy at one
+eps (default: the group's largest). Table and Markdown show percentages with one decimal and leave out
+columns that are empty in every row; JSON and CSV carry raw fractions as numbers, and every column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+from irob_bench.errors import IrobError
+from irob_bench.leaderboard import FORMATS
+from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
+from irob_bench.results import EpsMetrics, EvaluationResult
+
+MISSING = "—"
+
+# Per-eps values in the leaderboard table (field, header prefix) and in `runs show` (field -> header).
+_TABLE_EPS_COLUMNS = (
+    ("robust_accuracy_pgd", "PGD"),
+    ("robust_accuracy_in_distribution", "in-dist"),
+    ("ceiling_classifier", "ceiling"),
+    ("gap", "gap"),
+)
+_RUN_EPS_HEADERS = {
+    "robust_accuracy_pgd": "PGD",
+    "robust_accuracy_in_distribution": "in-dist",
+    "ceiling_classifier": "ceiling (classifier)",
+    "ceiling_dataset_overall": "ceiling (dataset)",
+    "ceiling_dataset_per_class": "ceiling (per class)",
+    "gap": "gap",
+}
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    rank: int | None  # None: the run did not evaluate the ranking eps
+    row: LeaderboardRow
+
+
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    value: Callable[[_Ranked], object]
+    kind: str  # "pct" (fraction shown as %), "text" or "int"
+
+
+def render(rows: Sequence[LeaderboardRow], eps: float | None = None, fmt: str = "table") -> str:
+    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: each dataset's largest)."""
+    if fmt not in FORMATS:
+        raise IrobError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    groups = [(key, _rank(list(group), eps)) for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)]
+    if fmt == "json":
+        return json.dumps([_json_row(r, at) for _, (at, ranked) in groups for r in ranked], indent=2)
+    if fmt == "csv":
+        return _csv(groups)
+    if not groups:
+        return "no runs stored yet"
+    blocks = []
+    for (name, version), (at, ranked) in groups:
+        title = f"{name} v{version}: ranked by PGD robust accuracy at eps {at:g}"
+        columns = [c for c in _table_columns(ranked) if c.kind != "pct" or any(c.value(r) is not None for r in ranked)]
+        headers = [c.header for c in columns]
+        cells = [[_cell(c, r, fmt) for c in columns] for r in ranked]
+        right = [c.kind != "text" for c in columns]
+        if fmt == "markdown":
+            blocks.append(f"### {title}\n\n" + markdown_table(headers, cells, right))
+        else:
+            blocks.append(f"{title}\n" + text_table(headers, cells, right))
+    return "\n\n".join(blocks)
+
+
+def _group_key(row: LeaderboardRow) -> tuple[str, str]:
+    return row.dataset, row.dataset_version
+
+
+def _rank(rows: list[LeaderboardRow], eps: float | None) -> tuple[float, list[_Ranked]]:
+    """The ranking eps and the rows ranked by PGD robust accuracy there (ties share a rank; unevaluated rows last)."""
+    grid = sorted({v.eps for row in rows for v in row.per_eps})
+    if not grid:
+        raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
+    at = grid[-1] if eps is None else eps
+    if not any(abs(e - at) < 1e-9 for e in grid):
+        raise IrobError(f"{rows[0].dataset}: no run evaluated eps {at:g} (stored eps: {', '.join(f'{e:g}' for e in grid)})")
+    scored = [(row.at(at), row) for row in rows]
+    ordered = sorted(
+        (pair for pair in scored if pair[0] is not None),
+        key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),  # type: ignore[union-attr]
+    )
+    ranked = [
+        _Ranked(1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered), row)  # type: ignore[union-attr]
+        for value, row in ordered
+    ]
+    return at, ranked + [_Ranked(None, row) for value, row in scored if value is None]
+
+
+def _eps_grid(ranked: Sequence[_Ranked]) -> list[float]:
+    return sorted({v.eps for r in ranked for v in r.row.per_eps})
+
+
+def _per_eps(field: str, eps: float) -> Callable[[_Ranked], object]:
+    def value(r: _Ranked) -> object:
+        found = r.row.at(eps)
+        return None if found is None else getattr(found, field)
+
+    return value
+
+
+def _table_columns(ranked: Sequence[_Ranked]) -> list[_Column]:
+    grid = _eps_grid(ranked)
+    return [
+        _Column("rank", lambda r: r.rank, "int"),
+        _Column("submission", lambda r: r.row.submission, "text"),
+        _Column("training", lambda r: r.row.training, "text"),
+        _Column("clean", lambda r: r.row.clean_accuracy, "pct"),
+        *(_Column(f"{label}@{e:g}", _per_eps(field, e), "pct") for field, label in _TABLE_EPS_COLUMNS for e in grid),
+        _Column("n", lambda r: r.row.n_examples, "int"),
+        _Column("date", lambda r: r.row.created_at.date().isoformat(), "text"),
+        _Column("run", lambda r: r.row.run_id, "int"),
+    ]
+
+
+def _cell(column: _Column, ranked: _Ranked, fmt: str) -> str:
+    value = column.value(ranked)
+    if column.kind == "pct" or value is None:
+        return _pct_or_missing(value)  # type: ignore[arg-type]
+    text = str(value)
+    return text.replace("|", "\\|") if fmt == "markdown" else text
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with one decimal, e.g. 0.9123 -> '91.2%'."""
+    return f"{100 * fraction:.1f}%"
+
+
+def _pct_or_missing(fraction: float | None) -> str:
+    return MISSING if fraction is None else percent(fraction)
+
+
+def text_table(headers: Sequence[str], cells: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    """A plain aligned text table with a rule under the header; `right` marks right-aligned columns."""
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in cells)])
+
+
+def markdown_table(headers: Sequence[str], cells: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    """A GitHub-flavoured Markdown table; `right` marks right-aligned columns."""
+    rule = ["---:" if r else "---" for r in right]
+    return "\n".join("| " + " | ".join(row) + " |" for row in [list(headers), rule, *cells])
+
+
+def _json_row(ranked: _Ranked, at: float) -> dict[str, object]:
+    return {"rank": ranked.rank, "ranked_at_eps": at, **ranked.row.model_dump(mode="json")}
+
+
+def _csv(groups: list[tuple[tuple[str, str], tuple[float, list[_Ranked]]]]) -> str:
+    """All rows in one CSV: one column per (metric, eps) over every eps present; empty cell = no value."""
+    grid = sorted({e for _, (_, ranked) in groups for e in _eps_grid(ranked)})
+    eps_columns = [(field, e) for field in EPS_FIELDS if field != "eps" for e in grid]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["rank", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "clean_accuracy"]
+        + [f"{field}@{e:g}" for field, e in eps_columns]
+        + ["n_examples", "created_at", "fingerprint"]
+    )
+    for _, (at, ranked) in groups:
+        for r in ranked:
+            row = r.row
+            values = [_per_eps(field, e)(r) for field, e in eps_columns]
+            writer.writerow(
+                [r.rank, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version, row.clean_accuracy]
+                + ["" if v is None else v for v in values]
+                + [row.n_examples, row.created_at.isoformat(), row.fingerprint]
+            )
+    return out.getvalue().rstrip("\n")
+
+
+def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
+    """A readable multi-section summary of one stored run (`irob-bench runs show`)."""
+    sub, data, settings, metrics = result.submission, result.dataset, result.settings, result.metrics
+    title = f"run {run_id}: " if run_id is not None else ""
+    sections = [
+        (
+            f"{title}{sub.metadata.name} on {data.name} v{data.version}",
+            [
+                ("fingerprint", result.fingerprint()),
+                ("created", result.created_at),
+                ("irob-bench", result.irob_bench_version),
+                ("outcomes file", result.outcomes_file or MISSING),
+            ],
+        ),
+        (
+            "submission",
+            [
+                ("name", sub.metadata.name),
+                ("authors", ", ".join(sub.metadata.authors)),
+                ("training", sub.metadata.training),
+                ("description", sub.metadata.description or MISSING),
+                ("paper", sub.metadata.paper_url or MISSING),
+                ("randomized", "yes" if sub.metadata.randomized else "no"),
+                ("file sha256", sub.file_sha256),
+                *((f"weights {path}", digest) for path, digest in sub.weights_sha256.items()),
+            ],
+        ),
+        (
+            "dataset",
+            [
+                (f"{part} sha256", getattr(data, f"{part}_sha256") or MISSING)
+                for part in ("generator", "latents", "labels", "images")
+            ]
+            + [("lipschitz", _lipschitz(result))],
+        ),
+        (
+            "settings",
+            [
+                ("eps", ", ".join(f"{e:g}" for e in settings.eps)),
+                ("examples", f"{settings.n_examples} (subset seed {settings.subset_seed}, indices {settings.indices_sha256[:12]})"),
+                ("seed", str(settings.seed)),
+                ("batch size / device", f"{settings.batch_size} / {settings.device}"),
+                *((f"attack {name}", json.dumps(cfg, sort_keys=True)) for name, cfg in settings.attacks.items()),
+            ],
+        ),
+        (
+            "clean accuracy",
+            [("overall", percent(metrics.clean_accuracy))]
+            + [
+                (f"class {c}", f"{percent(acc)} of {n}")
+                for c, (acc, n) in enumerate(zip(metrics.per_class_accuracy, metrics.per_class_count))
+            ],
+        ),
+    ]
+    blocks = [_key_values(head, pairs) for head, pairs in sections]
+    blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps))
+    reasons = [f"eps {m.eps:g} {key}: {why}" for m in metrics.per_eps for key, why in m.ceiling_reasons.items()]
+    flags = [f"{f.name}{'' if f.eps is None else f' (eps {f.eps:g})'}: {f.message}" for f in result.flags]
+    timings = [f"{stage}: {seconds:.1f}s" for stage, seconds in result.timings.items()]
+    environment = [f"{key}: {value}" for key, value in result.environment.items()]
+    for head, lines in (("ceilings not established", reasons), ("flags", flags), ("timings", timings), ("environment", environment)):
+        if lines:
+            blocks.append(head + "\n" + "\n".join(f"  {line}" for line in lines))
+    return "\n\n".join(blocks)
+
+
+def _lipschitz(result: EvaluationResult) -> str:
+    data = result.dataset
+    if data.lipschitz_constants is None:
+        return "not estimated"
+    values = ", ".join(f"{v:.2f}" for v in data.lipschitz_constants)
+    return f"r = {data.lipschitz_radius}, delta = {data.lipschitz_delta}: {values}"
+
+
+def _key_values(head: str, pairs: Sequence[tuple[str, str]]) -> str:
+    width = max(len(key) for key, _ in pairs)
+    return head + "\n" + "\n".join(f"  {key:<{width}}  {value}" for key, value in pairs)
+
+
+def _eps_table(per_eps: Sequence[EpsMetrics]) -> str:
+    headers = ["eps", *_RUN_EPS_HEADERS.values()]
+    cells = [[f"{m.eps:g}"] + [_pct_or_missing(getattr(m, f)) for f in _RUN_EPS_HEADERS] for m in per_eps]
+    table = text_table(headers, cells, [True] * len(headers))
+    return "\n".join(f"  {line}" for line in table.splitlines())
+

@@ -1,0 +1,298 @@
+"""The leaderboard database: save evaluation results (one transaction each, deduplicated), read them back, list rows.
+
+The database is any SQLAlchemy URL; by default a SQLite file (see `default_db_url`). SQLite connections run
+with foreign keys on, WAL journaling and synchronous=FULL, and writes take the write lock up front
+(BEGIN IMMEDIATE), so a killed process leaves either a whole run or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload
+
+from irob_bench.errors import IrobError
+from irob_bench.leaderboard import migrations
+from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
+from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord
+
+DB_ENV = "IROB_BENCH_DB"
+_WRITE = "irob_write"  # execution option: this transaction writes, so take SQLite's write lock at BEGIN
+
+
+def default_db_url() -> str:
+    """$IROB_BENCH_DB, else SQLite at $XDG_DATA_HOME/irob-bench/leaderboard.db (~/.local/share if XDG is unset)."""
+    if os.environ.get(DB_ENV):
+        return os.environ[DB_ENV]
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite:///{Path(data_home) / 'irob-bench' / 'leaderboard.db'}"
+
+
+class SaveOutcome(BaseModel):
+    """What `Store.save` did: the run's id and whether it was new (False: the same fingerprint was stored already)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: int
+    created: bool
+
+
+# One run's numbers at one eps as stored in eps_metrics: every field of results.EpsMetrics but the
+# free-text ceiling_reasons (derived, so the two cannot drift apart).
+EPS_FIELDS = tuple(name for name in EpsMetrics.model_fields if name != "ceiling_reasons")
+EpsValues = create_model(
+    "EpsValues",
+    __config__=ConfigDict(frozen=True),
+    __doc__="One run's numbers at one eps (fractions; None where the result has none).",
+    **{name: (field.annotation, field) for name, field in EpsMetrics.model_fields.items() if name in EPS_FIELDS},
+)
+
+
+class LeaderboardRow(BaseModel):
+    """One stored run as the leaderboard shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: int
+    submission: str
+    training: str
+    dataset: str
+    dataset_version: str
+    clean_accuracy: float
+    n_examples: int
+    created_at: datetime = Field(description="UTC")
+    fingerprint: str
+    per_eps: list[EpsValues]  # type: ignore[valid-type]
+
+    def at(self, eps: float) -> EpsValues | None:  # type: ignore[valid-type]
+        """The values at one eps, or None if this run did not evaluate it."""
+        return next((v for v in self.per_eps if abs(v.eps - eps) < 1e-9), None)
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL; a bare path (no '://') means a SQLite file. Bad URLs become IrobError."""
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise IrobError(f"bad database URL {url!r}: {exc}") from None
+
+
+def _sqlite_engine_setup(engine: Engine) -> None:
+    """Crash-safe SQLite: foreign keys, WAL, synchronous FULL, real BEGIN (IMMEDIATE for writes)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (pysqlite defers it otherwise)
+        cursor = dbapi_connection.cursor()
+        for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def _weights_key(weights: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()
+
+
+def _utc_naive(stamp: str) -> datetime:
+    """An ISO-8601 timestamp as naive UTC (a stamp without offset is taken as UTC)."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise IrobError(f"result created_at {stamp!r} is not an ISO-8601 timestamp") from None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _eps_row(metrics: EpsMetrics) -> EpsMetricRow:
+    return EpsMetricRow(**{name: getattr(metrics, name) for name in EPS_FIELDS})
+
+
+class Store:
+    """A leaderboard database; opening it creates or upgrades the schema (IrobError if it cannot)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = normalize_url(url or default_db_url())
+        self.label = self.url.render_as_string(hide_password=True)
+        with self._errors():
+            if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = create_engine(self.url)
+            if self.url.get_backend_name() == "sqlite":
+                _sqlite_engine_setup(self._engine)
+            self._writer = self._engine.execution_options(**{_WRITE: True})
+            migrations.upgrade(self._writer)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn database failures (missing driver, unreadable or non-database file) into one-line IrobErrors."""
+        try:
+            yield
+        except NoSuchModuleError as exc:
+            raise IrobError(f"database {self.label}: unsupported URL ({exc})") from None
+        except (SQLAlchemyError, OSError) as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise IrobError(f"database {self.label}: {str(detail).splitlines()[0]}") from None
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save(self, result: EvaluationResult) -> SaveOutcome:
+        """Store one result in a single transaction; a result whose fingerprint is stored already is not duplicated."""
+        fingerprint = result.fingerprint()
+        with self._errors():
+            try:
+                return self._insert(result, fingerprint)
+            except IntegrityError:
+                existing = self._find(fingerprint)  # a concurrent save of the same run got there first
+                if existing is None:
+                    raise
+                return SaveOutcome(run_id=existing, created=False)
+
+    def _insert(self, result: EvaluationResult, fingerprint: str) -> SaveOutcome:
+        created_at = _utc_naive(result.created_at)
+        with Session(self._writer) as session, session.begin():
+            existing = session.scalar(select(RunRow.id).where(RunRow.fingerprint == fingerprint))
+            if existing is not None:
+                return SaveOutcome(run_id=existing, created=False)
+            run = RunRow(
+                fingerprint=fingerprint,
+                submission=self._submission(session, result.submission),
+                dataset_name=result.dataset.name,
+                dataset_version=result.dataset.version,
+                generator_sha256=result.dataset.generator_sha256,
+                latents_sha256=result.dataset.latents_sha256,
+                labels_sha256=result.dataset.labels_sha256,
+                images_sha256=result.dataset.images_sha256,
+                settings=result.settings.model_dump(mode="json"),
+                n_examples=result.settings.n_examples,
+                seed=result.settings.seed,
+                clean_accuracy=result.metrics.clean_accuracy,
+                created_at=created_at,
+                irob_bench_version=result.irob_bench_version,
+                result=result.model_dump(mode="json"),
+                outcomes_file=result.outcomes_file,
+            )
+            session.add(run)
+            session.flush()
+            for metrics in result.metrics.per_eps:
+                run.eps_metrics.append(_eps_row(metrics))
+            session.flush()
+            return SaveOutcome(run_id=run.id, created=True)
+
+    def _find(self, fingerprint: str) -> int | None:
+        with Session(self._engine) as session:
+            return session.scalar(select(RunRow.id).where(RunRow.fingerprint == fingerprint))
+
+    @staticmethod
+    def _submission(session: Session, record: SubmissionRecord) -> SubmissionRow:
+        """The submissions row for this name + file + weights, added if new."""
+        key = _weights_key(record.weights_sha256)
+        row = session.scalar(
+            select(SubmissionRow).where(
+                SubmissionRow.name == record.metadata.name,
+                SubmissionRow.file_sha256 == record.file_sha256,
+                SubmissionRow.weights_key == key,
+            )
+        )
+        if row is None:
+            meta = record.metadata
+            row = SubmissionRow(
+                name=meta.name,
+                file_sha256=record.file_sha256,
+                weights_key=key,
+                weights_sha256=dict(record.weights_sha256),
+                authors=list(meta.authors),
+                training=meta.training,
+                description=meta.description,
+                paper_url=meta.paper_url,
+                randomized=meta.randomized,
+                target_datasets=list(meta.datasets),
+            )
+            session.add(row)
+            session.flush()
+        return row
+
+    def get(self, run_id: int) -> EvaluationResult:
+        """The full stored result of one run."""
+        with self._errors(), Session(self._engine) as session:
+            run = session.get(RunRow, run_id)
+            if run is None:
+                raise IrobError(f"no run with id {run_id} in {self.label}")
+            stored = run.result
+        try:
+            return EvaluationResult.model_validate(stored)
+        except ValidationError as exc:
+            raise IrobError(f"run {run_id} in {self.label} does not hold a valid result: {exc.errors()[0]['msg']}") from None
+
+    def rows(self, dataset: str | None = None) -> list[LeaderboardRow]:
+        """Every stored run (of one dataset if given), oldest first, as leaderboard rows."""
+        query = (
+            select(RunRow)
+            .options(selectinload(RunRow.eps_metrics), selectinload(RunRow.submission))
+            .order_by(RunRow.created_at, RunRow.id)
+        )
+        if dataset is not None:
+            query = query.where(RunRow.dataset_name == dataset)
+        with self._errors(), Session(self._engine) as session:
+            return [
+                LeaderboardRow(
+                    run_id=run.id,
+                    submission=run.submission.name,
+                    training=run.submission.training,
+                    dataset=run.dataset_name,
+                    dataset_version=run.dataset_version,
+                    clean_accuracy=run.clean_accuracy,
+                    n_examples=run.n_examples,
+                    created_at=run.created_at.replace(tzinfo=timezone.utc),
+                    fingerprint=run.fingerprint,
+                    per_eps=[EpsValues(**{name: getattr(m, name) for name in EPS_FIELDS}) for m in run.eps_metrics],
+                )
+                for run in session.scalars(query)
+            ]
+
+    def datasets(self) -> list[str]:
+        """The dataset names that have stored runs."""
+        with self._errors(), Session(self._engine) as session:
+            return list(session.scalars(select(RunRow.dataset_name).distinct().order_by(RunRow.dataset_name)))
+
+    def resolve(self, ref: str | int, dataset: str | None = None) -> int:
+        """A run id from a run id or a submission name (its latest run, of `dataset` if given)."""
+        with self._errors(), Session(self._engine) as session:
+            if str(ref).isdigit() and session.get(RunRow, int(ref)) is not None:
+                return int(ref)
+            query = (
+                select(RunRow.id)
+                .join(RunRow.submission)
+                .where(SubmissionRow.name == str(ref))
+                .order_by(RunRow.created_at.desc(), RunRow.id.desc())
+                .limit(1)
+            )
+            if dataset is not None:
+                query = query.where(RunRow.dataset_name == dataset)
+            found = session.scalar(query)
+        if found is None:
+            where = f" on dataset {dataset!r}" if dataset else ""
+            raise IrobError(f"no run with id or submission name {str(ref)!r}{where} in {self.label}")
+        return found

@@ -1,0 +1,107 @@
+"""Realistic EvaluationResult objects for the leaderboard tests, built directly (no model is evaluated)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from irob_bench.plugin import SubmissionMetadata
+from irob_bench.results import (
+    Curves,
+    DatasetRecord,
+    EpsMetrics,
+    EvaluationResult,
+    Metrics,
+    SanityFlag,
+    Settings,
+    SubmissionRecord,
+)
+
+EPS = (1.0, 2.0, 3.0)
+CEILINGS = (0.981, 0.942, 0.873)  # classifier-specific ceilings of a ~99%-accurate mnist model at EPS
+
+
+def _hex(tag: str) -> str:
+    """A fake but well-formed sha256 hex digest derived from a tag."""
+    return (tag.encode().hex() * 64)[:64]
+
+
+def make_result(
+    name: str = "smallcnn-pgd",
+    *,
+    training: str = "pgd-l2 eps=2",
+    pgd: Sequence[float] = (0.912, 0.655, 0.301),
+    in_distribution: Sequence[float] | None = (0.957, 0.802, 0.512),
+    clean: float = 0.9893,
+    seed: int = 0,
+    dataset: str = "mnist",
+    eps: Sequence[float] = EPS,
+    with_ceilings: bool = True,
+    created_at: str = "2025-03-14T09:26:53+00:00",
+    file_tag: str | None = None,
+) -> EvaluationResult:
+    """One evaluation of a submission named `name`; `seed` and the tags change its fingerprint."""
+    per_eps = []
+    for i, e in enumerate(eps):
+        ceiling = CEILINGS[i % len(CEILINGS)] if with_ceilings else None
+        per_eps.append(
+            EpsMetrics(
+                eps=e,
+                robust_accuracy_pgd=pgd[i],
+                robust_accuracy_in_distribution=None if in_distribution is None else in_distribution[i],
+                ceiling_classifier=ceiling,
+                ceiling_dataset_overall=None if ceiling is None else min(1.0, ceiling + 0.011),
+                ceiling_dataset_per_class=None if ceiling is None else min(1.0, ceiling + 0.004),
+                ceiling_reasons={} if with_ceilings else {"ceiling_classifier": "no Lipschitz estimate in the card"},
+                gap=None if ceiling is None else ceiling - pgd[i],
+            )
+        )
+    per_class = [clean + (c - 4.5) * 0.001 for c in range(10)]
+    return EvaluationResult(
+        irob_bench_version="0.1.0",
+        created_at=created_at,
+        submission=SubmissionRecord(
+            metadata=SubmissionMetadata(
+                name=name,
+                authors=["A. Author", "B. Author"],
+                datasets=[dataset],
+                training=training,
+                description="a small CNN",
+                paper_url="https://example.org/paper",
+                weights=["model.pt"],
+            ),
+            file_sha256=_hex(file_tag or name),
+            weights_sha256={"model.pt": _hex("w" + (file_tag or name))},
+        ),
+        dataset=DatasetRecord(
+            name=dataset,
+            version="1.0",
+            generator_sha256=_hex("gen"),
+            latents_sha256=_hex("lat"),
+            labels_sha256=_hex("lab"),
+            images_sha256=_hex("img"),
+            lipschitz_constants=[3.1, 2.4, 3.3, 3.0, 2.9, 3.2, 3.0, 2.8, 3.4, 3.0],
+            lipschitz_radius=0.5,
+            lipschitz_delta=0.001,
+        ),
+        settings=Settings(
+            eps=list(eps),
+            n_examples=1000,
+            subset_seed=7,
+            indices_sha256=_hex("idx"),
+            seed=seed,
+            batch_size=256,
+            device="cpu",
+            attacks={"pgd": {"steps": 100, "restarts": 1, "step_size": 0.1}},
+        ),
+        metrics=Metrics(
+            clean_accuracy=clean,
+            per_class_accuracy=per_class,
+            per_class_count=[98, 113, 103, 101, 98, 89, 96, 103, 97, 102],
+            per_eps=per_eps,
+            curves=Curves(eps=[0.0, 1.5, 3.0], unconstrained=[clean, 0.48, 0.301], in_distribution=[clean, 0.66, 0.512]),
+        ),
+        flags=[SanityFlag(name="pgd-vs-random", message="random noise beat PGD at one point", eps=3.0)],
+        timings={"clean": 0.41, "pgd": 12.7},
+        environment={"torch": "2.4.1", "python": "3.11.9"},
+        outcomes_file="outcomes/smallcnn.npz",
+    )

@@ -1,0 +1,141 @@
+"""Leaderboard rendering: ranking, omitted empty columns, and each format's numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from irob_bench.errors import IrobError
+from irob_bench.leaderboard.render import markdown_table, render, render_run, text_table
+from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
+
+from .factories import make_result
+
+
+def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98, in_dist: float | None = None,
+         ceiling: float | None = None, dataset: str = "mnist") -> LeaderboardRow:  # fmt: skip
+    return LeaderboardRow(
+        run_id=run_id,
+        submission=name,
+        training="pgd-l2 eps=2",
+        dataset=dataset,
+        dataset_version="1.0",
+        clean_accuracy=clean,
+        n_examples=500,
+        created_at=datetime(2025, 3, run_id, 12, tzinfo=timezone.utc),
+        fingerprint=f"{run_id:064x}",
+        per_eps=[
+            EpsValues(
+                eps=e,
+                robust_accuracy_pgd=v,
+                robust_accuracy_in_distribution=in_dist,
+                ceiling_classifier=ceiling,
+                gap=None if ceiling is None else ceiling - v,
+            )
+            for e, v in pgd.items()
+        ],
+    )
+
+
+@pytest.fixture
+def rows() -> list[LeaderboardRow]:
+    return [
+        _row(1, "alpha", {1.0: 0.90, 3.0: 0.20}, in_dist=0.5),
+        _row(2, "beta", {1.0: 0.70, 3.0: 0.40}, ceiling=0.8),
+        _row(3, "gamma", {1.0: 0.80, 3.0: 0.40}, clean=0.99),
+        _row(4, "delta", {1.0: 0.95}),  # never evaluated at eps 3
+    ]
+
+
+def _ranking(text: str) -> list[tuple[str, str]]:
+    table = [line.split() for line in text.splitlines()[3:]]
+    return [(cells[0], cells[1]) for cells in table]
+
+
+def test_ranks_by_pgd_at_largest_eps_with_ties_sharing_a_rank(rows: list[LeaderboardRow]) -> None:
+    text = render(rows)
+    assert text.splitlines()[0] == "mnist v1.0: ranked by PGD robust accuracy at eps 3"
+    # gamma and beta tie at 40.0% (gamma first: higher clean accuracy); delta has no eps-3 number: unranked, last
+    assert _ranking(text) == [("1", "gamma"), ("1", "beta"), ("3", "alpha"), ("—", "delta")]
+
+
+def test_chosen_eps_changes_the_ranking(rows: list[LeaderboardRow]) -> None:
+    assert _ranking(render(rows, eps=1.0)) == [("1", "delta"), ("2", "alpha"), ("3", "gamma"), ("4", "beta")]
+    with pytest.raises(IrobError, match=r"no run evaluated eps 2 \(stored eps: 1, 3\)"):
+        render(rows, eps=2.0)
+    with pytest.raises(IrobError, match="unknown format 'xml'"):
+        render(rows, fmt="xml")
+
+
+def test_table_shows_percentages_and_omits_empty_columns(rows: list[LeaderboardRow]) -> None:
+    header = render(rows).splitlines()[1].split()
+    assert header == ["rank", "submission", "training", "clean", "PGD@1", "PGD@3", "in-dist@1", "in-dist@3",
+                      "ceiling@1", "ceiling@3", "gap@1", "gap@3", "n", "date", "run"]  # fmt: skip
+    beta = next(line for line in render(rows).splitlines() if " beta " in line).split()
+    assert beta[4:13] == ["98.0%", "70.0%", "40.0%", "—", "—", "80.0%", "80.0%", "10.0%", "40.0%"]
+    assert beta[13:] == ["500", "2025-03-02", "2"]
+    no_ceilings = render([r for r in rows if r.submission != "beta"]).splitlines()[1]
+    assert "ceiling@" not in no_ceilings and "gap@" not in no_ceilings and "in-dist@1" in no_ceilings
+
+
+def test_markdown_is_a_table_per_dataset(rows: list[LeaderboardRow]) -> None:
+    piped = _row(9, "pipe", {1.0: 0.5}, dataset="imagenet10").model_copy(update={"training": "trades | beta=6"})
+    text = render([*rows, piped], fmt="markdown")
+    blocks = text.split("\n\n")
+    assert blocks[0] == "### imagenet10 v1.0: ranked by PGD robust accuracy at eps 1"
+    assert "trades \\| beta=6" in blocks[1]
+    assert blocks[2] == "### mnist v1.0: ranked by PGD robust accuracy at eps 3"
+    lines = blocks[3].splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert lines[1].startswith("| ---: | --- | --- | ---: |")
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+    assert lines[2].startswith("| 1 | gamma | pgd-l2 eps=2 | 99.0% | 80.0% | 40.0% |")
+
+
+def test_json_carries_raw_numbers(rows: list[LeaderboardRow]) -> None:
+    parsed = json.loads(render(rows, fmt="json"))
+    assert [(r["rank"], r["submission"]) for r in parsed] == [(1, "gamma"), (1, "beta"), (3, "alpha"), (None, "delta")]
+    beta = parsed[1]
+    assert beta["ranked_at_eps"] == 3.0 and beta["clean_accuracy"] == 0.98 and beta["n_examples"] == 500
+    assert beta["per_eps"][1] == rows[1].per_eps[1].model_dump()
+    assert LeaderboardRow.model_validate({k: v for k, v in beta.items() if k not in ("rank", "ranked_at_eps")}) == rows[1]
+
+
+def test_csv_cells_are_numbers_or_empty(rows: list[LeaderboardRow]) -> None:
+    records = list(csv.DictReader(io.StringIO(render(rows, fmt="csv"))))
+    assert [r["submission"] for r in records] == ["gamma", "beta", "alpha", "delta"]
+    beta = records[1]
+    assert float(beta["robust_accuracy_pgd@3"]) == 0.40 and float(beta["gap@3"]) == pytest.approx(0.40)
+    assert float(beta["clean_accuracy"]) == 0.98 and int(beta["n_examples"]) == 500
+    assert beta["robust_accuracy_in_distribution@1"] == "" and records[3]["rank"] == ""
+    assert beta["created_at"] == "2025-03-02T12:00:00+00:00"
+    assert float(records[2]["robust_accuracy_in_distribution@3"]) == 0.5
+
+
+def test_empty_board_in_each_format() -> None:
+    assert render([], fmt="table") == "no runs stored yet"
+    assert json.loads(render([], fmt="json")) == []
+    assert render([], fmt="csv").startswith("rank,ranked_at_eps,run_id,submission")
+
+
+def test_render_run_has_every_section() -> None:
+    result = make_result(with_ceilings=False)
+    text = render_run(result, run_id=7)
+    assert text.startswith("run 7: smallcnn-pgd on mnist v1.0\n")
+    for head in ("submission", "dataset", "settings", "clean accuracy", "robust accuracy and ceilings",
+                 "ceilings not established", "flags", "timings", "environment"):  # fmt: skip
+        assert f"\n\n{head}\n" in text
+    eps_block = text.split("robust accuracy and ceilings\n")[1].split("\n\n")[0].splitlines()
+    assert eps_block[2].split() == ["1", "91.2%", "95.7%", "—", "—", "—", "—"]
+    assert "eps 1 ceiling_classifier: no Lipschitz estimate in the card" in text
+    assert result.fingerprint() in text
+
+
+def test_table_helpers_align() -> None:
+    text = text_table(["a", "num"], [["xyz", "1"], ["b", "100"]], [False, True])
+    assert text.splitlines() == ["a    num", "---  ---", "xyz    1", "b    100"]
+    assert markdown_table(["a", "n"], [["x", "1"]], [False, True]).splitlines() == ["| a | n |", "| --- | ---: |", "| x | 1 |"]

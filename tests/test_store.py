@@ -1,0 +1,313 @@
+"""The leaderboard store: round trip, dedupe, one transaction per run, migrations, crash safety, URLs, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from irob_bench.cli import main
+from irob_bench.errors import IrobError
+from irob_bench.leaderboard import migrations, store as store_module
+from irob_bench.leaderboard.schema import Base
+from irob_bench.leaderboard.store import Store, default_db_url
+
+from .factories import make_result
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "lb" / "leaderboard.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    with Store(f"sqlite:///{db_path}") as opened:
+        yield opened
+
+
+def _count(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _sql(path: Path, query: str) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+def test_save_get_round_trip_keeps_every_field(store: Store) -> None:
+    result = make_result()
+    outcome = store.save(result)
+    assert outcome.created
+    back = store.get(outcome.run_id)
+    assert back == result
+    assert back.model_dump() == result.model_dump()
+    assert back.fingerprint() == result.fingerprint()
+
+
+def test_numbers_are_stored_as_numbers(store: Store, db_path: Path) -> None:
+    store.save(make_result(with_ceilings=False))
+    assert _sql(db_path, "SELECT typeof(clean_accuracy), typeof(n_examples), typeof(seed) FROM runs") == [
+        ("real", "integer", "integer")
+    ]
+    types = _sql(db_path, "SELECT DISTINCT typeof(eps), typeof(robust_accuracy_pgd), typeof(ceiling_classifier), typeof(gap) FROM eps_metrics")
+    assert types == [("real", "real", "null", "null")]
+    assert _sql(db_path, "SELECT eps, robust_accuracy_pgd FROM eps_metrics ORDER BY eps") == [(1.0, 0.912), (2.0, 0.655), (3.0, 0.301)]
+
+
+def test_same_fingerprint_is_not_duplicated(store: Store, db_path: Path) -> None:
+    first = store.save(make_result())
+    again = store.save(make_result(created_at="2026-01-01T00:00:00+00:00"))  # created_at is not in the fingerprint
+    assert (again.run_id, again.created) == (first.run_id, False)
+    other = store.save(make_result(seed=1))
+    assert other.created and other.run_id != first.run_id
+    assert (_count(db_path, "runs"), _count(db_path, "submissions"), _count(db_path, "eps_metrics")) == (2, 1, 6)
+
+
+def test_failed_save_leaves_no_partial_rows(store: Store, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store_module._eps_row
+    calls = []
+
+    def fail_on_second(metrics):  # the submission, the run and one eps row are flushed by then
+        calls.append(metrics.eps)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(metrics)
+
+    monkeypatch.setattr(store_module, "_eps_row", fail_on_second)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.save(make_result())
+    assert calls == [1.0, 2.0]
+    assert [_count(db_path, t) for t in ("submissions", "runs", "eps_metrics")] == [0, 0, 0]
+    monkeypatch.setattr(store_module, "_eps_row", real)
+    assert store.save(make_result()).created
+
+
+def test_sqlite_connections_are_crash_safe(store: Store) -> None:
+    with store._engine.connect() as conn:
+        pragmas = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("journal_mode", "foreign_keys", "synchronous")}
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 2}
+
+
+_KILL_MID_SAVE = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from tests.factories import make_result
+from irob_bench.leaderboard import store as store_module
+store = store_module.Store({url!r})
+store.save(make_result())
+real = store_module._eps_row
+def stall(metrics):
+    if metrics.eps == 2.0:
+        print("inside", flush=True)
+        time.sleep(60)
+    return real(metrics)
+store_module._eps_row = stall
+store.save(make_result(seed=1))
+"""
+
+
+@pytest.mark.slow  # the child process imports torch (via the result schema): a few seconds
+def test_sigkill_mid_save_leaves_a_readable_db_without_the_partial_run(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    code = _KILL_MID_SAVE.format(repo=str(TESTS.parent), url=url)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    assert _sql(db_path, "PRAGMA integrity_check") == [("ok",)]
+    with Store(url) as reopened:
+        rows = reopened.rows()
+        assert [r.run_id for r in rows] == [1]
+        assert reopened.get(1) == make_result()
+    assert _count(db_path, "eps_metrics") == 3
+
+
+def _downgrade_to_v1(path: Path) -> None:
+    """Turn a current database into what version 1 left behind: no secondary indexes, version row 1 only."""
+    with sqlite3.connect(path) as conn:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'").fetchall():
+            conn.execute(f"DROP INDEX {name}")
+        conn.execute("DELETE FROM schema_version WHERE version > 1")
+
+
+def test_older_database_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    with Store(url) as first:
+        run_id = first.save(make_result()).run_id
+    _downgrade_to_v1(db_path)
+    assert _sql(db_path, "SELECT max(version) FROM schema_version") == [(1,)]
+    assert not _sql(db_path, "SELECT name FROM sqlite_master WHERE name LIKE 'ix_%'")
+    with Store(url) as reopened:
+        assert reopened.get(run_id) == make_result()
+        assert reopened.save(make_result(seed=3)).created
+    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert {n for (n,) in _sql(db_path, "SELECT name FROM sqlite_master WHERE name LIKE 'ix_%'")} == {
+        "ix_submissions_name",
+        "ix_runs_submission_id",
+        "ix_runs_dataset_name",
+        "ix_eps_metrics_run_id",
+    }
+
+
+def test_each_migration_step_is_applied_once_in_order(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'steps.db'}")
+    assert migrations.upgrade(engine, target=1) == [1]
+    with engine.connect() as conn:
+        assert migrations.current_version(conn) == 1
+    assert migrations.upgrade(engine) == [2]
+    assert migrations.upgrade(engine) == []
+    engine.dispose()
+
+
+def test_migrated_schema_matches_the_orm_models(tmp_path: Path) -> None:
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    migrations.upgrade(migrated)
+    declared = create_engine(f"sqlite:///{tmp_path / 'declared.db'}")
+    Base.metadata.create_all(declared)
+
+    def layout(engine):
+        insp = inspect(engine)
+        return {
+            table: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+                sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(table)),
+                sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+                sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)),
+            )
+            for table in ("submissions", "runs", "eps_metrics")
+        }
+
+    assert layout(migrated) == layout(declared)
+    migrated.dispose()
+    declared.dispose()
+
+
+def test_newer_database_is_refused(store: Store, db_path: Path) -> None:
+    store.close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, '2030-01-01 00:00:00')")
+    with pytest.raises(IrobError, match="schema version 99, newer than this irob-bench knows"):
+        Store(f"sqlite:///{db_path}")
+
+
+def test_empty_file_is_initialised_and_foreign_database_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with Store(str(empty)) as opened:  # a bare path means a SQLite file
+        assert opened.rows() == []
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (text)")
+    with pytest.raises(IrobError, match="not an irob-bench leaderboard database"):
+        Store(str(foreign))
+
+
+@pytest.mark.parametrize(
+    ("make_url", "message"),
+    [
+        (lambda tmp: f"sqlite:///{_garbage(tmp)}", "file is not a database"),
+        (lambda tmp: "nosuchdialect://user:secret@host/db", "unsupported URL"),
+        (lambda tmp: "sqlite://:bad:url/", "bad database URL"),
+        (lambda tmp: f"sqlite:///{tmp}", "unable to open database file"),  # a directory
+    ],
+)
+def test_unusable_database_is_a_one_line_error(tmp_path: Path, make_url, message: str) -> None:
+    with pytest.raises(IrobError, match=message) as caught:
+        Store(make_url(tmp_path))
+    assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def _garbage(tmp: Path) -> Path:
+    path = tmp / "garbage.db"
+    path.write_bytes(b"this is not sqlite at all, just text " * 200)
+    return path
+
+
+def test_default_url_honours_env_var_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IROB_BENCH_DB", "sqlite:////srv/lb.db")
+    assert default_db_url() == "sqlite:////srv/lb.db"
+    monkeypatch.delenv("IROB_BENCH_DB")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_db_url() == f"sqlite:///{tmp_path / 'xdg' / 'irob-bench' / 'leaderboard.db'}"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_db_url() == f"sqlite:///{tmp_path / 'home' / '.local' / 'share' / 'irob-bench' / 'leaderboard.db'}"
+    with Store() as opened:  # creates the folder on first use
+        assert Path(opened.url.database).is_file()
+
+
+def test_rows_and_resolve(store: Store) -> None:
+    old = store.save(make_result("net", created_at="2025-01-01T00:00:00+00:00")).run_id
+    new = store.save(make_result("net", seed=5, created_at="2025-02-01T00:00:00+01:00")).run_id
+    other = store.save(make_result("other", dataset="imagenet10", pgd=(0.3, 0.2, 0.1))).run_id
+    assert [r.run_id for r in store.rows()] == [old, new, other]
+    assert [r.run_id for r in store.rows("imagenet10")] == [other]
+    row = store.rows("imagenet10")[0]
+    assert (row.submission, row.training, row.clean_accuracy, row.n_examples) == ("other", "pgd-l2 eps=2", 0.9893, 1000)
+    assert [v.robust_accuracy_pgd for v in row.per_eps] == [0.3, 0.2, 0.1]
+    assert row.created_at.isoformat() == "2025-03-14T09:26:53+00:00"
+    assert store.resolve(str(old)) == old and store.resolve(other) == other
+    assert store.resolve("net") == new
+    assert store.resolve("net", dataset="mnist") == new
+    with pytest.raises(IrobError, match="no run with id or submission name 'nobody'"):
+        store.resolve("nobody")
+    with pytest.raises(IrobError, match="no run with id 99"):
+        store.get(99)
+    assert store.datasets() == ["imagenet10", "mnist"]
+
+
+def test_cli_leaderboard_and_runs(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{db_path}"
+    with Store(url) as opened:
+        opened.save(make_result("strong", pgd=(0.95, 0.8, 0.6)))
+        opened.save(make_result("weak", pgd=(0.6, 0.3, 0.1)))
+    assert main(["leaderboard", "--db", url, "--format", "json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert [(r["rank"], r["submission"]) for r in ranked] == [(1, "strong"), (2, "weak")]
+
+    out_file = tmp_path / "board.md"
+    assert main(["leaderboard", "--db", str(db_path), "--format", "markdown", "--out", str(out_file)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert out_file.read_text().startswith("### mnist v1.0: ranked by PGD robust accuracy at eps 3")
+
+    assert main(["runs", "show", "weak", "--db", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == make_result("weak", pgd=(0.6, 0.3, 0.1)).model_dump(mode="json")
+    assert main(["runs", "show", "1", "--db", url]) == 0
+    assert capsys.readouterr().out.startswith("run 1: strong on mnist v1.0")
+    assert main(["runs", "list", "--db", url]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 4 and "strong" in listing[2] and "weak" in listing[3]
+
+    assert main(["runs", "show", "77", "--db", url]) == 2
+    assert "no run with id or submission name '77'" in capsys.readouterr().err
+    assert main(["leaderboard", "--db", url, "--dataset", "cifar"]) == 2
+    err = capsys.readouterr().err
+    assert "no runs for dataset 'cifar'" in err and "(datasets with runs: mnist)" in err
+
+
+def test_cli_uses_env_var_database(db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("IROB_BENCH_DB", f"sqlite:///{db_path}")
+    with Store() as opened:
+        opened.save(make_result("from-env"))
+    assert main(["leaderboard", "--format", "csv"]) == 0
+    assert "from-env" in capsys.readouterr().out
+    assert main(["leaderboard", "--db", str(db_path.parent / "other.db")]) == 0
+    assert capsys.readouterr().out.strip() == "no runs stored yet"
