@@ -16,9 +16,12 @@ COMMAND_MODULES = [
     "generators",
     "validate",
     "evaluate",
+    "train",
     "ceiling",
     "leaderboard",
     "runs",
+    "lipschitz",
+    "gate",
 ]
 
 

@@ -20,9 +20,9 @@ from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_atta
 from irob_bench.datasets.benchmark import BenchmarkDataset
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
-from irob_bench.metrics import compute_metrics
+from irob_bench.metrics import ceiling_violations, compute_metrics
 from irob_bench.plugin import Submission, load_submission
-from irob_bench.results import DatasetRecord, EvaluationResult, Settings, SubmissionRecord
+from irob_bench.results import Curves, DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
 from irob_bench.seeding import seed_everything
 from irob_bench.validate import ValidationReport, check_model
 
@@ -64,6 +64,13 @@ def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> 
         raise IrobError(f"--n-examples must be between 1 and {test_size}, got {n_examples}")
     perm = torch.randperm(test_size, generator=torch.Generator().manual_seed(subset_seed))
     return perm[:n_examples].numpy()
+
+
+def curve_grid(eps: list[float], step: float = 0.1) -> list[float]:
+    """The eps grid of the robustness curves: 0 to the largest eps in steps of `step`, plus every eps."""
+    top = max(eps)
+    grid = {round(i * step, 6) for i in range(int(round(top / step)) + 1)} | set(eps)
+    return sorted(grid)
 
 
 def resolve_device(device: str) -> str:
@@ -152,12 +159,12 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         batch_size=options.batch_size,
         device=options.device,
         progress=options.progress,
+        indices=indices,
     )
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
     labels = y.numpy()
-    metrics = compute_metrics(
-        card, labels, outcomes.clean_correct, eps, outcomes.robust_pgd, outcomes.robust_in, outcomes.curves(eps)
-    )
+    curves = Curves(**outcomes.curves(curve_grid(eps)))
+    metrics = compute_metrics(card, labels, outcomes.clean_correct, eps, outcomes.robust_pgd, outcomes.robust_in, curves)
     timings["total"] = time.perf_counter() - start
     result = EvaluationResult(
         irob_bench_version=__version__,
@@ -177,14 +184,13 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
             attacks=outcomes.config_dict(),
         ),
         metrics=metrics,
-        flags=[*outcomes.flags, *_warnings_as_flags(report)],
+        flags=[*outcomes.flags, *_warnings_as_flags(report), *ceiling_violations(metrics, len(indices))],
         timings=timings,
         environment=environment(),
     )
     return Evaluation(result=result, outcomes=outcomes, indices=indices)
 
 
-def _warnings_as_flags(report: ValidationReport):
-    from irob_bench.results import SanityFlag
-
+def _warnings_as_flags(report: ValidationReport) -> list[SanityFlag]:
+    """Validation warnings (softmax outputs, masked gradients) travel with the result as flags."""
     return [SanityFlag(name=f"validate: {c.name}", message=c.message) for c in report.warnings]

@@ -6,7 +6,7 @@ import numpy as np
 
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_overall, dataset_ceiling_per_class
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.results import Curves, EpsMetrics, Metrics
+from irob_bench.results import Curves, EpsMetrics, Metrics, SanityFlag
 
 
 def per_class_accuracy(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[list[float], list[int]]:
@@ -64,3 +64,29 @@ def compute_metrics(
         per_eps=per_eps,
         curves=curves,
     )
+
+
+def ceiling_violations(metrics: Metrics, n: int, z: float = 3.0) -> list[SanityFlag]:
+    """Flag any eps where a measured robust accuracy exceeds its classifier ceiling by more than z standard errors.
+
+    The ceiling is a theorem given correct Lipschitz constants, so a violation means L is underestimated.
+    """
+    flags = []
+    for m in metrics.per_eps:
+        if m.ceiling_classifier is None:
+            continue
+        for label, value in (("PGD", m.robust_accuracy_pgd), ("in-distribution", m.robust_accuracy_in_distribution)):
+            if value is None:
+                continue
+            slack = z * max(float(np.sqrt(value * (1 - value) / n)), 1.0 / n)
+            if value > m.ceiling_classifier + slack:
+                flags.append(
+                    SanityFlag(
+                        name="above ceiling",
+                        eps=m.eps,
+                        message=f"{label} robust accuracy {value:.3f} exceeds the classifier ceiling "
+                        f"{m.ceiling_classifier:.3f} by more than {z:g} standard errors: the Lipschitz constants "
+                        "are probably underestimated",
+                    )
+                )
+    return flags

@@ -13,7 +13,7 @@ from irob_bench.artifacts import sha256_file
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import read_npz, sample_latents
 from irob_bench.errors import IrobError
-from irob_bench.generators.registry import build_architecture
+from irob_bench.generators.registry import EXTERNAL_WEIGHTS, build_architecture
 from irob_bench.generators.transforms import apply_output_transform
 
 
@@ -50,8 +50,13 @@ class BenchmarkDataset:
         return (self.root / self.card.generator.weights_file).resolve()
 
     def load_network(self) -> nn.Module:
-        """Build the architecture and load the hash-checked weights (weights_only=True) in float32."""
+        """Build the architecture and load the hash-checked weights (weights_only=True) in float32.
+
+        Architectures with external weights (e.g. pretrained BigGAN) find, hash-check and load their own.
+        """
         spec = self.card.generator
+        if spec.architecture in EXTERNAL_WEIGHTS:
+            return EXTERNAL_WEIGHTS[spec.architecture].load(None, spec.weights_sha256, **spec.kwargs)
         network = build_architecture(spec.architecture, **spec.kwargs)
         if spec.weights_file is not None:
             path = self.weights_path()

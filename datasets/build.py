@@ -13,6 +13,7 @@ from irob_bench.datasets.benchmark import BenchmarkDataset
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import sample_latents, tensor_sha256, write_npz
 from irob_bench.errors import IrobError
+from irob_bench.generators.registry import EXTERNAL_WEIGHTS
 
 LATENTS_FILE = "test_latents.npz"
 
@@ -25,30 +26,50 @@ def default_cache_dir() -> Path:
 
 
 def freeze(draft: DatasetCard, root: str | Path, weights: str | Path | None = None) -> DatasetCard:
-    """Write root/card.json for `draft`: copy the weights in, store seeded test latents, fill every hash."""
+    """Write root/card.json for `draft`: copy the weights in, store seeded test latents, fill every hash.
+
+    For an architecture with external weights, `weights` is where to find them (None: its own default search);
+    they are hashed into the card but not copied.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    spec = draft.generator
-    if weights is not None:
+    spec, network = draft.generator, None
+    if spec.architecture in EXTERNAL_WEIGHTS:
+        external = EXTERNAL_WEIGHTS[spec.architecture]
+        spec = spec.model_copy(update={"weights_sha256": external.sha256(weights)})
+        network = external.load(weights, spec.weights_sha256, **spec.kwargs)
+    elif weights is not None:
         target = root / (spec.weights_file or "generator.pt")
         if Path(weights).resolve() != target.resolve():
             with atomic_path(target) as tmp:
                 shutil.copyfile(weights, tmp)
         spec = spec.model_copy(update={"weights_file": target.name, "weights_sha256": sha256_file(target)})
+    card = store_test_latents(draft.model_copy(update={"generator": spec}), root)
+    data = BenchmarkDataset(card, root, network)
+    test = card.splits["test"].model_copy(update={"images_sha256": tensor_sha256(data.generate(data.latents(), data.labels()))})
+    card = card.model_copy(update={"splits": {**card.splits, "test": test}})
+    write_card(card, root)
+    return card
+
+
+def store_test_latents(draft: DatasetCard, root: str | Path) -> DatasetCard:
+    """Write the seeded test latents into root; returns the draft with their file and hashes (no card written)."""
     test = draft.splits["test"]
     latents, labels = sample_latents(test.seed, test.size, draft.latent_dim, draft.priors)
-    write_npz(root / LATENTS_FILE, {"latents": latents.numpy(), "labels": labels.numpy()})
-    card = draft.model_copy(update={"generator": spec})
-    images = BenchmarkDataset(card, root).generate(latents, labels)
+    write_npz(Path(root) / LATENTS_FILE, {"latents": latents.numpy(), "labels": labels.numpy()})
     test = test.model_copy(
-        update={
-            "latents_file": LATENTS_FILE,
-            "latents_sha256": tensor_sha256(latents),
-            "labels_sha256": tensor_sha256(labels),
-            "images_sha256": tensor_sha256(images),
-        }
+        update={"latents_file": LATENTS_FILE, "latents_sha256": tensor_sha256(latents), "labels_sha256": tensor_sha256(labels)}
     )
-    card = card.model_copy(update={"splits": {**card.splits, "test": test}})
+    return draft.model_copy(update={"splits": {**draft.splits, "test": test}})
+
+
+def freeze_latents(draft: DatasetCard, root: str | Path, pending: str) -> DatasetCard:
+    """A card for a generator that cannot run here: stored test latents and their hashes, image/weights hashes null.
+
+    `pending` (kept in the card's notes) says what is missing and how to complete the card; `freeze` drops it.
+    """
+    draft = draft.model_copy(update={"notes": {**draft.notes, "pending": pending}})
+    card = store_test_latents(draft, Path(root))
     write_card(card, root)
     return card
 
@@ -80,12 +101,10 @@ class Check(BaseModel):
 def verify(dataset: BenchmarkDataset) -> list[Check]:
     """Regenerate the frozen test split from scratch and compare every hash the card records."""
     card, checks = dataset.card, []
-    spec = card.generator
-    if spec.weights_file is not None:
-        path = dataset.weights_path()
-        actual = sha256_file(path) if path.is_file() else "missing"
-        checks.append(Check(name="generator weights", ok=actual == spec.weights_sha256, detail=f"{path.name}: card {spec.weights_sha256} vs file {actual}"))
-        if actual != spec.weights_sha256:
+    weights = _weights_check(dataset)
+    if weights is not None:
+        checks.append(weights)
+        if not weights.ok:
             return checks
     test = card.splits["test"]
     regenerated_z, regenerated_y = sample_latents(test.seed, test.size, card.latent_dim, card.priors)
@@ -103,6 +122,20 @@ def verify(dataset: BenchmarkDataset) -> list[Check]:
     checks.append(Check(name="test images hash", ok=actual == test.images_sha256, detail=f"card {test.images_sha256} vs {actual}"))
     checks.append(Check(name="test images in [0, 1]", ok=in_range, detail=f"range [{images.min():.4f}, {images.max():.4f}]"))
     return checks
+
+
+def _weights_check(dataset: BenchmarkDataset) -> Check | None:
+    """The generator weights' hash against the card: the card folder's file, or the external weights it finds."""
+    spec = dataset.card.generator
+    if spec.architecture in EXTERNAL_WEIGHTS:
+        name, actual = spec.architecture, EXTERNAL_WEIGHTS[spec.architecture].sha256(None)  # one-line IrobError if absent
+    elif spec.weights_file is not None:
+        path = dataset.weights_path()
+        name, actual = path.name, sha256_file(path) if path.is_file() else "missing"
+    else:
+        return None
+    recorded = spec.weights_sha256 or "not recorded (freeze the card first)"
+    return Check(name="generator weights", ok=actual == spec.weights_sha256, detail=f"{name}: card {recorded} vs file {actual}")
 
 
 def require_verified(dataset: BenchmarkDataset) -> list[Check]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from irob_bench.datasets.card import DatasetCard, GeneratorSpec, SplitSpec
+from irob_bench.generators import biggan
 from irob_bench.generators.acgan import ARCHITECTURE_ID as ACGAN_ID
 
 MNIST_CLASSES = [str(d) for d in range(10)]
@@ -25,4 +26,48 @@ def mnist_draft() -> DatasetCard:
     )
 
 
-DRAFTS = {"mnist": mnist_draft}
+def imagenet10_draft() -> DatasetCard:
+    """imagenet10: pretrained BigGAN-deep-128 on 10 ImageNet classes mirroring CIFAR-10, 32x32 (SCIENCE.md §1)."""
+    ids = ", ".join(f"{name} {i}" for name, i in zip(biggan.CLASS_NAMES, biggan.IMAGENET_CLASSES))
+    return DatasetCard(
+        name="imagenet10",
+        version="1.0.0",
+        description="BigGAN-deep-128 (pytorch-pretrained-biggan) on 10 CIFAR-10-like ImageNet classes, truncation 1, "
+        "(x+1)/2 area-pooled 128->32.",
+        generator=GeneratorSpec(
+            architecture=biggan.ARCHITECTURE_ID, kwargs={"downsample": "area", "image_size": 32}, weights_dtype="float32"
+        ),
+        latent_dim=128,
+        classes=list(biggan.CLASS_NAMES),
+        priors=[0.1] * 10,
+        image_shape=(3, 32, 32),
+        eps_grid=[1.0, 2.0, 3.0],
+        reference_alpha=0.15,
+        splits={"train": SplitSpec(size=50_000, seed=20261123), "test": SplitSpec(size=10_000, seed=20261124)},
+        generation_batch_size=50,
+        notes={
+            "imagenet classes": ids,
+            "sampling": "z ~ N(0, I_128) untruncated (truncation 1.0); image = clamp((x + 1) / 2, 0, 1) of the 128x128 "
+            "output, downsampled to 32x32 by area pooling (4x4 means, antialiased; the reference used nearest, "
+            "generator kwarg downsample='nearest')",
+            "weights": f"not shipped: the generator loads pytorch_model.bin + config.json from ${biggan.WEIGHTS_ENV}, "
+            "else from <IROB_BENCH_CACHE or ~/.cache/irob-bench>/biggan (downloaded by pytorch-pretrained-biggan); "
+            "see docs/imagenet10.md",
+            "cost": "22.6 GFLOP per image: generating the 10,000 test images (freeze, verify) runs on the CPU because the "
+            "images hash is defined by CPU float32 output; measured 1-3 s/image on a 2-core machine shared with another "
+            "job (3-8 h), estimated 10-30 min on a free 16-core workstation; peak memory ~2.3 GB at the generation "
+            "batch of 50 (a batch of 500 would need ~23 GB)",
+        },
+    )
+
+
+IMAGENET10_PENDING = (
+    "test images sha256 and generator weights sha256 are null: this card was made where the BigGAN-deep-128 weights "
+    "were unavailable. To complete it, obtain them (docs/imagenet10.md) and run `irob-bench datasets freeze imagenet10 "
+    "--weights <folder with pytorch_model.bin and config.json>` (hashes the weights, regenerates the 10,000 test images "
+    "on the CPU, see cost), `irob-bench datasets verify imagenet10` (same cost), then `irob-bench lipschitz estimate "
+    "imagenet10 --method gradient --write` and `--method sampling --write` (CPU hours to days: docs/imagenet10.md)"
+)
+
+
+DRAFTS = {"mnist": mnist_draft, "imagenet10": imagenet10_draft}

@@ -37,6 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store, default_db_url
     from irob_bench.artifacts import atomic_write_text
+    from irob_bench.attacks.outcomes import save_outcomes
 
     options = EvaluateOptions(
         dataset=args.dataset,
@@ -57,7 +58,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         outcomes = None
     if outcomes is not None:
-        evaluation.outcomes.save(outcomes, evaluation.indices)
+        save_outcomes(evaluation.outcomes, outcomes)
         result = result.model_copy(update={"outcomes_file": str(outcomes.resolve())})
     if args.json:
         atomic_write_text(args.json, result.model_dump_json(indent=2) + "\n")

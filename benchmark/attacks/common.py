@@ -1,0 +1,119 @@
+"""Small shared pieces of every attack: losses, per-example norms, batched prediction, step schedules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from irob_bench.attacks.config import Loss, Schedule
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N,) logit of the true class minus the best other logit: negative iff misclassified."""
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
+    return true - other
+
+
+def objective(logits: torch.Tensor, y: torch.Tensor, loss: Loss) -> torch.Tensor:
+    """(N,) per-example quantity an attack MINIMISES: the margin, or minus the cross-entropy."""
+    if loss == "margin":
+        return margin(logits, y)
+    return -F.cross_entropy(logits, y, reduction="none")
+
+
+def flat_norm(t: torch.Tensor) -> torch.Tensor:
+    """(N,) L2 norm of each example of a batch."""
+    return torch.linalg.vector_norm(t.flatten(1), dim=1)
+
+
+def per_example(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape an (N,) vector to broadcast against a batch shaped like `like`."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+def normalise(t: torch.Tensor) -> torch.Tensor:
+    """Each example scaled to unit L2 norm (zero stays zero)."""
+    return t / per_example(flat_norm(t).clamp_min(1e-12), t)
+
+
+def project_l2(x: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor | float) -> torch.Tensor:
+    """Project delta onto the L2 ball of radius eps (per example), then clip x + delta to [0, 1]."""
+    eps_t = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device)
+    factor = (eps_t / flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    delta = delta * per_example(factor.expand(len(delta)), delta)
+    return (x + delta).clamp(0.0, 1.0) - x
+
+
+def step_lengths(base: float, steps: int, schedule: Schedule) -> list[float]:
+    """The step length at each iteration: constant, cosine-annealed to ~0, or halved at 50% and 75%."""
+    if schedule == "constant":
+        return [base] * steps
+    if schedule == "cosine":
+        return [base * 0.5 * (1.0 + math.cos(math.pi * t / steps)) for t in range(steps)]
+    return [base * (0.5 ** ((t >= steps // 2) + (t >= 3 * steps // 4))) for t in range(steps)]
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices covering range(n)."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+@torch.no_grad()
+def predict(model: Model, x: torch.Tensor, batch_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(N,) predicted classes, computed in batches on `device`, returned on the CPU."""
+    out = [model(x[s].to(device)).argmax(dim=1).cpu() for s in batches(len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def input_gradient(
+    model: Model, x: torch.Tensor, y: torch.Tensor, loss: Loss, with_grad: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(objective (N,), margin (N,), gradient of the objective w.r.t. x or None) for a batch; no parameter grads."""
+    if not with_grad:
+        with torch.no_grad():
+            logits = model(x)
+        return objective(logits, y, loss), margin(logits, y), None
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        logits = model(x)
+        value = objective(logits, y, loss)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), margin(logits.detach(), y), grad
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
+    """A tqdm bar over examples that vanishes when done (and is silent when disabled)."""
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="ex")
+
+
+@dataclass
+class Found:
+    """Per example, the closest adversarial point an attack found: image (or latent), flag and distance."""
+
+    points: torch.Tensor
+    found: torch.Tensor
+    distance: torch.Tensor
+
+    @classmethod
+    def empty(cls, like: torch.Tensor) -> Found:
+        """Nothing found yet: points are a copy of `like` (clean images or stored latents)."""
+        n = len(like)
+        return cls(like.detach().cpu().clone(), torch.zeros(n, dtype=torch.bool), torch.full((n,), math.inf))
+
+    def record(self, idx: torch.Tensor, hit: torch.Tensor, points: torch.Tensor, distance: torch.Tensor) -> None:
+        """Store points[hit] for examples idx[hit] where they are closer than what is stored."""
+        hit = hit.cpu()
+        closer = hit & (distance.cpu() < self.distance[idx])
+        rows = idx[closer]
+        self.points[rows] = points.detach().cpu()[closer]
+        self.distance[rows] = distance.detach().cpu()[closer].to(self.distance.dtype)
+        self.found[rows] = True

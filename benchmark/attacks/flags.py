@@ -1,0 +1,147 @@
+"""AutoAttack-style sanity flags: signs that a reported robust accuracy is an over-estimate.
+
+- non_monotone: robust accuracy rises with eps somewhere.
+- noise_finds_errors / black_box_finds_errors: random points on the eps-sphere, or a gradient-free
+  random search, misclassify points the white-box attack left robust (gradient masking).
+- vanishing_gradients: zero or non-finite input gradients on too many correctly classified points.
+- in_distribution_below_unconstrained: on-manifold robust accuracy below the unconstrained one, which
+  is impossible (an on-manifold adversarial is an adversarial): the unconstrained attack is weak.
+- verification_rejected: an attack claimed adversarial examples that failed the independent re-check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from irob_bench.attacks.common import Model, batches, flat_norm, input_gradient, margin, normalise
+from irob_bench.attacks.config import FlagsConfig, Loss
+from irob_bench.attacks.noise import example_keys, keyed_normal, mix32
+from irob_bench.results import SanityFlag
+
+
+def monotonicity_flags(eps: list[float], accuracy: np.ndarray, what: str, tolerance: float = 0.0) -> list[SanityFlag]:
+    """Flag every eps where `what` robust accuracy is higher than at a smaller eps."""
+    flags = []
+    for i in range(1, len(eps)):
+        if accuracy[i] > accuracy[:i].min() + tolerance:
+            flags.append(SanityFlag(
+                name="non_monotone",
+                message=f"{what} robust accuracy {accuracy[i]:.4f} at eps={eps[i]:g} exceeds "
+                f"{accuracy[:i].min():.4f} at a smaller eps: the attack is unreliable",
+                eps=eps[i],
+            ))
+    return flags
+
+
+def in_distribution_flags(
+    eps: list[float], robust_pgd: np.ndarray, robust_in: np.ndarray, tolerance: float = 0.0
+) -> list[SanityFlag]:
+    """Flag every eps where in-distribution robust accuracy falls below the unconstrained one."""
+    flags = []
+    for j, e in enumerate(eps):
+        acc_pgd, acc_in = robust_pgd[:, j].mean(), robust_in[:, j].mean()
+        if acc_in < acc_pgd - tolerance:
+            missed = int((robust_pgd[:, j] & ~robust_in[:, j]).sum())
+            flags.append(SanityFlag(
+                name="in_distribution_below_unconstrained",
+                message=f"in-distribution robust accuracy {acc_in:.4f} < unconstrained {acc_pgd:.4f} at eps={e:g}; "
+                f"{missed} on-manifold adversarials were missed by PGD: the unconstrained attack is weak",
+                eps=e,
+            ))
+    return flags
+
+
+def verification_flags(attack: str, rejected: int) -> list[SanityFlag]:
+    """Flag an attack whose claimed adversarial examples failed re-verification."""
+    if rejected == 0:
+        return []
+    return [SanityFlag(
+        name="verification_rejected",
+        message=f"{rejected} adversarial examples claimed by {attack} failed re-verification (counted as robust)",
+    )]
+
+
+def gradient_flags(
+    model: Model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: Loss, config: FlagsConfig,
+    batch_size: int, device: str | torch.device = "cpu",
+) -> list[SanityFlag]:
+    """Flag when too many correctly classified points have a zero or non-finite input gradient."""
+    rows = torch.nonzero(mask).squeeze(1)
+    if len(rows) == 0:
+        return []
+    bad = 0
+    for part in batches(len(rows), batch_size):
+        idx = rows[part]
+        _, _, grad = input_gradient(model, x[idx].to(device), y[idx].to(device), loss)
+        norm = flat_norm(grad)
+        bad += int((~torch.isfinite(norm) | (norm == 0)).sum())
+    fraction = bad / len(rows)
+    if fraction <= config.vanishing_fraction:
+        return []
+    return [SanityFlag(
+        name="vanishing_gradients",
+        message=f"{bad} of {len(rows)} correctly classified points ({fraction:.1%}) have zero or non-finite input "
+        "gradients: gradient masking makes white-box robust accuracy an over-estimate",
+    )]
+
+
+@torch.no_grad()
+def random_search(
+    model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, keys: torch.Tensor, draws: int, queries: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient-free search on the eps-sphere: `draws` random points, then `queries` greedy perturbations.
+
+    Returns (broken by the random draws, broken by draws or search), per example.
+    """
+    shape = tuple(x.shape[1:])
+    best = torch.full((len(x),), float("inf"), device=x.device)
+    delta = torch.zeros_like(x)
+    noise_hit = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for k in range(draws + queries):
+        direction = keyed_normal(mix32(keys + 0x632BE5AB * (k + 1)), shape).to(x.device)
+        if k < draws:
+            candidate = normalise(direction)
+        else:
+            sigma = 0.5 * (1 - (k - draws) / max(queries, 1)) + 0.05
+            candidate = normalise(normalise(delta) + sigma * normalise(direction))
+        candidate = (x + candidate * eps).clamp(0.0, 1.0) - x
+        value = margin(model(x + candidate), y)
+        better = value < best
+        delta[better], best[better] = candidate[better], value[better]
+        if k < draws:
+            noise_hit |= value < 0
+    return noise_hit, best < 0
+
+
+def black_box_flags(
+    model: Model, x: torch.Tensor, y: torch.Tensor, robust: np.ndarray, eps: list[float], config: FlagsConfig, *,
+    base_key: int, indices: torch.Tensor, batch_size: int, device: str | torch.device = "cpu",
+) -> list[SanityFlag]:
+    """Flag every eps where random noise or the random search breaks points the white-box attack left robust."""
+    flags = []
+    if config.noise_draws + config.random_search_queries == 0:
+        return flags
+    for j, e in enumerate(eps):
+        rows = torch.from_numpy(np.nonzero(robust[:, j])[0])
+        noise, search = 0, 0
+        for part in batches(len(rows), batch_size):
+            idx = rows[part]
+            keys = example_keys(base_key, indices[idx], stream=j)
+            hit_noise, hit_any = random_search(model, x[idx].to(device), y[idx].to(device), e, keys,
+                                               config.noise_draws, config.random_search_queries)
+            noise += int(hit_noise.sum())
+            search += int(hit_any.sum())
+        if noise:
+            flags.append(_found_flag("noise_finds_errors", f"random noise on the eps-sphere broke {noise}", len(rows), e))
+        if search > noise:
+            flags.append(_found_flag("black_box_finds_errors", f"a black-box random search broke {search}", len(rows), e))
+    return flags
+
+
+def _found_flag(name: str, what: str, total: int, eps: float) -> SanityFlag:
+    return SanityFlag(
+        name=name,
+        message=f"{what} of {total} points the white-box attack left robust at eps={eps:g}: gradient masking likely",
+        eps=eps,
+    )

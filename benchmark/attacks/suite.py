@@ -1,0 +1,128 @@
+"""`run_attacks`: the one entry point that attacks, verifies and sanity-checks a classifier at every eps."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from irob_bench.attacks import flags as sanity
+from irob_bench.attacks.common import Model, predict
+from irob_bench.attacks.config import AttackSuiteConfig
+from irob_bench.attacks.latent import LatentTask, fixed_eps_attack, lagrangian_attack
+from irob_bench.attacks.minimal import min_norm_attack
+from irob_bench.attacks.noise import draw_base
+from irob_bench.attacks.outcomes import AttackOutcomes
+from irob_bench.attacks.pgd import pgd_attack
+from irob_bench.attacks.verify import verify_images, verify_latents
+from irob_bench.errors import IrobError
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - start, 3)
+
+
+def _check_inputs(x: torch.Tensor, y: torch.Tensor, eps: list[float], generator, z, indices) -> list[float]:
+    """Validate shapes and eps; return eps sorted ascending without duplicates."""
+    if x.dim() < 2 or len(x) != len(y):
+        raise IrobError(f"attacks: x {tuple(x.shape)} and y {tuple(y.shape)} disagree")
+    if not eps or any(not math.isfinite(e) or e <= 0 for e in eps):
+        raise IrobError(f"attacks: eps must be positive and finite, got {eps}")
+    if (generator is None) != (z is None):
+        raise IrobError("attacks: the in-distribution attack needs both a generator and the latents z")
+    if z is not None and len(z) != len(x):
+        raise IrobError(f"attacks: {len(z)} latents for {len(x)} points")
+    if indices is not None and len(indices) != len(x):
+        raise IrobError(f"attacks: {len(indices)} indices for {len(x)} points")
+    return sorted(set(float(e) for e in eps))
+
+
+def run_attacks(
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: list[float],
+    config: AttackSuiteConfig,
+    *,
+    generator: nn.Module | None = None,
+    z: torch.Tensor | None = None,
+    seed: int,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    indices: np.ndarray | torch.Tensor | None = None,
+) -> AttackOutcomes:
+    """Clean accuracy, PGD cascade, in-distribution attack (with a generator), minimal distances, flags.
+
+    `indices` are the points' dataset indices (default 0..N-1): they key each point's randomness, so a
+    point gets the same attack in any subset or batch. Robust accuracies come from verified examples only.
+    """
+    eps = _check_inputs(x, y, eps, generator, z, indices)
+    x, y = x.detach().float().cpu(), y.detach().long().cpu()
+    index = torch.arange(len(x)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    rng = torch.Generator().manual_seed(seed)
+    keys = {name: draw_base(rng) for name in ("pgd", "latent", "flags")}
+    timings: dict[str, float] = {}
+    common = {"batch_size": batch_size, "device": device}
+
+    with _timed(timings, "clean"):
+        correct = predict(model, x, batch_size, device) == y
+    clean = correct.numpy()
+    with _timed(timings, "pgd"):
+        pgd = pgd_attack(model, x, y, eps, config.pgd, base_key=keys["pgd"], indices=index, attack_mask=correct,
+                         progress=progress, **common)
+        pgd_checked = verify_images(model, x, y, pgd, eps[-1], **common)
+    robust_pgd = pgd_checked.robust(clean, eps)
+    flags = sanity.verification_flags("PGD", pgd_checked.rejected)
+
+    r_unc = pgd_checked.minimal_distance(clean)
+    if config.minimal.enabled:
+        with _timed(timings, "minimal"):
+            minimal = min_norm_attack(model, x, y, config.minimal, attack_mask=correct, progress=progress, **common)
+            minimal_checked = verify_images(model, x, y, minimal, math.inf, **common)
+        r_unc = np.minimum(r_unc, minimal_checked.minimal_distance(clean))
+        flags += sanity.verification_flags("the minimum-norm attack", minimal_checked.rejected)
+
+    robust_in = r_in = None
+    if generator is not None and z is not None:
+        with _timed(timings, "in_distribution"):
+            task = LatentTask(model, generator, x, y, z.detach().float().cpu(), batch_size, device, progress)
+            if config.latent.method == "lagrangian":
+                found = lagrangian_attack(task, config.latent, attack_mask=correct)
+                bound = math.inf
+            else:
+                found = fixed_eps_attack(task, eps, config.latent, base_key=keys["latent"], indices=index,
+                                         attack_mask=correct)
+                bound = eps[-1]
+            latent_checked = verify_latents(model, generator, x, y, found, bound, **common)
+        robust_in, r_in = latent_checked.robust(clean, eps), latent_checked.minimal_distance(clean)
+        flags += sanity.verification_flags(f"the {config.latent.method} in-distribution attack",
+                                           latent_checked.rejected)
+
+    with _timed(timings, "flags"):
+        flags += _sanity_flags(model, x, y, eps, robust_pgd, robust_in, correct, config, keys["flags"], index, common)
+    return AttackOutcomes(
+        indices=index.numpy(), labels=y.numpy(), eps=eps, clean_correct=clean, robust_pgd=robust_pgd, r_unc=r_unc,
+        config=config, seed=seed, robust_in=robust_in, r_in=r_in, flags=flags, timings=timings,
+    )
+
+
+def _sanity_flags(model, x, y, eps, robust_pgd, robust_in, correct, config, base_key, index, common) -> list:
+    """Every AutoAttack-style flag of SCIENCE.md §5 / docs/attacks.md, in a fixed order."""
+    tol = config.flags.accuracy_tolerance
+    flags = sanity.monotonicity_flags(eps, robust_pgd.mean(axis=0), "unconstrained", tol)
+    flags += sanity.gradient_flags(model, x, y, correct, config.pgd.loss, config.flags, **common)
+    flags += sanity.black_box_flags(model, x, y, robust_pgd, eps, config.flags, base_key=base_key, indices=index,
+                                    **common)
+    if robust_in is not None:
+        flags += sanity.monotonicity_flags(eps, robust_in.mean(axis=0), "in-distribution", tol)
+        flags += sanity.in_distribution_flags(eps, robust_pgd, robust_in, tol)
+    return flags

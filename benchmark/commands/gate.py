@@ -1,0 +1,97 @@
+"""`irob-bench gate PATH --baseline REF`: fail CI (exit 1) when robustness regressed against a baseline run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from irob_bench.commands.evaluate import outcomes_dir
+from irob_bench.commands.leaderboard import add_db_option
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from irob_bench.artifacts import atomic_write_text
+    from irob_bench.datasets import load_card
+    from irob_bench.gate.baseline import load_baseline, save_evaluation_outcomes
+    from irob_bench.gate.render import github_annotations, junit_xml, render_table
+    from irob_bench.gate.run import run_gate
+    from irob_bench.gate.settings import GateOptions
+    from irob_bench.leaderboard.store import Store
+
+    options = GateOptions(
+        tolerance_pp=args.tolerance,
+        alpha=args.alpha,
+        quick=args.quick,
+        allow_settings_change=args.allow_settings_change,
+        dataset=args.dataset,
+        eps=args.eps,
+        n_examples=args.n_examples,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    store = Store(args.db) if args.store else None  # open (and migrate) before the work
+    baseline = load_baseline(args.baseline, args.db, load_card(args.dataset).name if args.dataset else None)
+    gate = run_gate(args.path, baseline, options)
+    report = gate.report
+    if store is not None:
+        result = gate.evaluation.result
+        path = outcomes_dir(store.url.render_as_string(hide_password=False)) / f"{result.fingerprint()}.npz"
+        saved = store.save(result.model_copy(update={"outcomes_file": str(save_evaluation_outcomes(gate.evaluation, path))}))
+        report = report.model_copy(update={"stored_run_id": saved.run_id})
+    if args.json:
+        atomic_write_text(args.json, report.model_dump_json(indent=2) + "\n")
+    if args.junit:
+        atomic_write_text(args.junit, junit_xml(report))
+    print(render_table(report))
+    if report.stored_run_id is not None:
+        print(f"gate run stored as run {report.stored_run_id} ({store.label})")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print("\n".join(github_annotations(report)))
+    return 1 if report.regressed else 0
+
+
+def _bounded(low: float, high: float, cast: type = float, include_low: bool = False):
+    """An argparse type accepting numbers in (low, high], or [low, high] with include_low."""
+
+    def parse(value: str) -> float:
+        try:
+            number = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if not (low < number <= high or (include_low and number == low)):
+            bracket = "[" if include_low else "("
+            raise argparse.ArgumentTypeError(f"expected a number in {bracket}{low:g}, {high:g}], got {value!r}")
+        return number
+
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "gate",
+        help="compare a submission with a baseline run; exit 1 if robustness regressed (for CI)",
+        description="Evaluate PATH on exactly the baseline's examples and settings and test each metric for a "
+        "significant drop (exact one-sided McNemar test on the paired per-example outcomes). Exit 0: no regression, "
+        "1: regression, 2: usage error or mismatched baseline. See docs/ci.md.",
+    )
+    parser.add_argument("path", help="the submission .py file")
+    parser.add_argument(
+        "--baseline", required=True, metavar="REF", help="run id, submission name (its latest run) or results JSON file"
+    )
+    parser.add_argument("--tolerance", type=_bounded(0, 100, include_low=True), default=0.5, metavar="PP", help="drops up to this many percentage points pass (default 0.5)")
+    parser.add_argument("--alpha", type=_bounded(0, 1), default=0.05, help="significance level of the test (default 0.05)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="only the first 100 examples of the baseline's subset")
+    size.add_argument("--n-examples", type=_bounded(0, float("inf"), int), default=None, metavar="N", help="override the baseline's n (a settings change)")
+    parser.add_argument("--eps", type=float, nargs="+", default=None, help="override the baseline's eps (a settings change)")
+    parser.add_argument("--seed", type=int, default=None, help="override the baseline's attack seed (a settings change)")
+    parser.add_argument("--dataset", default=None, metavar="NAME|CARD", help="dataset name or card path (default: the baseline's)")
+    parser.add_argument("--allow-settings-change", action="store_true", help="compare on the common eps and examples instead of failing")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_db_option(parser)
+    parser.add_argument("--store", action="store_true", help="also store the gate run in the leaderboard (default: not stored)")
+    parser.add_argument("--json", default=None, metavar="OUT", help="write the gate report as JSON")
+    parser.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report (one testcase per metric)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_gate)

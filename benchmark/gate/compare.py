@@ -1,0 +1,104 @@
+"""Metric-by-metric comparison of two runs on the same examples: drop in points, discordant pairs, p-value, verdict.
+
+A metric regresses when its drop is larger than the tolerance (percentage points) AND the exact
+one-sided McNemar test (irob_bench.gate.stats) rejects "no change" at level alpha. Each metric is
+tested at alpha on its own: the robust accuracies at different eps are nested and strongly correlated,
+so a Bonferroni correction would be far too conservative; the tolerance guards against tiny drops.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from irob_bench.gate.outcomes import PerExample
+from irob_bench.gate.stats import discordant, mcnemar_worse
+
+Kind = Literal["clean", "pgd", "in_distribution"]
+Verdict = Literal["pass", "regression"]
+KIND_LABELS: dict[str, str] = {
+    "clean": "clean accuracy",
+    "pgd": "PGD robust accuracy",
+    "in_distribution": "in-distribution robust accuracy",
+}
+
+
+class MetricComparison(BaseModel):
+    """One metric of the baseline against the new run on the same examples; accuracies are fractions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="short id, e.g. 'clean', 'pgd@eps=1', 'in-dist@eps=2'")
+    kind: Kind
+    eps: float | None = None
+    n: int = Field(description="paired examples compared")
+    baseline: float
+    new: float
+    drop_pp: float = Field(description="baseline - new, in percentage points (negative: improved)")
+    lost: int = Field(description="examples right in the baseline and wrong now")
+    gained: int = Field(description="examples wrong in the baseline and right now")
+    p_value: float = Field(description="exact one-sided McNemar p-value for 'the new model is worse'")
+    verdict: Verdict
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """Readable metric name, e.g. 'PGD robust accuracy at eps 1'."""
+        return KIND_LABELS[self.kind] + ("" if self.eps is None else f" at eps {self.eps:g}")
+
+
+def metric_name(kind: Kind, eps: float | None) -> str:
+    """The short id of a metric: 'clean', 'pgd@eps=1', 'in-dist@eps=1'."""
+    if eps is None:
+        return kind
+    return f"{'pgd' if kind == 'pgd' else 'in-dist'}@eps={eps:g}"
+
+
+def compare_one(kind: Kind, eps: float | None, baseline: np.ndarray, new: np.ndarray, tolerance_pp: float, alpha: float) -> MetricComparison:
+    """Compare one metric's paired per-example outcomes (bool arrays over the same examples)."""
+    n = len(baseline)
+    lost, gained = discordant(baseline, new)
+    drop = 100.0 * (lost - gained) / n
+    p = mcnemar_worse(lost, gained)
+    regressed = drop > tolerance_pp and p < alpha
+    if drop <= 0:
+        reason = "no drop"
+    elif drop <= tolerance_pp:
+        reason = f"drop {drop:.2f} pp within tolerance {tolerance_pp:g} pp"
+    elif not regressed:
+        reason = f"drop {drop:.2f} pp not significant (p = {p:.3g} >= {alpha:g})"
+    else:
+        reason = f"drop {drop:.2f} pp > {tolerance_pp:g} pp and significant (p = {p:.3g} < {alpha:g})"
+    return MetricComparison(
+        name=metric_name(kind, eps),
+        kind=kind,
+        eps=eps,
+        n=n,
+        baseline=float(np.mean(baseline)),
+        new=float(np.mean(new)),
+        drop_pp=drop,
+        lost=lost,
+        gained=gained,
+        p_value=p,
+        verdict="regression" if regressed else "pass",
+        reason=reason,
+    )
+
+
+def compare_metrics(baseline: PerExample, new: PerExample, tolerance_pp: float, alpha: float) -> list[MetricComparison]:
+    """Every metric the two aligned runs share: clean, PGD at each eps, in-distribution at each eps if both have it."""
+    if not np.array_equal(baseline.indices, new.indices) or baseline.eps != new.eps:
+        raise ValueError("compare_metrics needs outcomes aligned on the same examples and eps")
+    if len(new.indices) == 0:
+        raise ValueError("no examples to compare")
+    out = [compare_one("clean", None, baseline.clean, new.clean, tolerance_pp, alpha)]
+    for k, eps in enumerate(new.eps):
+        out.append(compare_one("pgd", eps, baseline.pgd[:, k], new.pgd[:, k], tolerance_pp, alpha))
+    if baseline.in_distribution is not None and new.in_distribution is not None:
+        for k, eps in enumerate(new.eps):
+            out.append(
+                compare_one("in_distribution", eps, baseline.in_distribution[:, k], new.in_distribution[:, k], tolerance_pp, alpha)
+            )
+    return out

@@ -1,0 +1,46 @@
+"""Merging Lipschitz estimates into a dataset card's LipschitzSection (constants = max over estimators per class)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from irob_bench.datasets import card_path, load_card
+from irob_bench.datasets.build import write_card
+from irob_bench.datasets.card import DatasetCard, LipschitzEstimate, LipschitzSection
+from irob_bench.errors import IrobError
+
+
+def merge_estimate(section: LipschitzSection | None, new: LipschitzEstimate) -> LipschitzSection:
+    """The section with `new` added (replacing an earlier estimate of the same method).
+
+    Only estimates at the same radius and delta describe the same L_y(r); mixing them raises an IrobError.
+    """
+    if section is None:
+        return LipschitzSection(radius=new.radius, delta=new.delta, estimates=[new], constants=list(new.per_class))
+    if (new.radius, new.delta) != (section.radius, section.delta):
+        raise IrobError(
+            f"cannot merge a {new.method} estimate at r = {new.radius}, delta = {new.delta} into a card at "
+            f"r = {section.radius}, delta = {section.delta} (re-run at the card's radius, or replace its estimates)"
+        )
+    if any(len(e.per_class) != len(new.per_class) for e in section.estimates):
+        raise IrobError(f"the {new.method} estimate has {len(new.per_class)} classes; the card's estimates differ")
+    estimates = [e for e in section.estimates if e.method != new.method] + [new]
+    constants = [max(values) for values in zip(*(e.per_class for e in estimates))]
+    return LipschitzSection(radius=section.radius, delta=section.delta, estimates=estimates, constants=constants)
+
+
+def write_estimate(card: str | Path, new: LipschitzEstimate, replace: bool = False) -> DatasetCard:
+    """Merge `new` into the card (a shipped name, card folder or card.json) and write it atomically.
+
+    With `replace`, the card's earlier estimates are dropped first (the way to change radius or delta).
+    """
+    path = card_path(card)
+    if path.name != "card.json":
+        raise IrobError(f"{path}: estimates are written into a card folder's card.json only")
+    current = load_card(path)
+    if len(new.per_class) != current.num_classes:
+        raise IrobError(f"{current.name} has {current.num_classes} classes; the estimate has {len(new.per_class)}")
+    section = merge_estimate(None if replace else current.lipschitz, new)
+    updated = current.model_copy(update={"lipschitz": section})
+    write_card(updated, path.parent)
+    return updated

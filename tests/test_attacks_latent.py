@@ -1,0 +1,100 @@
+"""In-distribution attacks on the random-generator fixture: on-manifold bounds and Lagrangian vs fixed-eps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from irob_bench.attacks.common import flat_norm
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+from irob_bench.attacks.latent import LatentTask, fixed_eps_attack, lagrangian_attack
+from irob_bench.attacks.suite import run_attacks
+
+N = 24
+EPS = [0.5, 1.5]
+
+
+class PrototypeCNN(nn.Module):
+    """A small random CNN with a nearest-prototype head: logit k = -(feature distance to the closest class-k image).
+
+    With the test images themselves as prototypes every test point is classified correctly, and an
+    adversarial example has to move towards another class's image.
+    """
+
+    def __init__(self, prototypes: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 5, stride=2), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            self.register_buffer("prototypes", self.features(prototypes))
+        self.register_buffer("classes", nn.functional.one_hot(labels, 10).bool())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sq = (self.features(x)[:, None, :] - self.prototypes[None]).pow(2).sum(dim=2)
+        dist = (sq + 1e-12).sqrt()[:, :, None].expand(-1, -1, 10)
+        return -torch.where(self.classes[None], dist, torch.full_like(dist, 1e4)).amin(dim=1)
+
+
+@pytest.fixture(scope="module")
+def problem(random_mnist):
+    gen = random_mnist.generator
+    z, y = random_mnist.latents("test")[:N], random_mnist.labels("test")[:N]
+    with torch.no_grad():
+        x = gen(z, y)
+        model = PrototypeCNN(x, y).eval().requires_grad_(False)
+        correct = model(x).argmax(dim=1) == y
+    assert correct.all(), "every test point is its own prototype"
+    return LatentTask(model, gen, x, y, z, batch_size=8), correct
+
+
+def test_fixed_eps_success_is_on_manifold_within_eps(problem) -> None:
+    task, correct = problem
+    config = LatentAttackConfig(method="fixed-eps", steps=15, restarts=2, init_radius=0.3, bisection_steps=5)
+    found = fixed_eps_attack(task, EPS, config, base_key=2, indices=torch.arange(N), attack_mask=correct)
+    assert found.found.any(), "the random CNN should be breakable on the manifold at eps 1.5"
+    assert not (found.found & ~correct).any()
+    rows = found.found
+    with torch.no_grad():
+        images = task.generator(found.points[rows], task.y[rows])
+    dist = flat_norm(images - task.x[rows])
+    assert torch.all(dist <= EPS[-1] + 1e-5)
+    torch.testing.assert_close(dist, found.distance[rows], atol=1e-4, rtol=1e-4)
+    assert torch.all(task.model(images).argmax(dim=1) != task.y[rows])
+
+
+def test_lagrangian_finds_radii_no_larger_than_fixed_eps(problem) -> None:
+    """Where fixed-eps succeeds at radius r, the Lagrangian's minimal distance should not exceed r (rarely may)."""
+    task, correct = problem
+    fixed = fixed_eps_attack(task, EPS, LatentAttackConfig(method="fixed-eps", steps=15, bisection_steps=5),
+                             base_key=2, indices=torch.arange(N), attack_mask=correct)
+    lagr = lagrangian_attack(task, LatentAttackConfig(outer_steps=3, inner_steps=30, lr=0.1), attack_mask=correct)
+    both = fixed.found
+    assert both.any()
+    assert lagr.found[both].float().mean() >= 0.8
+    worse = (lagr.distance[both] > fixed.distance[both] + 1e-4).float().mean()
+    assert worse <= 0.2, "the binary search over lambda should usually get closer than a fixed-eps success"
+    with torch.no_grad():
+        images = task.generator(lagr.points[lagr.found], task.y[lagr.found])
+    assert torch.all(task.model(images).argmax(dim=1) != task.y[lagr.found])
+
+
+@pytest.mark.parametrize("method", ["fixed-eps", "lagrangian"])
+def test_suite_in_distribution_is_not_below_what_it_verifies(problem, method) -> None:
+    task, correct = problem
+    config = AttackSuiteConfig(
+        pgd=PGDConfig(steps=10, restarts=1),
+        latent=LatentAttackConfig(method=method, steps=10, outer_steps=2, inner_steps=20, lr=0.1),
+        minimal=MinimalConfig(enabled=False),
+        flags=FlagsConfig(noise_draws=1, random_search_queries=0),
+    )
+    out = run_attacks(task.model, task.x, task.y, EPS, config, generator=task.generator, z=task.z, seed=1,
+                      batch_size=8, progress=False)
+    assert out.robust_in is not None and out.r_in is not None
+    assert out.config_dict()["in_distribution"] == method
+    np.testing.assert_array_equal(out.clean_correct, correct.numpy())
+    assert np.all(out.robust_in[:, 1:] <= out.robust_in[:, :-1])
+    broken = ~out.robust_in & out.clean_correct[:, None]
+    assert np.all(out.r_in[:, None][broken.any(axis=1)] <= EPS[-1] + 1e-5)
+    assert np.all(out.r_in[~out.clean_correct] == 0)

@@ -1,0 +1,111 @@
+"""`irob-bench evaluate` end to end: JSON, leaderboard row, duplicates, failures that write nothing, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irob_bench.attacks.config import AttackSuiteConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+from irob_bench.cli import main
+from irob_bench.evaluate import EvaluateOptions, evaluate, subset_indices
+from irob_bench.leaderboard.store import Store
+from irob_bench.results import EvaluationResult
+
+SUBMISSIONS = Path(__file__).parent / "submissions"
+TOY = SUBMISSIONS / "toy.py"
+FAST_ARGS = ["--n-examples", "24", "--eps", "1", "2", "--quiet"]
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path / 'board.db'}"
+    monkeypatch.setenv("IROB_BENCH_DB", url)
+    return url
+
+
+def run_count(url: str) -> int:
+    return len(Store(url).rows())
+
+
+def test_default_subset_is_a_fixed_seeded_permutation_prefix():
+    first = subset_indices(10_000, 500, 0)
+    assert len(set(first.tolist())) == 500 and first.max() < 10_000
+    assert (first == subset_indices(10_000, 500, 0)).all()
+    assert (subset_indices(10_000, 100, 0) == first[:100]).all()
+    assert (subset_indices(10_000, None, 0) == range(10_000)).all()
+
+
+def test_evaluate_writes_json_and_one_leaderboard_row(db, tmp_path, capsys):
+    out = tmp_path / "toy.json"
+    assert main(["evaluate", str(TOY), *FAST_ARGS, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "toy-linear" in printed and "stored as run" in printed
+    raw = json.loads(out.read_text())
+    result = EvaluationResult.model_validate(raw)
+    metrics = raw["metrics"]
+    assert isinstance(metrics["clean_accuracy"], float) and len(metrics["per_class_accuracy"]) == 10
+    assert [m["eps"] for m in metrics["per_eps"]] == [1.0, 2.0]
+    for m in metrics["per_eps"]:
+        assert isinstance(m["robust_accuracy_pgd"], float) and 0 <= m["robust_accuracy_pgd"] <= metrics["clean_accuracy"]
+    assert result.settings.n_examples == 24 and result.settings.eps == [1.0, 2.0]
+    assert result.dataset.images_sha256 and len(result.submission.file_sha256) == 64
+    assert Path(result.outcomes_file).is_file()
+    assert run_count(db) == 1
+
+    # the same submission and settings again: recognised, no second row
+    assert main(["evaluate", str(TOY), *FAST_ARGS]) == 0
+    assert "already in the leaderboard" in capsys.readouterr().out
+    assert run_count(db) == 1
+
+
+def test_results_are_reproducible_bit_for_bit():
+    options = EvaluateOptions(n_examples=16, eps=[1.0, 3.0], progress=False)
+    first, second = evaluate(TOY, options).result, evaluate(TOY, options).result
+    assert first.metrics == second.metrics and first.fingerprint() == second.fingerprint()
+
+
+@pytest.mark.parametrize("bad", ["syntax_error.py", "nan_logits.py", "batchnorm_train.py", "missing.py"])
+def test_failed_evaluation_writes_no_row(bad, db, capsys):
+    assert main(["evaluate", str(SUBMISSIONS / "toy.py"), *FAST_ARGS]) == 0
+    before = run_count(db)
+    assert main(["evaluate", str(SUBMISSIONS / bad), *FAST_ARGS]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert run_count(db) == before
+
+
+def test_bad_arguments_are_one_line_errors(db, capsys):
+    assert main(["evaluate", str(TOY), "--eps", "-1", "--quiet"]) == 2
+    assert "--eps values must be positive" in capsys.readouterr().err
+    assert main(["evaluate", str(TOY), "--n-examples", "20000", "--quiet"]) == 2
+    assert "--n-examples must be between 1 and 10000" in capsys.readouterr().err
+    assert main(["evaluate", str(TOY), "--device", "cuda", "--quiet"]) in (0, 2)
+
+
+def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
+    assert main(["evaluate", str(TOY), *FAST_ARGS]) == 0
+    before = Store(db).rows()
+    env = {**os.environ, "IROB_BENCH_DB": db}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irob_bench.cli", "evaluate", str(TOY), "--n-examples", "all"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # wait until the attacks are under way (a progress bar on stderr), then kill without warning
+    deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline and "PGD" not in seen:
+        seen += proc.stderr.read(64)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    after = Store(db).rows()
+    assert [r.run_id for r in after] == [r.run_id for r in before]
