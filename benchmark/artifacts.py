@@ -45,5 +45,21 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def atomic_write_text(target: str | Path, text: str) -> None:
     """Write text to `target` atomically."""
+    atomic_write_bytes(target, text.encode())
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> None:
+    """Write bytes to `target` atomically."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
+
+
+def atomic_torch_save(obj: object, target: str | Path) -> None:
+    """torch.save atomically, byte-reproducibly (serialised in memory: the file name never enters the archive)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(target, buffer.getvalue())

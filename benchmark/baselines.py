@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import torch
 from pydantic import BaseModel
 
 from irob_bench import datasets
-from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file
+from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.errors import IrobError
 from irob_bench.models import SmallCNN
 from irob_bench.training import FitReport, clean_cross_entropy, fit, pgd_loss, trades_loss
@@ -35,7 +34,7 @@ METADATA = SubmissionMetadata(
 
 
 def load_model():
-    model = SmallCNN(in_channels={channels}, num_classes={classes}, image_size={side})
+    model = SmallCNN(in_channels={channels}, num_classes={classes}, image_size={side}, width={width})
     model.load_state_dict(load_weights(__file__, "model.pt"))
     return model
 '''
@@ -77,6 +76,7 @@ def train_reference(
     beta: float = 6.0,
     attack_steps: int = 10,
     train_points: int | None = None,
+    width: int = 32,
     name: str | None = None,
     progress: bool = True,
 ) -> TrainingRecord:
@@ -92,12 +92,11 @@ def train_reference(
         z, y = z[:train_points], y[:train_points]
     x = data.generate(z, y)
     channels, side, _ = card.image_shape
-    model = SmallCNN(in_channels=channels, num_classes=card.num_classes, image_size=side)
+    model = SmallCNN(in_channels=channels, num_classes=card.num_classes, image_size=side, width=width)
     loss_fn = {"standard": lambda: clean_cross_entropy, "pgd": lambda: pgd_loss(eps, attack_steps), "trades": lambda: trades_loss(eps, beta, attack_steps)}[method]()
     report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress)
     out = Path(out)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
+    atomic_torch_save(model.state_dict(), out / "model.pt")
     training = training_description(method, eps, beta, attack_steps)
     submission = _TEMPLATE.format(
         title=f"{card.name} {method}",
@@ -105,11 +104,12 @@ def train_reference(
         name=name or f"{card.name}-{method}" + (f"-eps{eps:g}" if eps else ""),
         dataset=card.name,
         training=training,
-        description=f"SmallCNN trained for {epochs} epochs on {len(x)} generated {card.name} train points (seed {seed}).",
+        description=f"SmallCNN (width {width}) trained for {epochs} epochs on {len(x)} generated {card.name} train points (seed {seed}).",
         paper_url=_PAPERS[method],
         channels=channels,
         classes=card.num_classes,
         side=side,
+        width=width,
     )
     atomic_write_text(out / "submission.py", submission)
     record = TrainingRecord(

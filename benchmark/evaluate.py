@@ -53,7 +53,6 @@ class Evaluation:
 
     result: EvaluationResult
     outcomes: AttackOutcomes
-    indices: np.ndarray
 
 
 def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> np.ndarray:
@@ -188,7 +187,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         timings=timings,
         environment=environment(),
     )
-    return Evaluation(result=result, outcomes=outcomes, indices=indices)
+    return Evaluation(result=result, outcomes=outcomes)
 
 
 def _warnings_as_flags(report: ValidationReport) -> list[SanityFlag]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from irob_bench.artifacts import atomic_path
+from irob_bench.artifacts import atomic_torch_save
 from irob_bench.datasets.benchmark import BenchmarkDataset
 from irob_bench.metrics import per_class_accuracy
 from irob_bench.models import SmallCNN
@@ -36,8 +36,7 @@ def train_checker(
     y = torch.from_numpy(labels.astype(np.int64))
     model = SmallCNN(in_channels=x.shape[1], image_size=x.shape[-1])
     report = fit(model, x, y, epochs=epochs, seed=seed, progress=progress)
-    with atomic_path(out) as tmp:
-        torch.save(model.state_dict(), tmp)
+    atomic_torch_save(model.state_dict(), out)
     return report
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from irob_bench.attacks.config import AttackSuiteConfig, LatentAttackConfig, MinimalConfig, PGDConfig
 from irob_bench.cli import main
 from irob_bench.evaluate import EvaluateOptions, evaluate, subset_indices
 from irob_bench.leaderboard.store import Store

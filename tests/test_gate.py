@@ -23,7 +23,7 @@ from irob_bench.cli import main
 from irob_bench.datasets.build import freeze
 from irob_bench.datasets.card import SplitSpec
 from irob_bench.evaluate import EvaluateOptions, evaluate
-from irob_bench.gate.baseline import save_evaluation_outcomes
+from irob_bench.persist import persist
 from irob_bench.gate.compare import compare_metrics, compare_one
 from irob_bench.gate.outcomes import PerExample, common_eps
 from irob_bench.gate.render import github_annotations
@@ -150,9 +150,7 @@ def models(gate_data, tmp_path_factory) -> dict[str, Path]:
 def write_baseline(path: Path, json_path: Path, dataset: Path, n: int = N) -> Path:
     """Evaluate with the cheap attacks and save the result JSON with its outcomes beside it, as `evaluate --json` does."""
     evaluation = evaluate(path, EvaluateOptions(dataset=str(dataset), eps=EPS, n_examples=n, attacks=CHEAP, progress=False))
-    outcomes = save_evaluation_outcomes(evaluation, Path(f"{json_path}.outcomes.npz"))
-    result = evaluation.result.model_copy(update={"outcomes_file": str(outcomes)})
-    json_path.write_text(result.model_dump_json(indent=2))
+    persist(evaluation, json_path=json_path)
     return json_path
 
 

@@ -294,5 +294,5 @@ def test_evaluate_a_toy_submission_on_the_tiny_card(card_root, use_weights, tmp_
     options = evaluate_module.EvaluateOptions(dataset=str(card_root), n_examples=8, eps=[1.0], attacks=cheap, progress=False)
     evaluation = evaluate_module.evaluate(submission, options)
     result = evaluation.result
-    assert result.dataset.name == "imagenet10" and result.settings.n_examples == 8 and len(evaluation.indices) == 8
+    assert result.dataset.name == "imagenet10" and result.settings.n_examples == 8 and len(evaluation.outcomes.indices) == 8
     assert result.dataset.generator_sha256 == datasets.load_card(card_root).generator.weights_sha256

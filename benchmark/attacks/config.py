@@ -23,12 +23,14 @@ class PGDConfig(_Config):
 
     steps: int = Field(50, ge=1, description="gradient steps per restart")
     restarts: int = Field(2, ge=1, description="runs per eps; only points still unbroken run again")
-    step_size: float = Field(0.25, gt=0, description="initial step length as a fraction of eps")
+    step_size: float = Field(0.5, gt=0, description="initial step length as a fraction of eps")
     schedule: Schedule = Field("cosine", description="how the step length decays over the steps")
     random_start: bool = Field(True, description="start restarts from a random point in the ball")
-    init_radius: float = Field(0.5, ge=0, le=1, description="random start radius as a fraction of eps")
+    init_radius: float = Field(1.0, ge=0, le=1, description="random start radius as a fraction of eps")
     warm_start: bool = Field(True, description="first restart at a larger eps starts from the best iterate so far")
-    loss: Loss = Field("margin", description="margin (logit of y minus best other) or cross-entropy")
+    loss: Loss | Literal["alternate"] = Field(
+        "alternate", description="margin (logit of y minus best other), cross-entropy, or alternate: CE, margin, CE, ..."
+    )
 
 
 class LatentAttackConfig(_Config):

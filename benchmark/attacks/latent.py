@@ -14,8 +14,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from irob_bench.attacks.common import Found, Model, batches, flat_norm, margin, normalise, objective, progress_bar
-from irob_bench.attacks.common import step_lengths
+from irob_bench.attacks.common import (
+    Found,
+    Model,
+    batches,
+    flat_norm,
+    margin,
+    normalise,
+    objective,
+    progress_bar,
+    step_lengths,
+)
 from irob_bench.attacks.config import LatentAttackConfig, Loss
 from irob_bench.attacks.noise import example_keys, keyed_normal
 
@@ -38,7 +47,9 @@ class LatentTask:
         return self.x[idx].to(self.device), self.y[idx].to(self.device), self.z[idx].to(self.device)
 
 
-def _forward(task: LatentTask, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor, loss: Loss, with_grad: bool):
+def _forward(
+    task: LatentTask, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor, loss: Loss, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor | None, torch.Tensor | None]]:
     """(objective, margin, image distance, gradients w.r.t. z of the objective and of the distance, or Nones)."""
     with torch.set_grad_enabled(with_grad):
         z = z.detach().requires_grad_(with_grad)
@@ -62,7 +73,9 @@ def tangent_step(grad: torch.Tensor, dist_grad: torch.Tensor, near: torch.Tensor
 
 
 @torch.no_grad()
-def back_off(task: LatentTask, x, y, anchor: torch.Tensor, z: torch.Tensor, eps: float, steps: int) -> torch.Tensor:
+def back_off(
+    task: LatentTask, x: torch.Tensor, y: torch.Tensor, anchor: torch.Tensor, z: torch.Tensor, eps: float, steps: int
+) -> torch.Tensor:
     """Move each z with ||g(z, y) - x|| > eps back along the segment to its anchor (bisection, feasible end)."""
     outside = flat_norm(task.generator(z, y) - x) > eps
     if not bool(outside.any()):
@@ -80,7 +93,10 @@ def back_off(task: LatentTask, x, y, anchor: torch.Tensor, z: torch.Tensor, eps:
     return z
 
 
-def fixed_eps_run(task: LatentTask, x, y, anchor: torch.Tensor, z: torch.Tensor, eps: float, config: LatentAttackConfig):
+def fixed_eps_run(
+    task: LatentTask, x: torch.Tensor, y: torch.Tensor, anchor: torch.Tensor, z: torch.Tensor, eps: float,
+    config: LatentAttackConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One latent PGD run inside the eps-ball: (best z, its objective, broken mask, image distance of best z)."""
     n = len(z)
     lengths = step_lengths(config.step_size, config.steps, config.schedule)
@@ -140,7 +156,9 @@ def fixed_eps_attack(
     return found
 
 
-def lagrangian_batch(task: LatentTask, x, y, z: torch.Tensor, config: LatentAttackConfig):
+def lagrangian_batch(
+    task: LatentTask, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, config: LatentAttackConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Zhang et al.'s attack on one batch: (closest adversarial z, its distance (inf if none), found mask)."""
     n = len(z)
     lam = torch.full((n,), config.lambda_init, device=z.device)

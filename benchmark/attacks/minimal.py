@@ -12,13 +12,24 @@ import math
 import numpy as np
 import torch
 
-from irob_bench.attacks.common import Found, Model, batches, flat_norm, input_gradient, normalise, per_example
-from irob_bench.attacks.common import progress_bar, step_lengths
+from irob_bench.attacks.common import (
+    Found,
+    Model,
+    batches,
+    flat_norm,
+    input_gradient,
+    normalise,
+    per_example,
+    progress_bar,
+    step_lengths,
+)
 from irob_bench.attacks.config import MinimalConfig
 from irob_bench.attacks.verify import NORM_TOLERANCE
 
 
-def min_norm_run(model: Model, x: torch.Tensor, y: torch.Tensor, config: MinimalConfig):
+def min_norm_run(
+    model: Model, x: torch.Tensor, y: torch.Tensor, config: MinimalConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of the minimum-norm attack: (closest adversarial perturbation, its norm (inf if none))."""
     n = len(x)
     delta = torch.zeros_like(x)

@@ -36,7 +36,7 @@ def random_ball_start(x: torch.Tensor, keys: torch.Tensor, radius: float) -> tor
 def pgd_run(
     model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, delta: torch.Tensor, lengths: list[float], loss: Loss
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One PGD run on a batch from `delta`: (best perturbation, its objective, broken mask).
+    """One PGD run on a batch from `delta`: (best perturbation, its margin, broken mask).
 
     `lengths` are absolute step lengths. The best iterate is the one with the lowest objective, or the
     first one that misclassifies; broken points leave the active set at once.
@@ -44,6 +44,7 @@ def pgd_run(
     n = len(x)
     best_delta = delta.clone()
     best_value = torch.full((n,), float("inf"), device=x.device)
+    best_margin = best_value.clone()
     broken = torch.zeros(n, dtype=torch.bool, device=x.device)
     active = torch.arange(n, device=x.device)
     for step in range(len(lengths) + 1):
@@ -54,12 +55,13 @@ def pgd_run(
         keep_best = better | hit
         best_delta[active[keep_best]] = delta[keep_best]
         best_value[active[keep_best]] = value[keep_best]
+        best_margin[active[keep_best]] = marg[keep_best]
         broken[active[hit]] = True
         if last or bool(hit.all()):
             break
         active, delta, grad = active[~hit], delta[~hit], grad[~hit]
         delta = project_l2(x[active], delta - lengths[step] * normalise(grad), eps)
-    return best_delta, best_value, broken
+    return best_delta, best_margin, broken
 
 
 def pgd_attack(
@@ -99,7 +101,7 @@ def pgd_attack(
                 if delta is None:
                     keys = example_keys(base_key, indices[idx], stream=1000 * e_index + restart)
                     delta = random_ball_start(xb, keys, config.init_radius * radius)
-                best, value, broken = pgd_run(model, xb, yb, radius, delta, lengths, config.loss)
+                best, value, broken = pgd_run(model, xb, yb, radius, delta, lengths, run_loss(config, restart))
                 found.record(idx, broken, xb + best, flat_norm(best))
                 improved = value.cpu() < warm_value[idx]
                 warm[idx[improved]] = best.cpu()[improved]
@@ -107,6 +109,13 @@ def pgd_attack(
                 bar.update(len(idx))
             bar.close()
     return found
+
+
+def run_loss(config: PGDConfig, restart: int) -> Loss:
+    """The loss of one run: fixed, or cross-entropy and margin in turn for "alternate"."""
+    if config.loss == "alternate":
+        return "ce" if restart % 2 == 0 else "margin"
+    return config.loss
 
 
 def _start(

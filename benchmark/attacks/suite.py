@@ -18,9 +18,10 @@ from irob_bench.attacks.latent import LatentTask, fixed_eps_attack, lagrangian_a
 from irob_bench.attacks.minimal import min_norm_attack
 from irob_bench.attacks.noise import draw_base
 from irob_bench.attacks.outcomes import AttackOutcomes
-from irob_bench.attacks.pgd import pgd_attack
+from irob_bench.attacks.pgd import pgd_attack, run_loss
 from irob_bench.attacks.verify import verify_images, verify_latents
 from irob_bench.errors import IrobError
+from irob_bench.results import SanityFlag
 
 
 @contextmanager
@@ -30,7 +31,10 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     timings[stage] = round(time.perf_counter() - start, 3)
 
 
-def _check_inputs(x: torch.Tensor, y: torch.Tensor, eps: list[float], generator, z, indices) -> list[float]:
+def _check_inputs(
+    x: torch.Tensor, y: torch.Tensor, eps: list[float], generator: nn.Module | None, z: torch.Tensor | None,
+    indices: np.ndarray | torch.Tensor | None,
+) -> list[float]:
     """Validate shapes and eps; return eps sorted ascending without duplicates."""
     if x.dim() < 2 or len(x) != len(y):
         raise IrobError(f"attacks: x {tuple(x.shape)} and y {tuple(y.shape)} disagree")
@@ -115,11 +119,15 @@ def run_attacks(
     )
 
 
-def _sanity_flags(model, x, y, eps, robust_pgd, robust_in, correct, config, base_key, index, common) -> list:
+def _sanity_flags(
+    model: Model, x: torch.Tensor, y: torch.Tensor, eps: list[float], robust_pgd: np.ndarray,
+    robust_in: np.ndarray | None, correct: torch.Tensor, config: AttackSuiteConfig, base_key: int,
+    index: torch.Tensor, common: dict,
+) -> list[SanityFlag]:
     """Every AutoAttack-style flag of SCIENCE.md §5 / docs/attacks.md, in a fixed order."""
     tol = config.flags.accuracy_tolerance
     flags = sanity.monotonicity_flags(eps, robust_pgd.mean(axis=0), "unconstrained", tol)
-    flags += sanity.gradient_flags(model, x, y, correct, config.pgd.loss, config.flags, **common)
+    flags += sanity.gradient_flags(model, x, y, correct, run_loss(config.pgd, 0), config.flags, **common)
     flags += sanity.black_box_flags(model, x, y, robust_pgd, eps, config.flags, base_key=base_key, indices=index,
                                     **common)
     if robust_in is not None:

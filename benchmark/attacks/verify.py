@@ -73,7 +73,9 @@ def verify_images(
 
 
 @torch.no_grad()
-def regenerate(generator: nn.Module, z: torch.Tensor, y: torch.Tensor, batch_size: int, device="cpu") -> torch.Tensor:
+def regenerate(
+    generator: nn.Module, z: torch.Tensor, y: torch.Tensor, batch_size: int, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """g(z, y) in fresh batches on the device, returned on the CPU."""
     parts = [generator(z[s].to(device), y[s].to(device)).float().cpu() for s in batches(len(z), batch_size)]
     return torch.cat(parts) if parts else torch.empty(0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 
@@ -20,24 +19,11 @@ def parse_n_examples(value: str) -> int | None:
     return n
 
 
-def outcomes_dir(db_url: str) -> Path:
-    """Where per-example outcomes of stored runs go: beside a SQLite file, else in the user data folder."""
-    import os
-
-    from sqlalchemy.engine import make_url
-
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).expanduser().resolve().parent / "outcomes"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "irob-bench" / "outcomes"
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions, evaluate
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store, default_db_url
-    from irob_bench.artifacts import atomic_write_text
-    from irob_bench.attacks.outcomes import save_outcomes
+    from irob_bench.persist import persist
 
     options = EvaluateOptions(
         dataset=args.dataset,
@@ -49,22 +35,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     store = None if args.no_store else Store(args.db or default_db_url())  # open (and migrate) before the work
-    evaluation = evaluate(args.path, options)
-    result = evaluation.result
-    if args.json:
-        outcomes = Path(f"{args.json}.outcomes.npz")
-    elif store is not None:
-        outcomes = outcomes_dir(store.url.render_as_string(hide_password=False)) / f"{result.fingerprint()}.npz"
-    else:
-        outcomes = None
-    if outcomes is not None:
-        save_outcomes(evaluation.outcomes, outcomes)
-        result = result.model_copy(update={"outcomes_file": str(outcomes.resolve())})
-    if args.json:
-        atomic_write_text(args.json, result.model_dump_json(indent=2) + "\n")
-    print(render_run(result))
-    if store is not None:
-        saved = store.save(result)
+    result, saved = persist(evaluate(args.path, options), json_path=args.json, store=store)
+    print(render_run(result, saved.run_id if saved else None))
+    if saved is not None:
         verb = "stored as" if saved.created else "already in the leaderboard as"
         print(f"{verb} run {saved.run_id} ({store.label})")
     return 0

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 
-from irob_bench.commands.evaluate import outcomes_dir
 from irob_bench.commands.leaderboard import add_db_option
 
 
 def _gate(args: argparse.Namespace) -> int:
     from irob_bench.artifacts import atomic_write_text
     from irob_bench.datasets import load_card
-    from irob_bench.gate.baseline import load_baseline, save_evaluation_outcomes
+    from irob_bench.gate.baseline import load_baseline
     from irob_bench.gate.render import github_annotations, junit_xml, render_table
     from irob_bench.gate.run import run_gate
     from irob_bench.gate.settings import GateOptions
     from irob_bench.leaderboard.store import Store
+    from irob_bench.persist import persist
 
     options = GateOptions(
         tolerance_pp=args.tolerance,
@@ -35,9 +35,7 @@ def _gate(args: argparse.Namespace) -> int:
     gate = run_gate(args.path, baseline, options)
     report = gate.report
     if store is not None:
-        result = gate.evaluation.result
-        path = outcomes_dir(store.url.render_as_string(hide_password=False)) / f"{result.fingerprint()}.npz"
-        saved = store.save(result.model_copy(update={"outcomes_file": str(save_evaluation_outcomes(gate.evaluation, path))}))
+        _, saved = persist(gate.evaluation, store=store)
         report = report.model_copy(update={"stored_run_id": saved.run_id})
     if args.json:
         atomic_write_text(args.json, report.model_dump_json(indent=2) + "\n")

@@ -18,6 +18,7 @@ def _train(args: argparse.Namespace) -> None:
         beta=args.beta,
         attack_steps=args.attack_steps,
         train_points=args.train_points,
+        width=args.width,
         name=args.name,
         progress=not args.quiet,
     )
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--beta", type=float, default=6.0, help="TRADES robustness weight")
     parser.add_argument("--attack-steps", type=int, default=10, help="inner PGD steps (pgd, trades)")
     parser.add_argument("--train-points", type=int, default=None, help="use only the first N train points")
+    parser.add_argument("--width", type=int, default=32, help="SmallCNN base width (channels of the first conv)")
     parser.add_argument("--name", default=None, help="leaderboard name (default: DATASET-METHOD[-epsE])")
     parser.add_argument("--out", required=True, help="folder for submission.py, model.pt and training.json")
     parser.add_argument("--quiet", action="store_true")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +9,9 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.attacks.outcomes import load_outcomes
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import Evaluation
 from irob_bench.gate.outcomes import PerExample
 from irob_bench.leaderboard.store import Store
 from irob_bench.results import EvaluationResult
@@ -26,13 +24,6 @@ class Baseline:
     result: EvaluationResult
     outcomes: PerExample
     source: str
-
-
-def save_evaluation_outcomes(evaluation: Evaluation, path: str | Path) -> Path:
-    """Save an evaluation's per-example outcomes keyed by its test-set indices (what a later gate pairs on)."""
-    path = Path(path)
-    save_outcomes(dataclasses.replace(evaluation.outcomes, indices=np.asarray(evaluation.indices, dtype=np.int64)), path)
-    return path.resolve()
 
 
 def is_result_file(ref: str) -> bool:

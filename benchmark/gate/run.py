@@ -38,7 +38,7 @@ def run_gate(path: str | Path, baseline: Baseline, options: GateOptions | None =
         raise IrobError(f"baseline settings differ: {'; '.join(changes)}; {ALLOW_HINT}")
     evaluation = evaluate(path, plan)
     result = evaluation.result
-    new = PerExample.from_outcomes(evaluation.outcomes, evaluation.indices, result.settings.eps)
+    new = PerExample.from_outcomes(evaluation.outcomes, evaluation.outcomes.indices, result.settings.eps)
     eps = common_eps(baseline.outcomes, new)
     indices = common_indices(baseline.outcomes, new)
     if len(indices) < len(new.indices) and not options.allow_settings_change:
@@ -78,7 +78,7 @@ def _notes(
     notes = []
     if options.quick:
         notes.append(
-            f"quick mode: the first {len(evaluation.indices)} examples of the baseline's seeded subset "
+            f"quick mode: the first {len(evaluation.outcomes.indices)} examples of the baseline's seeded subset "
             f"(of its {old.settings.n_examples})"
         )
     if changes:

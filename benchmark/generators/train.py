@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file
+from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.datasets.real_mnist import load_real_mnist
 from irob_bench.generators.acgan import ARCHITECTURE_ID, ACGANDiscriminator, ACGANGenerator
 from irob_bench.seeding import seed_everything
@@ -37,8 +37,7 @@ class GeneratorTrainingSummary(BaseModel):
 def save_frozen_generator(generator: ACGANGenerator, path: Path) -> str:
     """Save the generator's state_dict in float16 (halves the file; it is run in float32) atomically."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in generator.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    atomic_torch_save(state, path)
     return sha256_file(path)
 
 

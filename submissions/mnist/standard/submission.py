@@ -1,0 +1,20 @@
+"""mnist standard: a reference irob-bench submission written by `irob-bench train standard`."""
+
+from irob_bench.models import SmallCNN
+from irob_bench.plugin import SubmissionMetadata, load_weights
+
+METADATA = SubmissionMetadata(
+    name='mnist-standard',
+    authors=["irob-bench maintainers"],
+    datasets=['mnist'],
+    training='standard (cross-entropy on clean generated data)',
+    description='SmallCNN (width 32) trained for 3 epochs on 60000 generated mnist train points (seed 0).',
+    paper_url=None,
+    weights=["model.pt"],
+)
+
+
+def load_model():
+    model = SmallCNN(in_channels=1, num_classes=10, image_size=28, width=32)
+    model.load_state_dict(load_weights(__file__, "model.pt"))
+    return model

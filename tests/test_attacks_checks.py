@@ -1,0 +1,147 @@
+"""Verification rejects forged adversarials; sanity flags fire on crafted models and outcomes; minimal curves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from irob_bench.attacks.common import Found
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+from irob_bench.attacks.flags import in_distribution_flags, monotonicity_flags
+from irob_bench.attacks.minimal import robust_accuracy_curve
+from irob_bench.attacks.suite import run_attacks
+from irob_bench.attacks.verify import verify_images, verify_latents
+
+
+class Threshold(nn.Module):
+    """Class 1 iff the mean pixel exceeds 0.5 (logits +-(mean - 0.5)); its exact minimal distance is known."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.flatten(1).mean(dim=1) - 0.5
+        return torch.stack([-s, s], dim=1) * 10
+
+
+class Quantised(nn.Module):
+    """Threshold on a rounded input: zero gradients everywhere, yet easy to break with noise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return Threshold()(torch.round(x * 8) / 8)
+
+
+class ShiftGenerator(nn.Module):
+    """g(z, y) = clip(0.5 + z broadcast over 16 pixels): an exactly known 'manifold'."""
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (0.5 + z[:, :1, None, None].expand(-1, 1, 4, 4)).clamp(0, 1)
+
+
+def points(values: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Constant 1x4x4 images with the given pixel value, labelled by the threshold model."""
+    x = torch.tensor(values)[:, None, None, None].expand(-1, 1, 4, 4).clone()
+    return x, (torch.tensor(values) > 0.5).long()
+
+
+def test_verification_accepts_real_and_rejects_forged_adversarials() -> None:
+    model = Threshold()
+    x, y = points([0.45, 0.45, 0.45, 0.45, 0.45])
+    forged = x.clone()
+    forged[0] = 0.55  # real: flips, distance 0.4
+    forged[1] = 0.9  # flips but distance 1.8 > eps
+    forged[2] = 0.46  # within eps but not flipped
+    forged[3] = 0.55
+    forged[3, 0, 0, 0] = 1.5  # outside [0, 1]
+    forged[4] = float("nan")
+    found = Found(forged, torch.ones(5, dtype=torch.bool), torch.zeros(5))
+    checked = verify_images(model, x, y, found, max_distance=1.0, batch_size=2)
+    assert checked.valid.tolist() == [True, False, False, False, False]
+    assert checked.rejected == 4
+    assert math.isclose(checked.distance[0], 0.4, rel_tol=1e-5) and np.isinf(checked.distance[1:]).all()
+    robust = checked.robust(np.ones(5, dtype=bool), [0.3, 0.5])
+    assert robust[:, 0].all() and robust[:, 1].tolist() == [False, True, True, True, True]
+
+
+def test_verification_rejects_off_manifold_latents() -> None:
+    model, gen = Threshold(), ShiftGenerator()
+    z = torch.full((3, 2), -0.05)
+    x, y = gen(z, None), torch.zeros(3, dtype=torch.long)
+    z_adv = torch.tensor([[0.05, 0.0], [0.4, 0.0], [0.0, 0.0]])  # on-manifold flip; too far; not flipped
+    found = Found(z_adv, torch.ones(3, dtype=torch.bool), torch.zeros(3))
+    checked = verify_latents(model, gen, x, y, found, max_distance=1.0, batch_size=2)
+    assert checked.valid.tolist() == [True, False, False]
+    assert math.isclose(checked.distance[0], 0.4, rel_tol=1e-5)
+
+
+def test_gradient_masking_model_raises_vanishing_and_noise_flags() -> None:
+    model = Quantised()
+    x, y = points([0.4, 0.6] * 12)
+    config = AttackSuiteConfig(
+        pgd=PGDConfig(steps=5, restarts=1, random_start=False),
+        minimal=MinimalConfig(enabled=False),
+        flags=FlagsConfig(noise_draws=8, random_search_queries=8),
+    )
+    out = run_attacks(model, x, y, [0.2, 2.0], config, seed=0, batch_size=8, progress=False)
+    names = {(f.name, f.eps) for f in out.flags}
+    assert ("vanishing_gradients", None) in names
+    assert ("noise_finds_errors", 2.0) in names, "noise of norm 2 moves the mean by 0.1 in 1 of 5 draws"
+    assert out.robust_accuracy_pgd() == [1.0, 1.0], "PGD is stuck at zero gradients"
+
+
+def test_honest_model_raises_no_gradient_or_noise_flags() -> None:
+    x, y = points([0.3, 0.35, 0.4, 0.6, 0.65, 0.7])
+    config = AttackSuiteConfig(minimal=MinimalConfig(steps=50), flags=FlagsConfig(noise_draws=4))
+    out = run_attacks(Threshold(), x, y, [0.2, 2.0], config, seed=0, batch_size=4, progress=False)
+    assert out.flags == []
+    assert out.robust_accuracy_pgd() == [1.0, 0.0]
+
+
+def test_monotonicity_and_in_distribution_flags_on_crafted_outcomes() -> None:
+    eps = [1.0, 2.0, 3.0]
+    flags = monotonicity_flags(eps, np.array([0.5, 0.6, 0.4]), "unconstrained")
+    assert [(f.name, f.eps) for f in flags] == [("non_monotone", 2.0)]
+    assert monotonicity_flags(eps, np.array([0.5, 0.5, 0.4]), "unconstrained") == []
+    robust_pgd = np.array([[True, True, False], [True, False, False]])
+    robust_in = np.array([[True, True, False], [True, False, False]])
+    assert in_distribution_flags(eps, robust_pgd, robust_in) == []
+    robust_in[0, 1] = False
+    assert [(f.name, f.eps) for f in in_distribution_flags(eps, robust_pgd, robust_in)] == [
+        ("in_distribution_below_unconstrained", 2.0)
+    ]
+
+
+def test_minimal_distance_curve_matches_direct_attack_at_grid_points() -> None:
+    """On the threshold model r_unc is exactly 4 |v - 0.5| (16 pixels); curve and PGD agree at the grid."""
+    values = np.linspace(0.2, 0.8, 25)
+    values = values[np.abs(values - 0.5) > 0.01]
+    x, y = points(values.tolist())
+    eps = [0.25, 0.45, 0.85]
+    config = AttackSuiteConfig(pgd=PGDConfig(steps=20), minimal=MinimalConfig(steps=100, init_norm=0.3))
+    out = run_attacks(Threshold(), x, y, eps, config, seed=2, batch_size=8, progress=False)
+    exact = 4 * np.abs(values - 0.5)
+    assert np.all(out.r_unc >= exact - 1e-4), "no attack can beat the exact minimal distance"
+    assert np.all(out.r_unc <= exact * 1.05 + 1e-3)
+    curve = robust_accuracy_curve(out.r_unc, eps)
+    np.testing.assert_allclose(curve, out.robust_accuracy_pgd(), atol=1 / len(values) + 1e-9)
+    np.testing.assert_allclose(curve, robust_accuracy_curve(exact, eps), atol=1 / len(values) + 1e-9)
+
+
+def test_robust_accuracy_curve_counts_zero_and_infinite_distances() -> None:
+    d = np.array([0.0, 0.5, 1.0, np.inf])
+    np.testing.assert_allclose(robust_accuracy_curve(d, [0.0, 0.49, 0.5, 2.0]), [0.75, 0.75, 0.5, 0.25])
+
+
+def test_latent_attack_on_exact_manifold_matches_geometry() -> None:
+    """With g = 0.5 + z, the on-manifold distance to flip a point at value v is 4 |v - 0.5| as well."""
+    gen = ShiftGenerator()
+    z = torch.tensor([[-0.1, 0.0], [-0.3, 0.0], [0.2, 0.0]])
+    x = gen(z, None)
+    y = (z[:, 0] > 0).long()
+    config = AttackSuiteConfig(
+        pgd=PGDConfig(steps=10), latent=LatentAttackConfig(inner_steps=60, lr=0.02), minimal=MinimalConfig(steps=60)
+    )
+    out = run_attacks(Threshold(), x, y, [0.5, 1.0], config, generator=gen, z=z, seed=0, batch_size=2, progress=False)
+    assert out.r_in is not None and out.robust_in is not None
+    np.testing.assert_allclose(out.r_in, [0.4, 1.2, 0.8], rtol=0.1)
+    assert out.robust_in.tolist() == [[False, False], [True, True], [True, False]]
