@@ -150,8 +150,8 @@ def test_generator_training_runs_and_writes_loadable_weights(tmp_path, monkeypat
         return x[:256], y[:256]
 
     monkeypatch.setattr(train_module, "load_real_mnist", small)
-    first = train_module.train_acgan(SHARED_DATA / "mnist", tmp_path / "a", epochs=1, batch_size=64, seed=3, quiet=True)
-    second = train_module.train_acgan(SHARED_DATA / "mnist", tmp_path / "b", epochs=1, batch_size=64, seed=3, quiet=True)
+    first = train_module.train_generator("mnist", SHARED_DATA / "mnist", tmp_path / "a", epochs=1, batch_size=64, seed=3, quiet=True)
+    second = train_module.train_generator("mnist", SHARED_DATA / "mnist", tmp_path / "b", epochs=1, batch_size=64, seed=3, quiet=True)
     assert first.weights_sha256 == second.weights_sha256
     state = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)
     assert state["fc.0.weight"].dtype == torch.float16

@@ -27,7 +27,7 @@ class PGDConfig(_Config):
     schedule: Schedule = Field("cosine", description="how the step length decays over the steps")
     random_start: bool = Field(True, description="start restarts from a random point in the ball")
     init_radius: float = Field(1.0, ge=0, le=1, description="random start radius as a fraction of eps")
-    warm_start: bool = Field(True, description="first restart at a larger eps starts from the best iterate so far")
+    warm_start: bool = Field(False, description="first run at a larger eps starts from the best iterate so far")
     loss: Loss | Literal["alternate"] = Field(
         "alternate", description="margin (logit of y minus best other), cross-entropy, or alternate: CE, margin, CE, ..."
     )

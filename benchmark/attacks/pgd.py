@@ -42,26 +42,29 @@ def pgd_run(
     first one that misclassifies; broken points leave the active set at once.
     """
     n = len(x)
-    best_delta = delta.clone()
-    best_value = torch.full((n,), float("inf"), device=x.device)
-    best_margin = best_value.clone()
+    out_delta = delta.clone()
+    out_margin = torch.full((n,), float("inf"), device=x.device)
     broken = torch.zeros(n, dtype=torch.bool, device=x.device)
-    active = torch.arange(n, device=x.device)
+    active, xa, ya = torch.arange(n, device=x.device), x, y
+    best_delta, best_value, best_margin = delta, out_margin.clone(), out_margin.clone()
     for step in range(len(lengths) + 1):
         last = step == len(lengths)
-        value, marg, grad = input_gradient(model, x[active] + delta, y[active], loss, with_grad=not last)
-        better = value < best_value[active]
+        value, marg, grad = input_gradient(model, xa + delta, ya, loss, with_grad=not last)
         hit = marg < 0
-        keep_best = better | hit
-        best_delta[active[keep_best]] = delta[keep_best]
-        best_value[active[keep_best]] = value[keep_best]
-        best_margin[active[keep_best]] = marg[keep_best]
-        broken[active[hit]] = True
-        if last or bool(hit.all()):
-            break
-        active, delta, grad = active[~hit], delta[~hit], grad[~hit]
-        delta = project_l2(x[active], delta - lengths[step] * normalise(grad), eps)
-    return best_delta, best_margin, broken
+        take = (value < best_value) | hit
+        best_delta = torch.where(per_example(take, delta), delta, best_delta)
+        best_value, best_margin = torch.where(take, value, best_value), torch.where(take, marg, best_margin)
+        done = torch.ones_like(hit) if last else hit
+        if bool(done.any()):
+            rows = active[done]
+            out_delta[rows], out_margin[rows], broken[rows] = best_delta[done], best_margin[done], hit[done]
+            if bool(done.all()):
+                break
+            keep = ~done
+            active, xa, ya, delta, grad = active[keep], xa[keep], ya[keep], delta[keep], grad[keep]
+            best_delta, best_value, best_margin = best_delta[keep], best_value[keep], best_margin[keep]
+        delta = project_l2(xa, delta - lengths[step] * normalise(grad), eps)
+    return out_delta, out_margin, broken
 
 
 def pgd_attack(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from irob_bench.commands.leaderboard import add_db_option
+
 
 
 def parse_n_examples(value: str) -> int | None:
@@ -22,7 +24,7 @@ def parse_n_examples(value: str) -> int | None:
 def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions, evaluate
     from irob_bench.leaderboard.render import render_run
-    from irob_bench.leaderboard.store import Store, default_db_url
+    from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
 
     options = EvaluateOptions(
@@ -34,7 +36,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    store = None if args.no_store else Store(args.db or default_db_url())  # open (and migrate) before the work
+    store = None if args.no_store else Store(args.db)  # open (and migrate) before the work
     result, saved = persist(evaluate(args.path, options), json_path=args.json, store=store)
     print(render_run(result, saved.run_id if saved else None))
     if saved is not None:
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=250)
-    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: $IROB_BENCH_DB or the user SQLite file)")
+    add_db_option(parser)
     parser.add_argument("--json", default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

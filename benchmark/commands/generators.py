@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.errors import IrobError
-
 
 def _train(args: argparse.Namespace) -> None:
-    from irob_bench.generators.train import train_acgan
+    from irob_bench.generators.train import train_generator
 
-    if args.name != "mnist":
-        raise IrobError(f"no generator trainer for {args.name!r} (known: mnist)")
-    summary = train_acgan(
+    summary = train_generator(
+        args.name,
         args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet
     )
     print(f"wrote {args.out}/generator.pt (sha256 {summary.weights_sha256[:12]}) in {summary.seconds:.0f}s")
@@ -21,8 +18,8 @@ def _train(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("generators", help="train benchmark generators").add_subparsers(dest="action", required=True)
     train = group.add_parser("train", help="train a benchmark generator on real data")
-    train.add_argument("name", help="dataset whose generator to train (mnist)")
-    train.add_argument("--data", default=None, help="folder of gzipped IDX files (default: torchvision download)")
+    train.add_argument("name", choices=["mnist", "cifar"], help="which generator: mnist (ACGAN) or cifar (saturated-cifar base)")
+    train.add_argument("--data", default=None, help="../shared/data/mnist (IDX .gz) or ../shared/data/cifar10 (.npz); default: torchvision download")
     train.add_argument("--out", required=True, help="output folder for generator.pt and training_summary.json")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=64)

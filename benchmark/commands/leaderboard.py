@@ -18,6 +18,13 @@ def _leaderboard(args: argparse.Namespace) -> None:
         if args.dataset is not None and not rows:
             stored = ", ".join(store.datasets()) or "none"
             raise IrobError(f"no runs for dataset {args.dataset!r} in {store.label} (datasets with runs: {stored})")
+        if args.plot:
+            from irob_bench.leaderboard.plot import plot_runs
+
+            latest = {}
+            for row in sorted(rows, key=lambda r: r.created_at):
+                latest[(row.submission, row.dataset)] = row.run_id
+            print(f"wrote {plot_runs([store.get(i) for i in latest.values()], args.plot)} ({len(latest)} submissions)")
     text = render(rows, args.eps, args.format)
     if args.out:
         atomic_write_text(args.out, text + "\n")
@@ -43,4 +50,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table")
     add_db_option(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
     parser.set_defaults(handler=_leaderboard)

@@ -10,10 +10,12 @@ from torch import nn
 
 from irob_bench.errors import IrobError
 from irob_bench.generators import biggan
-from irob_bench.generators.acgan import ARCHITECTURE_ID as ACGAN_ID
-from irob_bench.generators.acgan import ACGANGenerator
+from irob_bench.generators import acgan, cifar
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {ACGAN_ID: ACGANGenerator}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    acgan.ARCHITECTURE_ID: acgan.ACGANGenerator,
+    cifar.ARCHITECTURE_ID: cifar.CifarGenerator,
+}
 
 
 class ExternalWeights(NamedTuple):

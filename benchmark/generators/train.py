@@ -1,21 +1,48 @@
-"""Trains the mnist ACGAN on real MNIST (SCIENCE.md §1) and writes the small frozen weights file."""
+"""Trains a benchmark's conditional generator (ACGAN objective) on real data and writes small frozen weights."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import BaseModel
+from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
+from irob_bench.datasets.real_cifar import load_real_cifar
 from irob_bench.datasets.real_mnist import load_real_mnist
-from irob_bench.generators.acgan import ARCHITECTURE_ID, ACGANDiscriminator, ACGANGenerator
+from irob_bench.errors import IrobError
+from irob_bench.generators import acgan, cifar
 from irob_bench.seeding import seed_everything
+
+
+@dataclass(frozen=True)
+class GANRecipe:
+    """What `generators train NAME` needs: the real data loader and the generator/discriminator pair."""
+
+    architecture: str
+    load: Callable[[str | Path | None, str], tuple[np.ndarray, np.ndarray]]
+    generator: Callable[[], nn.Module]
+    discriminator: Callable[[], nn.Module]
+
+
+RECIPES = {
+    "mnist": GANRecipe(acgan.ARCHITECTURE_ID, load_real_mnist, acgan.ACGANGenerator, acgan.ACGANDiscriminator),
+    "cifar": GANRecipe(cifar.ARCHITECTURE_ID, load_real_cifar, cifar.CifarGenerator, cifar.CifarDiscriminator),
+}
+
+
+def to_float_nchw(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, C) images -> float32 NCHW in [0, 1]."""
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 class GeneratorTrainingSummary(BaseModel):
@@ -34,14 +61,15 @@ class GeneratorTrainingSummary(BaseModel):
     history: list[dict[str, float]]
 
 
-def save_frozen_generator(generator: ACGANGenerator, path: Path) -> str:
+def save_frozen_generator(generator: nn.Module, path: Path) -> str:
     """Save the generator's state_dict in float16 (halves the file; it is run in float32) atomically."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in generator.state_dict().items()}
     atomic_torch_save(state, path)
     return sha256_file(path)
 
 
-def train_acgan(
+def train_generator(
+    name: str,
     data_dir: str | Path | None,
     out_dir: str | Path,
     *,
@@ -52,14 +80,17 @@ def train_acgan(
     betas: tuple[float, float] = (0.5, 0.999),
     quiet: bool = False,
 ) -> GeneratorTrainingSummary:
-    """Train G and D with Adam on real MNIST; write out_dir/generator.pt and training_summary.json."""
-    images, labels = load_real_mnist(data_dir, "train")
+    """Train G and D (ACGAN losses, Adam) on the real data of `name`; write generator.pt and training_summary.json."""
+    if name not in RECIPES:
+        raise IrobError(f"no generator trainer for {name!r} (known: {', '.join(RECIPES)})")
+    recipe = RECIPES[name]
+    images, labels = recipe.load(data_dir, "train")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = seed_everything(seed)
-    x_all = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    x_all = to_float_nchw(images)
     y_all = torch.from_numpy(labels.astype(np.int64))
-    gen, disc = ACGANGenerator(), ACGANDiscriminator()
+    gen, disc = recipe.generator(), recipe.discriminator()
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
     history: list[dict[str, float]] = []
@@ -109,7 +140,7 @@ def train_acgan(
         save_frozen_generator(gen, out_dir / "generator.pt")
         gen.train()
     summary = GeneratorTrainingSummary(
-        architecture=ARCHITECTURE_ID,
+        architecture=recipe.architecture,
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
