@@ -1,0 +1,48 @@
+"""The saturation map s_p of SCIENCE.md §1 (Ding et al.)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from irob_bench.generators.transforms import apply_output_transform, saturate
+
+GRID = torch.linspace(0, 1, 1001, dtype=torch.float64)
+
+
+def test_p2_is_the_identity():
+    assert torch.allclose(saturate(GRID, 2.0), GRID, atol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 4.0, 8.0, 16.0, 64.0, math.inf])
+def test_monotone_and_range(p):
+    out = saturate(GRID, p)
+    assert out.min() >= 0 and out.max() <= 1
+    assert (out[1:] - out[:-1] >= 0).all()
+    assert saturate(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), p).tolist() == [0.0, 0.5, 1.0]
+
+
+def test_matches_the_formula_at_a_point():
+    v, p = 0.8, 8.0
+    expected = math.copysign(abs(2 * v - 1) ** (2 / p), 2 * v - 1) / 2 + 0.5
+    assert saturate(torch.tensor(v, dtype=torch.float64), p).item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_large_p_approaches_binarisation():
+    away = GRID[(GRID - 0.5).abs() > 0.05]
+    binary = (away > 0.5).double()
+    errors = [(saturate(away, p) - binary).abs().max().item() for p in (4, 16, 64, 1024)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.01
+    assert torch.equal(saturate(away, math.inf), binary)
+
+
+def test_p_below_2_pulls_toward_half():
+    assert ((saturate(GRID, 1.0) - 0.5).abs() <= (GRID - 0.5).abs() + 1e-12).all()
+
+
+def test_card_transform_dispatch():
+    x = torch.rand(2, 3, 4, 4)
+    assert torch.equal(apply_output_transform(x, {}), x)
+    assert torch.equal(apply_output_transform(x, {"saturation_p": 8}), saturate(x, 8.0))
