@@ -95,6 +95,16 @@ def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="ex")
 
 
+def keep_lower(
+    store: torch.Tensor, store_value: torch.Tensor, idx: torch.Tensor, candidates: torch.Tensor, values: torch.Tensor
+) -> None:
+    """Copy candidates into rows `idx` of a CPU store where their value beats the stored one (warm starts)."""
+    values = values.cpu()
+    better = values < store_value[idx]
+    store[idx[better]] = candidates.cpu()[better]
+    store_value[idx[better]] = values[better]
+
+
 @dataclass
 class Found:
     """Per example, the closest adversarial point an attack found: image (or latent), flag and distance."""

@@ -19,6 +19,7 @@ from irob_bench.attacks.common import (
     Model,
     batches,
     flat_norm,
+    keep_lower,
     margin,
     normalise,
     objective,
@@ -148,9 +149,7 @@ def fixed_eps_attack(
                     start = back_off(task, xb, yb, zb, zb + noise, radius, config.bisection_steps)
                 best, value, broken, dist = fixed_eps_run(task, xb, yb, zb, start, radius, config)
                 found.record(idx, broken, best, dist)
-                improved = value.cpu() < warm_value[idx]
-                warm[idx[improved]] = best.cpu()[improved]
-                warm_value[idx[improved]] = value.cpu()[improved]
+                keep_lower(warm, warm_value, idx, best, value)
                 bar.update(len(idx))
             bar.close()
     return found

@@ -1,8 +1,8 @@
 """PGD-L2 with random start, restarts, a step schedule, best-iterate tracking and an eps cascade.
 
 A point stops being attacked the moment it is broken (inside a run too: the active set shrinks every
-step); eps are attacked in ascending order and only survivors move on, warm-started from their best
-iterate so far. All randomness is keyed per example (irob_bench.attacks.noise), so a point's attack
+step); eps are attacked in ascending order and only survivors move on (optionally warm-started from
+their best iterate so far). All randomness is keyed per example (irob_bench.attacks.noise), so a point's attack
 does not depend on which other points share its batch.
 """
 
@@ -16,6 +16,7 @@ from irob_bench.attacks.common import (
     batches,
     flat_norm,
     input_gradient,
+    keep_lower,
     normalise,
     per_example,
     progress_bar,
@@ -106,9 +107,7 @@ def pgd_attack(
                     delta = random_ball_start(xb, keys, config.init_radius * radius)
                 best, value, broken = pgd_run(model, xb, yb, radius, delta, lengths, run_loss(config, restart))
                 found.record(idx, broken, xb + best, flat_norm(best))
-                improved = value.cpu() < warm_value[idx]
-                warm[idx[improved]] = best.cpu()[improved]
-                warm_value[idx[improved]] = value.cpu()[improved]
+                keep_lower(warm, warm_value, idx, best, value)
                 bar.update(len(idx))
             bar.close()
     return found
