@@ -311,3 +311,20 @@ def test_cli_uses_env_var_database(db_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "from-env" in capsys.readouterr().out
     assert main(["leaderboard", "--db", str(db_path.parent / "other.db")]) == 0
     assert capsys.readouterr().out.strip() == "no runs stored yet"
+
+
+def test_runs_import_stores_a_result_json_once(tmp_path, capsys):
+    from irob_bench.cli import main
+
+    from .factories import make_result
+
+    path = tmp_path / "result.json"
+    path.write_text(make_result().model_dump_json())
+    db = f"sqlite:///{tmp_path / 'imp.db'}"
+    assert main(["runs", "import", str(path), "--db", db]) == 0
+    assert "stored as run 1" in capsys.readouterr().out
+    assert main(["runs", "import", str(path), "--db", db]) == 0
+    assert "already in the leaderboard as run 1" in capsys.readouterr().out
+    path.write_text('{"schema_version": 1}')
+    assert main(["runs", "import", str(path), "--db", db]) == 2
+    assert "not an irob-bench result" in capsys.readouterr().err

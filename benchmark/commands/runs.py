@@ -42,6 +42,26 @@ def _show(args: argparse.Namespace) -> None:
     print(result.model_dump_json(indent=2) if args.json else render_run(result, run_id))
 
 
+def _import(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from irob_bench.errors import IrobError
+    from irob_bench.leaderboard.store import Store
+    from irob_bench.results import EvaluationResult
+
+    try:
+        result = EvaluationResult.model_validate_json(open(args.path).read())
+    except OSError as exc:
+        raise IrobError(f"cannot read {args.path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise IrobError(f"{args.path}: not an irob-bench result: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    with Store(args.db) as store:
+        saved = store.save(result)
+        verb = "stored as" if saved.created else "already in the leaderboard as"
+        print(f"{result.submission.metadata.name}: {verb} run {saved.run_id} ({store.label})")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("runs", help="list and show stored evaluation runs")
     actions = group.add_subparsers(dest="action", required=True)
@@ -57,3 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="the stored result as JSON")
     add_db_option(show)
     show.set_defaults(handler=_show)
+
+    imported = actions.add_parser("import", help="store a result JSON written by `evaluate --json` (e.g. on a GPU box)")
+    imported.add_argument("path", help="the result .json file")
+    add_db_option(imported)
+    imported.set_defaults(handler=_import)
