@@ -26,7 +26,7 @@ from irob_bench.results import Curves, DatasetRecord, EvaluationResult, SanityFl
 from irob_bench.seeding import seed_everything
 from irob_bench.validate import ValidationReport, check_model
 
-DEFAULT_N_EXAMPLES = 500
+DEFAULT_N_EXAMPLES = 300
 SUBSET_SEED = 0
 VALIDATION_BATCH = 16
 

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("path", help="the submission .py file")
     parser.add_argument("--dataset", default=None, help="default: the first dataset in its METADATA")
     parser.add_argument("--eps", type=float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
-    parser.add_argument("--n-examples", type=parse_n_examples, default=500, help="N or 'all' (default 500)")
+    parser.add_argument("--n-examples", type=parse_n_examples, default=300, help="N or 'all' (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=250)
