@@ -141,17 +141,19 @@ def test_training_needs_its_data_directory(tmp_path, capsys):
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data/mnist")
 def test_generator_training_runs_and_writes_loadable_weights(tmp_path, monkeypatch):
     """One tiny epoch on a slice of real MNIST: the trainer wires up end to end and is seeded."""
+    import dataclasses
+
     from irob_bench.generators import train as train_module
 
-    real = train_module.load_real_mnist
+    recipe = train_module.RECIPES["mnist"]
 
     def small(data_dir, split="train"):
-        x, y = real(data_dir, split)
+        x, y = recipe.load(data_dir, split)
         return x[:256], y[:256]
 
-    monkeypatch.setattr(train_module, "load_real_mnist", small)
+    monkeypatch.setitem(train_module.RECIPES, "mnist", dataclasses.replace(recipe, load=small))
     first = train_module.train_generator("mnist", SHARED_DATA / "mnist", tmp_path / "a", epochs=1, batch_size=64, seed=3, quiet=True)
     second = train_module.train_generator("mnist", SHARED_DATA / "mnist", tmp_path / "b", epochs=1, batch_size=64, seed=3, quiet=True)
-    assert first.weights_sha256 == second.weights_sha256
+    assert first.weights_sha256 == second.weights_sha256 and first.train_images == 256
     state = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)
     assert state["fc.0.weight"].dtype == torch.float16
