@@ -36,7 +36,8 @@ def compute_metrics(
         rob_in = float(robust_in[:, j].mean()) if robust_in is not None else None
         fields: dict = {"eps": e, "robust_accuracy_pgd": rob, "robust_accuracy_in_distribution": rob_in}
         if lip is None:
-            fields["ceiling_reasons"] = {"all": f"no Lipschitz constants in the {card.name} card yet"}
+            reason = card.notes.get("ceiling", f"no Lipschitz constants in the {card.name} card yet")
+            fields["ceiling_reasons"] = {"all": reason}
         else:
             risks = [1.0 - a for a in class_acc]
             bounds = {

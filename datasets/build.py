@@ -39,11 +39,12 @@ def freeze(draft: DatasetCard, root: str | Path, weights: str | Path | None = No
         spec = spec.model_copy(update={"weights_sha256": external.sha256(weights)})
         network = external.load(weights, spec.weights_sha256, **spec.kwargs)
     elif weights is not None:
-        target = root / (spec.weights_file or "generator.pt")
+        relative = spec.weights_file or "generator.pt"  # may point into a sibling folder shared by variants
+        target = root / relative
         if Path(weights).resolve() != target.resolve():
             with atomic_path(target) as tmp:
                 shutil.copyfile(weights, tmp)
-        spec = spec.model_copy(update={"weights_file": target.name, "weights_sha256": sha256_file(target)})
+        spec = spec.model_copy(update={"weights_file": relative, "weights_sha256": sha256_file(target)})
     card = store_test_latents(draft.model_copy(update={"generator": spec}), root)
     data = BenchmarkDataset(card, root, network)
     test = card.splits["test"].model_copy(update={"images_sha256": tensor_sha256(data.generate(data.latents(), data.labels()))})
@@ -55,10 +56,11 @@ def freeze(draft: DatasetCard, root: str | Path, weights: str | Path | None = No
 def store_test_latents(draft: DatasetCard, root: str | Path) -> DatasetCard:
     """Write the seeded test latents into root; returns the draft with their file and hashes (no card written)."""
     test = draft.splits["test"]
+    relative = test.latents_file or LATENTS_FILE  # may point into a sibling folder shared by variants
     latents, labels = sample_latents(test.seed, test.size, draft.latent_dim, draft.priors)
-    write_npz(Path(root) / LATENTS_FILE, {"latents": latents.numpy(), "labels": labels.numpy()})
+    write_npz(Path(root) / relative, {"latents": latents.numpy(), "labels": labels.numpy()})
     test = test.model_copy(
-        update={"latents_file": LATENTS_FILE, "latents_sha256": tensor_sha256(latents), "labels_sha256": tensor_sha256(labels)}
+        update={"latents_file": relative, "latents_sha256": tensor_sha256(latents), "labels_sha256": tensor_sha256(labels)}
     )
     return draft.model_copy(update={"splits": {**draft.splits, "test": test}})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from irob_bench.datasets.card import DatasetCard, GeneratorSpec, SplitSpec
-from irob_bench.generators import biggan
+from irob_bench.generators import biggan, cifar
 from irob_bench.generators.acgan import ARCHITECTURE_ID as ACGAN_ID
 
 MNIST_CLASSES = [str(d) for d in range(10)]
@@ -70,4 +70,46 @@ IMAGENET10_PENDING = (
 )
 
 
-DRAFTS = {"mnist": mnist_draft, "imagenet10": imagenet10_draft}
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+SATURATION_LEVELS = ["2", "4", "8", "16", "64", "inf"]
+SHARED_CIFAR = "../cifar-generator"
+
+
+def saturated_cifar_draft(p: str) -> DatasetCard:
+    """saturated-cifar-p{p}: our CIFAR-10 ACGAN composed with the saturation map s_p (SCIENCE.md §1, Ding et al.).
+
+    Every level shares one generator file and one set of test latents (in datasets/cifar-generator/).
+    """
+    return DatasetCard(
+        name=f"saturated-cifar-p{p}",
+        version="1.0.0",
+        description=f"CIFAR-10-like images from an ACGAN trained on real CIFAR-10, through the saturation map s_p, p = {p}"
+        + (" (binarisation: an evaluation variant, not Lipschitz)" if p == "inf" else ""),
+        generator=GeneratorSpec(
+            architecture=cifar.ARCHITECTURE_ID,
+            kwargs={"latent_dim": 100, "num_classes": 10, "width": 32},
+            weights_file=f"{SHARED_CIFAR}/generator.pt",
+            output_transform={"saturation_p": p},
+        ),
+        latent_dim=100,
+        classes=CIFAR_CLASSES,
+        priors=[0.1] * 10,
+        image_shape=(3, 32, 32),
+        eps_grid=[0.25, 0.5, 1.0],
+        reference_alpha=0.15,
+        splits={
+            "train": SplitSpec(size=50_000, seed=20261123),
+            "test": SplitSpec(size=10_000, seed=20261124, latents_file=f"{SHARED_CIFAR}/test_latents.npz"),
+        },
+        notes={
+            "eps grid": "L2 eps 0.25 / 0.5 / 1.0: the usual CIFAR-10 L2 radii (0.5 is RobustBench's)",
+            **({"ceiling": "not established: s_p at p = inf (binarisation) is not Lipschitz"} if p == "inf" else {}),
+        },
+    )
+
+
+DRAFTS = {
+    "mnist": mnist_draft,
+    "imagenet10": imagenet10_draft,
+    **{f"saturated-cifar-p{p}": (lambda p=p: saturated_cifar_draft(p)) for p in SATURATION_LEVELS},
+}

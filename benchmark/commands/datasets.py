@@ -121,6 +121,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     freeze = actions.add_parser("freeze", help="(maintainers) freeze generator weights into a card with seeded test latents")
     freeze.add_argument("name")
-    freeze.add_argument("--weights", required=True, help="generator state_dict (.pt) to ship")
+    freeze.add_argument("--weights", required=True, help="generator state_dict (.pt) to ship; for imagenet10 the BigGAN folder")
     freeze.add_argument("--root", default=None, help="card folder (default: the package's own)")
     freeze.set_defaults(handler=_freeze)
