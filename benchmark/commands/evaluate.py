@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from irob_bench.commands.leaderboard import add_db_option
+from irob_bench.commands.validate import add_submission_arguments
 
 
 
@@ -47,8 +48,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="validate and score a submission, then store the result")
-    parser.add_argument("path", help="the submission .py file")
-    parser.add_argument("--dataset", default=None, help="default: the first dataset in its METADATA")
+    add_submission_arguments(parser)
     parser.add_argument("--eps", type=float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
     parser.add_argument("--n-examples", type=parse_n_examples, default=300, help="N or 'all' (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")

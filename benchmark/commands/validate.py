@@ -22,10 +22,15 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("validate", help="check a submission file without scoring it")
+def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
+    """The submission file and the dataset to use it on (shared by validate and evaluate)."""
     parser.add_argument("path", help="the submission .py file")
     parser.add_argument("--dataset", default=None, help="default: the first dataset in its METADATA")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("validate", help="check a submission file without scoring it")
+    add_submission_arguments(parser)
     parser.set_defaults(handler=_validate)
 
 
