@@ -12,7 +12,7 @@ from irob_bench.artifacts import atomic_torch_save
 from irob_bench.datasets.benchmark import BenchmarkDataset
 from irob_bench.metrics import per_class_accuracy
 from irob_bench.models import SmallCNN
-from irob_bench.training import FitReport, accuracy, fit
+from irob_bench.training import FitReport, accuracy, fit, to_float_nchw
 
 CHECKER_FILE = "checker.pt"
 
@@ -31,8 +31,7 @@ def train_checker(
     images: np.ndarray, labels: np.ndarray, out: str | Path, *, epochs: int = 2, seed: int = 0, progress: bool = True
 ) -> FitReport:
     """Train a SmallCNN on real uint8 images (N, H, W[, C]) and save its state_dict atomically."""
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    x = to_float_nchw(images)
     y = torch.from_numpy(labels.astype(np.int64))
     model = SmallCNN(in_channels=x.shape[1], image_size=x.shape[-1])
     report = fit(model, x, y, epochs=epochs, seed=seed, progress=progress)
@@ -40,19 +39,17 @@ def train_checker(
     return report
 
 
-def load_checker(dataset: BenchmarkDataset) -> SmallCNN:
-    """The dataset's shipped real-data checker (weights_only load)."""
+def load_checker(dataset: BenchmarkDataset, relative: str = CHECKER_FILE) -> SmallCNN:
+    """The dataset's real-data checker, stored at `relative` to its card folder (weights_only load)."""
     channels, side, _ = dataset.card.image_shape
     model = SmallCNN(in_channels=channels, num_classes=dataset.num_classes, image_size=side)
-    model.load_state_dict(torch.load(dataset.root / CHECKER_FILE, map_location="cpu", weights_only=True))
+    model.load_state_dict(torch.load(dataset.root / relative, map_location="cpu", weights_only=True))
     return model.eval()
 
 
 def real_accuracy(checker: SmallCNN, images: np.ndarray, labels: np.ndarray) -> float:
     """The checker's accuracy on real held-out data (uint8 images)."""
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-    return accuracy(checker, x, torch.from_numpy(labels.astype(np.int64)))
+    return accuracy(checker, to_float_nchw(images), torch.from_numpy(labels.astype(np.int64)))
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from pydantic import BaseModel
 from torch import nn
@@ -15,6 +16,12 @@ from irob_bench.attacks.common import normalise, project_l2
 
 # loss(model, x, y, generator) -> scalar; standard training is cross-entropy on the clean batch.
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def to_float_nchw(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, C) images -> float32 NCHW in [0, 1]."""
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 def clean_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -44,10 +44,8 @@ def test_binarised_level_says_why_it_has_no_ceiling():
 
 def test_real_cifar_checker_recognises_the_unsaturated_level():
     """Regression guard at the measured preview quality (62.6%; the 70% target needs a longer-trained generator)."""
-    from irob_bench.models import SmallCNN
-    from irob_bench.quality import label_agreement
+    from irob_bench.quality import label_agreement, load_checker
 
-    checker = SmallCNN(in_channels=3, image_size=32)
-    root = datasets.load("saturated-cifar-p2").root
-    checker.load_state_dict(torch.load(root / "../cifar-generator/checker.pt", weights_only=True))
-    assert label_agreement(datasets.load("saturated-cifar-p2"), checker.eval()).agreement >= 0.6
+    data = datasets.load("saturated-cifar-p2")
+    checker = load_checker(data, "../cifar-generator/checker.pt")
+    assert label_agreement(data, checker).agreement >= 0.6

@@ -21,6 +21,7 @@ from irob_bench.datasets.real_mnist import load_real_mnist
 from irob_bench.errors import IrobError
 from irob_bench.generators import acgan, cifar
 from irob_bench.seeding import seed_everything
+from irob_bench.training import to_float_nchw
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,6 @@ RECIPES = {
     "mnist": GANRecipe(acgan.ARCHITECTURE_ID, load_real_mnist, acgan.ACGANGenerator, acgan.ACGANDiscriminator),
     "cifar": GANRecipe(cifar.ARCHITECTURE_ID, load_real_cifar, cifar.CifarGenerator, cifar.CifarDiscriminator),
 }
-
-
-def to_float_nchw(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, C) images -> float32 NCHW in [0, 1]."""
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 class GeneratorTrainingSummary(BaseModel):
