@@ -29,6 +29,29 @@ def clean_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gene
     return F.cross_entropy(model(x), y)
 
 
+def flip_and_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 4) -> torch.Tensor:
+    """Standard CIFAR augmentation, vectorised: random horizontal flips and integer shifts up to max_shift pixels (zero fill)."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = shifts[:, 0] * 2.0 / w
+    theta[:, 1, 2] = shifts[:, 1] * 2.0 / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def augmented(loss_fn: BatchLoss) -> BatchLoss:
+    """The same loss on a flipped-and-shifted copy of each batch."""
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return loss_fn(model, flip_and_shift(x, generator), y, generator)
+
+    return loss
+
+
 def _ascend_l2(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, steps: int, generator: torch.Generator) -> torch.Tensor:
     """Maximise objective(x') over the L2 eps-ball around x inside [0, 1] (normalised steps of 2.5 eps / steps)."""
     delta = normalise(torch.randn(x.shape, generator=generator)) * eps * 0.5 * torch.rand(len(x), generator=generator).view(-1, 1, 1, 1)

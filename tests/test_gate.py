@@ -41,7 +41,7 @@ EPS = [0.3, 0.4]
 N = 120
 CHEAP = AttackSuiteConfig(
     pgd=PGDConfig(steps=10, restarts=1),
-    latent=LatentAttackConfig(steps=1, bisection_steps=1),
+    latent=LatentAttackConfig(steps=1),
     minimal=MinimalConfig(enabled=False),
     flags=FlagsConfig(noise_draws=0, random_search_queries=0),
 )

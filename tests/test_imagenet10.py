@@ -287,7 +287,7 @@ def test_evaluate_a_toy_submission_on_the_tiny_card(card_root, use_weights, tmp_
 
     cheap = AttackSuiteConfig(
         pgd=PGDConfig(steps=5, restarts=1),
-        latent=LatentAttackConfig(steps=3, bisection_steps=2),
+        latent=LatentAttackConfig(steps=3),
         minimal=MinimalConfig(steps=5),
         flags=FlagsConfig(noise_draws=1, random_search_queries=2),
     )

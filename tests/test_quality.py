@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import torch
 
 from irob_bench import datasets
 from irob_bench.datasets.real_mnist import load_real_mnist
@@ -32,3 +35,47 @@ def test_generated_test_set_agrees_with_its_labels(mnist_checker):
 def test_checker_is_not_fooled_by_a_random_generator(random_mnist, mnist_checker):
     """Control: the agreement check can fail; a random-weight generator's images are not recognised."""
     assert label_agreement(random_mnist, mnist_checker).agreement < 0.5
+
+
+def test_flip_and_shift_only_flips_and_translates() -> None:
+    from irob_bench.training import flip_and_shift
+
+    x = torch.rand(16, 3, 32, 32)
+    same_place = flip_and_shift(x, torch.Generator().manual_seed(0), max_shift=0)
+    for original, out in zip(x, same_place):
+        assert torch.equal(out, original) or torch.equal(out, original.flip(2))
+    shifted = flip_and_shift(x, torch.Generator().manual_seed(0), max_shift=4)
+    assert shifted.shape == x.shape
+    assert not torch.equal(shifted, same_place), "some image must move"
+    pixels = set(x.flatten().tolist()) | {0.0}
+    assert set(shifted.flatten().tolist()) <= pixels, "nearest sampling copies pixels, it never blends them"
+
+
+def test_generators_refuse_width_for_the_fixed_mnist_generator(tmp_path, capsys) -> None:
+    from irob_bench.cli import main
+
+    assert main(["generators", "train", "mnist", "--width", "8", "--out", str(tmp_path / "g")]) == 2
+    assert "fixed width" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
+def test_checker_command_trains_with_augmentation_and_reports_real_accuracy(tmp_path, monkeypatch, capsys) -> None:
+    """`generators checker cifar --augment` on a slice of real CIFAR-10: writes loadable weights, prints real accuracy."""
+    from irob_bench.cli import main
+    from irob_bench.generators import train as train_module
+    from irob_bench.quality import load_checker_file
+
+    recipe = train_module.RECIPES["cifar"]
+
+    def small(data_dir, split="train"):
+        x, y = recipe.load(data_dir, split)
+        return x[::50], y[::50]
+
+    monkeypatch.setitem(train_module.RECIPES, "cifar", dataclasses.replace(recipe, load=small))
+    out = tmp_path / "checker.pt"
+    args = ["generators", "checker", "cifar", "--data", str(SHARED_DATA / "cifar10"), "--out", str(out), "--epochs", "1"]
+    assert main([*args, "--augment", "--quiet"]) == 0
+    assert "real cifar test accuracy" in capsys.readouterr().out
+    checker = load_checker_file(out, 3, 32)
+    assert checker(torch.rand(2, 3, 32, 32)).shape == (2, 10)

@@ -23,7 +23,7 @@ class PGDConfig(_Config):
 
     steps: int = Field(50, ge=1, description="gradient steps per restart")
     restarts: int = Field(2, ge=1, description="runs per eps; only points still unbroken run again")
-    step_size: float = Field(0.5, gt=0, description="initial step length as a fraction of eps")
+    step_size: float = Field(2.0, gt=0, description="initial step length as a fraction of eps (APGD's 2 eps)")
     schedule: Schedule = Field("cosine", description="how the step length decays over the steps")
     random_start: bool = Field(True, description="start restarts from a random point in the ball")
     init_radius: float = Field(1.0, ge=0, le=1, description="random start radius as a fraction of eps")
@@ -34,25 +34,22 @@ class PGDConfig(_Config):
 
 
 class LatentAttackConfig(_Config):
-    """The in-distribution attack: fixed-eps latent PGD with back-off, or Zhang et al.'s Lagrangian."""
+    """The in-distribution attack: our adaptive-penalty latent attack, or Zhang et al.'s Lagrangian reference."""
 
-    method: Literal["fixed-eps", "lagrangian"] = Field(
-        "lagrangian", description="lagrangian (reference; stronger and faster in docs/attacks.md) or fixed-eps"
+    method: Literal["adaptive", "lagrangian"] = Field(
+        "adaptive", description="adaptive (default: as strong as lagrangian at < 1/3 of its evaluations) or lagrangian"
     )
-    steps: int = Field(50, ge=1, description="fixed-eps: latent gradient steps per restart")
-    restarts: int = Field(1, ge=1, description="fixed-eps: runs per eps for points still unbroken")
-    step_size: float = Field(0.5, gt=0, description="fixed-eps: initial latent step length (latent units)")
-    schedule: Schedule = "cosine"
-    init_radius: float = Field(0.0, ge=0, description="fixed-eps: latent random start radius for restarts > 0")
-    bisection_steps: int = Field(6, ge=1, description="fixed-eps: bisection steps of the back-off on the segment")
-    boundary: float = Field(
-        0.9, ge=0, le=1, description="fixed-eps: beyond this fraction of eps, steps lose their outward component"
+    steps: int = Field(150, ge=1, description="adaptive: Adam iterations (one run from the stored latent)")
+    lambda_growth: float = Field(
+        0.03, gt=0, description="adaptive: lambda x(1 + growth) after a non-adversarial step, /(1 + growth) after one"
+    )
+    distance_scale: float | None = Field(
+        None, gt=0, description="adaptive: image distance worth the whole clean margin at lambda 1 (default: largest eps)"
     )
     outer_steps: int = Field(5, ge=1, description="lagrangian: binary-search steps over lambda")
     inner_steps: int = Field(100, ge=1, description="lagrangian: Adam iterations per lambda")
-    lr: float = Field(0.05, gt=0, description="lagrangian: Adam learning rate on z")
-    lambda_init: float = Field(1.0, gt=0, description="lagrangian: first lambda (weight of the margin loss)")
-    loss: Loss = "margin"
+    lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
+    lambda_init: float = Field(1.0, gt=0, description="first lambda (weight of the margin term)")
 
 
 class MinimalConfig(_Config):

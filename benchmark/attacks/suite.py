@@ -14,7 +14,7 @@ from torch import nn
 from irob_bench.attacks import flags as sanity
 from irob_bench.attacks.common import Model, predict
 from irob_bench.attacks.config import AttackSuiteConfig
-from irob_bench.attacks.latent import LatentTask, fixed_eps_attack, lagrangian_attack
+from irob_bench.attacks.latent import LatentTask, latent_attack
 from irob_bench.attacks.minimal import min_norm_attack
 from irob_bench.attacks.noise import draw_base
 from irob_bench.attacks.outcomes import AttackOutcomes
@@ -73,7 +73,7 @@ def run_attacks(
     x, y = x.detach().float().cpu(), y.detach().long().cpu()
     index = torch.arange(len(x)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
     rng = torch.Generator().manual_seed(seed)
-    keys = {name: draw_base(rng) for name in ("pgd", "latent", "flags")}
+    keys = {name: draw_base(rng) for name in ("pgd", "flags")}
     timings: dict[str, float] = {}
     common = {"batch_size": batch_size, "device": device}
 
@@ -99,14 +99,8 @@ def run_attacks(
     if generator is not None and z is not None:
         with _timed(timings, "in_distribution"):
             task = LatentTask(model, generator, x, y, z.detach().float().cpu(), batch_size, device, progress)
-            if config.latent.method == "lagrangian":
-                found = lagrangian_attack(task, config.latent, attack_mask=correct)
-                bound = math.inf
-            else:
-                found = fixed_eps_attack(task, eps, config.latent, base_key=keys["latent"], indices=index,
-                                         attack_mask=correct)
-                bound = eps[-1]
-            latent_checked = verify_latents(model, generator, x, y, found, bound, **common)
+            found = latent_attack(task, config.latent, eps, attack_mask=correct)
+            latent_checked = verify_latents(model, generator, x, y, found, math.inf, **common)
         robust_in, r_in = latent_checked.robust(clean, eps), latent_checked.minimal_distance(clean)
         flags += sanity.verification_flags(f"the {config.latent.method} in-distribution attack",
                                            latent_checked.rejected)

@@ -1,4 +1,4 @@
-"""`irob-bench generators train NAME`: train a benchmark generator on real data."""
+"""`irob-bench generators train|checker NAME`: train a benchmark generator, or its real-data quality checker."""
 
 from __future__ import annotations
 
@@ -10,19 +10,51 @@ def _train(args: argparse.Namespace) -> None:
 
     summary = train_generator(
         args.name,
-        args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet
+        args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, width=args.width,
+        quiet=args.quiet,
     )
     print(f"wrote {args.out}/generator.pt (sha256 {summary.weights_sha256[:12]}) in {summary.seconds:.0f}s")
 
 
+def _checker(args: argparse.Namespace) -> None:
+    from irob_bench.generators.train import RECIPES
+    from irob_bench.quality import load_checker_file, real_accuracy, train_checker
+
+    recipe = RECIPES[args.name]
+    images, labels = recipe.load(args.data, "train")
+    report = train_checker(
+        images, labels, args.out, epochs=args.epochs, seed=args.seed, augment=args.augment, progress=not args.quiet
+    )
+    test_images, test_labels = recipe.load(args.data, "test")
+    channels = 1 if test_images.ndim == 3 else test_images.shape[3]
+    acc = real_accuracy(load_checker_file(args.out, channels, test_images.shape[1]), test_images, test_labels)
+    print(f"wrote {args.out}: real {args.name} test accuracy {acc:.2%} after {report.epochs} epochs ({report.seconds:.0f}s)")
+
+
+def _real_data_parser(group: argparse._SubParsersAction, action: str, help_text: str, out_help: str,
+                      epochs: int) -> argparse.ArgumentParser:
+    """A subcommand that trains on one real dataset: name, --data, --out, --epochs, --seed, --quiet."""
+    parser = group.add_parser(action, help=help_text)
+    parser.add_argument("name", choices=["mnist", "cifar"], help="which real data: mnist or cifar (saturated-cifar's base)")
+    parser.add_argument("--data", default=None, help="../shared/data/mnist (IDX .gz) or ../shared/data/cifar10 (.npz); default: torchvision download")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("generators", help="train benchmark generators").add_subparsers(dest="action", required=True)
-    train = group.add_parser("train", help="train a benchmark generator on real data")
-    train.add_argument("name", choices=["mnist", "cifar"], help="which generator: mnist (ACGAN) or cifar (saturated-cifar base)")
-    train.add_argument("--data", default=None, help="../shared/data/mnist (IDX .gz) or ../shared/data/cifar10 (.npz); default: torchvision download")
-    train.add_argument("--out", required=True, help="output folder for generator.pt and training_summary.json")
-    train.add_argument("--epochs", type=int, default=10)
+    group = sub.add_parser("generators", help="train benchmark generators and their quality checkers").add_subparsers(
+        dest="action", required=True
+    )
+    train = _real_data_parser(group, "train", "train a benchmark generator on real data",
+                              "output folder for generator.pt and training_summary.json", epochs=10)
     train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--width", type=int, default=None, help="channels of G and D (cifar only; default 32)")
     train.set_defaults(handler=_train)
+
+    checker = _real_data_parser(group, "checker", "train the real-data classifier that scores a generator's label agreement",
+                                "checker weights file to write (e.g. checker.pt)", epochs=2)
+    checker.add_argument("--augment", action="store_true", help="random flips and shifts (for CIFAR)")
+    checker.set_defaults(handler=_checker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class GeneratorTrainingSummary(BaseModel):
     """What a training run did, written beside the weights."""
 
     architecture: str
+    width: int | None
     epochs: int
     batch_size: int
     seed: int
@@ -73,19 +75,25 @@ def train_generator(
     seed: int = 0,
     lr: float = 2e-4,
     betas: tuple[float, float] = (0.5, 0.999),
+    width: int | None = None,
     quiet: bool = False,
 ) -> GeneratorTrainingSummary:
-    """Train G and D (ACGAN losses, Adam) on the real data of `name`; write generator.pt and training_summary.json."""
+    """Train G and D (ACGAN losses, Adam) on the real data of `name`; write generator.pt and training_summary.json.
+
+    `width` (channels of the first/last layer of G and D) overrides the architecture's default."""
     if name not in RECIPES:
         raise IrobError(f"no generator trainer for {name!r} (known: {', '.join(RECIPES)})")
     recipe = RECIPES[name]
+    if width is not None and "width" not in inspect.signature(recipe.generator).parameters:
+        raise IrobError(f"the {name} generator has a fixed width; drop --width")
     images, labels = recipe.load(data_dir, "train")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = seed_everything(seed)
     x_all = to_float_nchw(images)
     y_all = torch.from_numpy(labels.astype(np.int64))
-    gen, disc = recipe.generator(), recipe.discriminator()
+    size = {} if width is None else {"width": width}
+    gen, disc = recipe.generator(**size), recipe.discriminator(**size)
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
     history: list[dict[str, float]] = []
@@ -136,6 +144,7 @@ def train_generator(
         gen.train()
     summary = GeneratorTrainingSummary(
         architecture=recipe.architecture,
+        width=width,
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
