@@ -12,6 +12,8 @@ from irob_bench.datasets.definitions import SATURATION_LEVELS
 from irob_bench.generators.transforms import saturate
 from irob_bench.metrics import compute_metrics
 
+from .conftest import SHARED_DATA
+
 LEVELS = [f"saturated-cifar-p{p}" for p in SATURATION_LEVELS]
 
 
@@ -43,9 +45,20 @@ def test_binarised_level_says_why_it_has_no_ceiling():
 
 
 def test_real_cifar_checker_recognises_the_unsaturated_level():
-    """Regression guard at the measured preview quality (62.6%; the 70% target needs a longer-trained generator)."""
+    """Regression guard at the measured preview quality (64.1%; the 70% target needs a better generator)."""
     from irob_bench.quality import label_agreement, load_checker
 
     data = datasets.load("saturated-cifar-p2")
     checker = load_checker(data, "../cifar-generator/checker.pt")
-    assert label_agreement(data, checker).agreement >= 0.6
+    assert label_agreement(data, checker).agreement >= 0.62
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
+def test_cifar_checker_is_a_real_cifar_classifier():
+    """The shipped checker was trained on real CIFAR-10 (15 epochs, flips and shifts): 73.3% on the real test set."""
+    from irob_bench.datasets.real_cifar import load_real_cifar
+    from irob_bench.quality import load_checker, real_accuracy
+
+    checker = load_checker(datasets.load("saturated-cifar-p2"), "../cifar-generator/checker.pt")
+    images, labels = load_real_cifar(SHARED_DATA / "cifar10", "test")
+    assert real_accuracy(checker, images, labels) >= 0.72

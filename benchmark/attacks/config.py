@@ -21,7 +21,7 @@ class _Config(BaseModel):
 class PGDConfig(_Config):
     """PGD-L2 with random start, restarts, a step-size schedule and best-iterate tracking."""
 
-    steps: int = Field(50, ge=1, description="gradient steps per restart")
+    steps: int = Field(40, ge=1, description="gradient steps per restart")
     restarts: int = Field(2, ge=1, description="runs per eps; only points still unbroken run again")
     step_size: float = Field(2.0, gt=0, description="initial step length as a fraction of eps (APGD's 2 eps)")
     schedule: Schedule = Field("cosine", description="how the step length decays over the steps")
