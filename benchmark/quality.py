@@ -27,6 +27,18 @@ class Agreement(BaseModel):
     per_class: list[float]
 
 
+class Fidelity(BaseModel):
+    """An FID-like statistic: Frechet distance between Gaussian fits of the checker's penultimate features.
+
+    The real test set is split in two random halves A and B (seed 0; MNIST's halves come from different writers).
+    `generated` compares n generated images with B; `real_floor` compares A with B (n each), what a perfect generator
+    would get at this n. (Real train images are no floor: the checker has fit them, so their features differ.)"""
+
+    n: int
+    generated: float
+    real_floor: float
+
+
 def train_checker(
     images: np.ndarray,
     labels: np.ndarray,
@@ -76,3 +88,39 @@ def label_agreement(dataset: BenchmarkDataset, checker: torch.nn.Module, split: 
     hits = (pred == y).numpy()
     per_class, _ = per_class_accuracy(hits, y.numpy(), dataset.num_classes)
     return Agreement(dataset=dataset.card.name, split=split, n=len(y), agreement=float(hits.mean()), per_class=per_class)
+
+
+@torch.no_grad()
+def checker_features(checker: SmallCNN, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """The checker's penultimate activations (its last hidden layer) for float images in [0, 1], float64."""
+    body = checker.net[:-1]
+    return torch.cat([body(x[i : i + batch]) for i in range(0, len(x), batch)]).double().numpy()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between Gaussian fits of two feature sets (rows)."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # Tr (C_a C_b)^(1/2) = Tr (C_a^(1/2) C_b C_a^(1/2))^(1/2): a symmetric PSD form, so dead (constant) features,
+    # which make C_a singular, need no regulariser.
+    root_a = _psd_sqrt(cov_a)
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return max(0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root))
+
+
+def _psd_sqrt(c: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (negative rounding-error eigenvalues clipped)."""
+    values, vectors = np.linalg.eigh(c)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def fidelity(generated: torch.Tensor, real_test: np.ndarray, checker: SmallCNN) -> Fidelity:
+    """Frechet distances in checker-feature space: generated vs real test half B, and real test half A vs B."""
+    n = min(len(generated), len(real_test) // 2)
+    order = np.random.default_rng(0).permutation(len(real_test))
+    half_a, half_b = real_test[order[:n]], checker_features(checker, to_float_nchw(real_test[order[n : 2 * n]]))
+    return Fidelity(
+        n=n,
+        generated=frechet_distance(checker_features(checker, generated[:n]), half_b),
+        real_floor=frechet_distance(checker_features(checker, to_float_nchw(half_a)), half_b),
+    )

@@ -82,7 +82,7 @@ def saturated_cifar_draft(p: str) -> DatasetCard:
     """
     return DatasetCard(
         name=f"saturated-cifar-p{p}",
-        version="0.2.0",
+        version="0.3.0",
         description=f"CIFAR-10-like images from an ACGAN trained on real CIFAR-10, through the saturation map s_p, p = {p}"
         + (" (binarisation: an evaluation variant, not Lipschitz)" if p == "inf" else ""),
         generator=GeneratorSpec(
@@ -103,8 +103,8 @@ def saturated_cifar_draft(p: str) -> DatasetCard:
         },
         notes={
             "eps grid": "L2 eps 0.25 / 0.5 / 1.0: the usual CIFAR-10 L2 radii (0.5 is RobustBench's)",
-            "status": "preview (v0.2): a 30-epoch CPU generator, 64% real-classifier agreement (target 70%); "
-            "no Lipschitz constants or reference submissions yet (docs/saturation.md)",
+            "generator": "15-epoch CPU ACGAN whose discriminator learns classes from real images only; a real-CIFAR "
+            "checker (73.3% on real test images) agrees with 84.6% of the generated test labels (docs/saturation.md)",
             **({"ceiling": "not established: s_p at p = inf (binarisation) is not Lipschitz"} if p == "inf" else {}),
         },
     )

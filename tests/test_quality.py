@@ -9,7 +9,9 @@ import torch
 
 from irob_bench import datasets
 from irob_bench.datasets.real_mnist import load_real_mnist
-from irob_bench.quality import label_agreement, load_checker, real_accuracy
+import numpy as np
+
+from irob_bench.quality import frechet_distance, label_agreement, load_checker, real_accuracy
 
 from .conftest import SHARED_DATA
 
@@ -79,3 +81,28 @@ def test_checker_command_trains_with_augmentation_and_reports_real_accuracy(tmp_
     assert "real cifar test accuracy" in capsys.readouterr().out
     checker = load_checker_file(out, 3, 32)
     assert checker(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians() -> None:
+    """N(0, I) vs N(m, 4 I) in d dimensions: ||m||^2 + d (1 + 4 - 2 * 2) = ||m||^2 + d."""
+    rng = np.random.default_rng(0)
+    d, m = 8, np.full(8, 0.5)
+    a = rng.normal(size=(200_000, d))
+    b = m + 2 * rng.normal(size=(200_000, d))
+    assert frechet_distance(a, b) == pytest.approx(float(m @ m) + d, rel=0.02)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    dead = np.hstack([a, np.zeros((len(a), 3))])  # constant features make the covariance singular
+    assert frechet_distance(dead, dead) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_generators_quality_reports_agreement_and_a_frechet_distance_above_the_real_floor(capsys) -> None:
+    import json
+
+    from irob_bench.cli import main
+
+    assert main(["generators", "quality", "mnist", "--data", str(SHARED_DATA / "mnist"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["agreement"]["agreement"] >= 0.95
+    assert report["fidelity"]["n"] == 5_000
+    assert report["fidelity"]["generated"] > report["fidelity"]["real_floor"] > 0

@@ -45,12 +45,14 @@ def test_binarised_level_says_why_it_has_no_ceiling():
 
 
 def test_real_cifar_checker_recognises_the_unsaturated_level():
-    """Regression guard at the measured preview quality (64.1%; the 70% target needs a better generator)."""
+    """The target is 70% label agreement; the shipped generator measures 84.6% (every class at least 75%)."""
     from irob_bench.quality import label_agreement, load_checker
 
     data = datasets.load("saturated-cifar-p2")
     checker = load_checker(data, "../cifar-generator/checker.pt")
-    assert label_agreement(data, checker).agreement >= 0.62
+    result = label_agreement(data, checker)
+    assert result.agreement >= 0.84, result
+    assert min(result.per_class) >= 0.7, result.per_class
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")

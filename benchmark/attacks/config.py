@@ -39,7 +39,9 @@ class LatentAttackConfig(_Config):
     method: Literal["adaptive", "lagrangian"] = Field(
         "adaptive", description="adaptive (default: as strong as lagrangian at < 1/3 of its evaluations) or lagrangian"
     )
-    steps: int = Field(150, ge=1, description="adaptive: Adam iterations (one run from the stored latent)")
+    steps: int = Field(
+        165, ge=1, description="adaptive: Adam iterations from the stored latent (166 evaluations <= 1/3 of lagrangian's 505)"
+    )
     lambda_growth: float = Field(
         0.03, gt=0, description="adaptive: lambda x(1 + growth) after a non-adversarial step, /(1 + growth) after one"
     )

@@ -41,11 +41,20 @@ RECIPES = {
 }
 
 
+def recipe_for(architecture: str) -> GANRecipe:
+    """The recipe that trains generators of a card's architecture id."""
+    for recipe in RECIPES.values():
+        if recipe.architecture == architecture:
+            return recipe
+    raise IrobError(f"no real-data recipe for generator architecture {architecture!r}")
+
+
 class GeneratorTrainingSummary(BaseModel):
     """What a training run did, written beside the weights."""
 
     architecture: str
     width: int | None
+    fake_class_weight: float
     epochs: int
     batch_size: int
     seed: int
@@ -76,11 +85,14 @@ def train_generator(
     lr: float = 2e-4,
     betas: tuple[float, float] = (0.5, 0.999),
     width: int | None = None,
+    fake_class_weight: float = 1.0,
     quiet: bool = False,
 ) -> GeneratorTrainingSummary:
     """Train G and D (ACGAN losses, Adam) on the real data of `name`; write generator.pt and training_summary.json.
 
-    `width` (channels of the first/last layer of G and D) overrides the architecture's default."""
+    `width` (channels of the first/last layer of G and D) overrides the architecture's default.
+    `fake_class_weight` weighs D's class loss on generated images: at 0 D's classifier learns real images only,
+    so G must make images that a real-data classifier recognises (not features only D's fake-classifier sees)."""
     if name not in RECIPES:
         raise IrobError(f"no generator trainer for {name!r} (known: {', '.join(RECIPES)})")
     recipe = RECIPES[name]
@@ -116,7 +128,7 @@ def train_generator(
                 F.binary_cross_entropy_with_logits(adv_real, torch.ones_like(adv_real))
                 + F.binary_cross_entropy_with_logits(adv_fake, torch.zeros_like(adv_fake))
                 + F.cross_entropy(cls_real, y_real)
-                + F.cross_entropy(cls_fake, y_fake)
+                + fake_class_weight * F.cross_entropy(cls_fake, y_fake)
             )
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -145,6 +157,7 @@ def train_generator(
     summary = GeneratorTrainingSummary(
         architecture=recipe.architecture,
         width=width,
+        fake_class_weight=fake_class_weight,
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
