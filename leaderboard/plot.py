@@ -1,7 +1,8 @@
-"""Robust accuracy against eps for stored runs, beside each run's ceiling curve (PNG via matplotlib)."""
+"""Plots of stored runs (PNG via matplotlib): robust accuracy against eps with ceilings, and against saturation p."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -10,8 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from irob_bench.artifacts import atomic_path  # noqa: E402
-from irob_bench.bounds import classifier_ceiling  # noqa: E402
+from irob_bench.bounds import classifier_ceiling, dataset_ceiling_per_class  # noqa: E402
 from irob_bench.datasets import load_card  # noqa: E402
+from irob_bench.datasets.card import DatasetCard  # noqa: E402
 from irob_bench.errors import IrobError  # noqa: E402
 from irob_bench.results import EvaluationResult  # noqa: E402
 
@@ -59,3 +61,64 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return out
+
+
+def saturation_p(card: DatasetCard) -> float | None:
+    """The saturation level p of a card's output transform (inf for binarisation), None if it has none."""
+    transform = card.generator.output_transform or {}
+    return float(transform["saturation_p"]) if "saturation_p" in transform else None
+
+
+def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], eps: float, out: str | Path) -> Path:
+    """Against the saturation level p (log scale): every level's dataset ceiling at eps (Thm 4.4, second form, at
+    the card's reference alpha) and, per training method, the runs' clean and PGD robust accuracy and their classifier ceilings.
+
+    Levels without Lipschitz constants (p = inf) have no ceiling and are left out of the ceiling curve."""
+    levels = sorted((p, c) for c in cards if (p := saturation_p(c)) is not None and math.isfinite(p))
+    ceilings = [(p, _dataset_ceiling(c, eps)) for p, c in levels]
+    ceilings = [(p, v) for p, v in ceilings if v is not None]
+    runs = [r for r in results if saturation_p(load_card(r.dataset.name)) is not None]
+    if not ceilings and not runs:
+        raise IrobError("nothing to plot: no saturation level with Lipschitz constants and no run on one")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    if ceilings:
+        ax.plot(*zip(*ceilings), color="black", lw=1.5, ls=":", marker="x",
+                label=f"dataset ceiling (Thm 4.4, every class risk >= {levels[0][1].reference_alpha:g})")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = sorted({r.submission.metadata.training for r in runs})
+    for k, method in enumerate(methods):
+        colour = colours[k % len(colours)]
+        mine = sorted(((saturation_p(load_card(r.dataset.name)), r) for r in runs if r.submission.metadata.training == method),
+                      key=lambda pr: pr[0])
+        at_eps = [(p, next((m for m in r.metrics.per_eps if abs(m.eps - eps) < 1e-9), None)) for p, r in mine]
+        ax.plot([p for p, _ in mine], [r.metrics.clean_accuracy for _, r in mine], color=colour, lw=1, ls="--",
+                marker="o", mfc="white", label=f"{method}: clean")
+        robust = [(p, m.robust_accuracy_pgd) for p, m in at_eps if m is not None]
+        if robust:
+            ax.plot(*zip(*robust), color=colour, lw=2, marker="o", label=f"{method}: PGD @ {eps:g}")
+        bounded = [(p, m.ceiling_classifier) for p, m in at_eps if m is not None and m.ceiling_classifier is not None]
+        if bounded:
+            ax.plot(*zip(*bounded), color=colour, lw=1, ls=":", marker="^", label=f"{method}: its ceiling @ {eps:g}")
+    ax.set_xscale("log", base=2)
+    ticks = sorted({p for p, _ in levels} | {saturation_p(load_card(r.dataset.name)) for r in runs} - {math.inf})
+    ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
+    ax.set_xlabel("saturation level p (2 = identity)")
+    ax.set_ylabel(f"accuracy (robust at L2 eps {eps:g})")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title("saturated-cifar: accuracy and ceilings against p")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return out
+
+
+def _dataset_ceiling(card: DatasetCard, eps: float) -> float | None:
+    """Thm 4.4 (second form: every class risk >= the card's reference alpha), None without Lipschitz constants."""
+    lip = card.lipschitz
+    if lip is None:
+        return None
+    return dataset_ceiling_per_class(eps, lip.constants, card.reference_alpha, card.priors, lip.delta, lip.radius).value

@@ -247,14 +247,15 @@ class Store:
             raise IrobError(f"run {run_id} in {self.label} does not hold a valid result: {exc.errors()[0]['msg']}") from None
 
     def rows(self, dataset: str | None = None) -> list[LeaderboardRow]:
-        """Every stored run (of one dataset if given), oldest first, as leaderboard rows."""
+        """Every stored run (of the datasets matching `dataset`, a name or a glob such as saturated-cifar-*), oldest
+        first, as leaderboard rows."""
         query = (
             select(RunRow)
             .options(selectinload(RunRow.eps_metrics), selectinload(RunRow.submission))
             .order_by(RunRow.created_at, RunRow.id)
         )
         if dataset is not None:
-            query = query.where(RunRow.dataset_name == dataset)
+            query = query.where(RunRow.dataset_name.like(_glob_to_like(dataset), escape="\\"))
         with self._errors(), Session(self._engine) as session:
             return [
                 LeaderboardRow(
@@ -296,3 +297,9 @@ class Store:
             where = f" on dataset {dataset!r}" if dataset else ""
             raise IrobError(f"no run with id or submission name {str(ref)!r}{where} in {self.label}")
         return found
+
+
+def _glob_to_like(pattern: str) -> str:
+    """A shell glob (* and ?) as an SQL LIKE pattern; LIKE's own wildcards in names are escaped."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")

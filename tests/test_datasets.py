@@ -155,5 +155,10 @@ def test_generator_training_runs_and_writes_loadable_weights(tmp_path, monkeypat
     first = train_module.train_generator("mnist", SHARED_DATA / "mnist", tmp_path / "a", epochs=1, batch_size=64, seed=3, quiet=True)
     second = train_module.train_generator("mnist", SHARED_DATA / "mnist", tmp_path / "b", epochs=1, batch_size=64, seed=3, quiet=True)
     assert first.weights_sha256 == second.weights_sha256 and first.train_images == 256
+    real_only = train_module.train_generator(
+        "mnist", SHARED_DATA / "mnist", tmp_path / "c", epochs=1, batch_size=64, seed=3, fake_class_weight=0.0, quiet=True
+    )
+    assert real_only.fake_class_weight == 0.0 and first.fake_class_weight == 1.0
+    assert real_only.weights_sha256 != first.weights_sha256, "D's class loss on fakes must change the training"
     state = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)
     assert state["fc.0.weight"].dtype == torch.float16

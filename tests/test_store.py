@@ -260,6 +260,9 @@ def test_rows_and_resolve(store: Store) -> None:
     other = store.save(make_result("other", dataset="imagenet10", pgd=(0.3, 0.2, 0.1))).run_id
     assert [r.run_id for r in store.rows()] == [old, new, other]
     assert [r.run_id for r in store.rows("imagenet10")] == [other]
+    assert [r.run_id for r in store.rows("image*")] == [other]
+    assert [r.run_id for r in store.rows("?nist")] == [old, new]
+    assert store.rows("mn_st") == [], "SQL's own wildcard _ is matched literally"
     row = store.rows("imagenet10")[0]
     assert (row.submission, row.training, row.clean_accuracy, row.n_examples) == ("other", "pgd-l2 eps=2", 0.9893, 1000)
     assert [v.robust_accuracy_pgd for v in row.per_eps] == [0.3, 0.2, 0.1]

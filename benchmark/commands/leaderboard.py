@@ -21,16 +21,40 @@ def _leaderboard(args: argparse.Namespace) -> None:
         if args.plot:
             from irob_bench.leaderboard.plot import plot_runs
 
-            latest = {}
-            for row in sorted(rows, key=lambda r: r.created_at):
-                latest[(row.submission, row.dataset)] = row.run_id
-            print(f"wrote {plot_runs([store.get(i) for i in latest.values()], args.plot)} ({len(latest)} submissions)")
+            latest = _latest_results(store, rows)
+            print(f"wrote {plot_runs(latest, args.plot)} ({len(latest)} submissions)")
+        if args.plot_saturation:
+            _plot_saturation(store, rows, args)
     text = render(rows, args.eps, args.format)
     if args.out:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out} ({len(rows)} runs)")
     else:
         print(text)
+
+
+def _latest_results(store, rows) -> list:
+    """The full result of the latest run of each (submission, dataset) among `rows`."""
+    latest = {(r.submission, r.dataset): r.run_id for r in sorted(rows, key=lambda r: r.created_at)}
+    return [store.get(i) for i in latest.values()]
+
+
+def _plot_saturation(store, rows, args: argparse.Namespace) -> None:
+    """The saturated-cifar plot: the latest run of each (submission, dataset) and every shipped saturation level."""
+    from fnmatch import fnmatch
+
+    from irob_bench import datasets
+    from irob_bench.leaderboard.plot import plot_saturation, saturation_p
+
+    pattern = args.dataset or "*"
+    cards = [c for n in datasets.available() if fnmatch(n, pattern) and saturation_p(c := datasets.load_card(n)) is not None]
+    if not cards:
+        from irob_bench.errors import IrobError
+
+        raise IrobError(f"--plot-saturation: no shipped dataset matching {pattern!r} has a saturation level")
+    eps = args.eps if args.eps is not None else cards[0].eps_grid[len(cards[0].eps_grid) // 2]
+    results = _latest_results(store, rows)
+    print(f"wrote {plot_saturation(results, cards, eps, args.plot_saturation)} ({len(cards)} levels, {len(results)} runs)")
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +69,14 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("leaderboard", help="rank the stored runs by robust accuracy")
-    parser.add_argument("--dataset", default=None, metavar="NAME", help="only runs on this dataset")
+    parser.add_argument("--dataset", default=None, metavar="NAME",
+                        help="only runs on this dataset, or on every dataset matching a glob (saturated-cifar-*)")
     parser.add_argument("--eps", type=float, default=None, help="rank at this eps (default: the largest evaluated)")
     parser.add_argument("--format", choices=FORMATS, default="table")
     add_db_option(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")
     parser.add_argument("--plot", default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
+    parser.add_argument("--plot-saturation", default=None, metavar="PNG",
+                        help="also plot accuracy and ceilings against the saturation level p (at --eps, default the "
+                        "grid's middle eps)")
     parser.set_defaults(handler=_leaderboard)

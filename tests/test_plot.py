@@ -1,0 +1,56 @@
+"""The leaderboard plots: robust accuracy against eps, and accuracy and ceilings against the saturation level p."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irob_bench import datasets
+from irob_bench.datasets.card import DatasetCard, LipschitzSection
+from irob_bench.errors import IrobError
+from irob_bench.leaderboard import plot
+from irob_bench.leaderboard.plot import plot_saturation, saturation_p
+
+from .factories import make_result
+
+SATURATION = [f"saturated-cifar-p{p}" for p in ("2", "8", "inf")]
+
+
+def test_saturation_p_reads_the_card_transform() -> None:
+    assert [saturation_p(datasets.load_card(n)) for n in SATURATION] == [2.0, 8.0, float("inf")]
+    assert saturation_p(datasets.load_card("mnist")) is None
+
+
+def with_constants(card: DatasetCard, constant: float) -> DatasetCard:
+    """The card with every class's Lipschitz constant set (radius large enough for the ceilings to hold)."""
+    section = LipschitzSection(radius=1.0, delta=0.001, estimates=[], constants=[constant] * card.num_classes)
+    return card.model_copy(update={"lipschitz": section})
+
+
+def test_plot_saturation_draws_ceilings_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p2, p8, pinf = (datasets.load_card(n) for n in SATURATION)
+    cards = [with_constants(p2, 5.0), with_constants(p8, 20.0), pinf]
+    runs = [make_result(f"{n}-pgd", dataset=n, eps=(0.25, 0.5, 1.0)) for n in SATURATION[:2]]
+    drawn: list[tuple[list[float], list[float], str]] = []
+    real_plot = plot.plt.Axes.plot
+
+    def spy(self, xs, ys, *args, **kwargs):
+        drawn.append((list(xs), list(ys), kwargs.get("label", "")))
+        return real_plot(self, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(plot.plt.Axes, "plot", spy)
+    out = plot_saturation(runs, cards, 0.5, tmp_path / "p.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    labels = {label: (xs, ys) for xs, ys, label in drawn}
+    clean = labels["pgd-l2 eps=2: clean"]
+    assert clean[0] == [2.0, 8.0] and clean[1] == [r.metrics.clean_accuracy for r in runs]
+    assert labels["pgd-l2 eps=2: PGD @ 0.5"][1] == [0.655, 0.655]  # the factory's PGD at its second eps
+    ceiling = next(v for k, v in labels.items() if k.startswith("dataset ceiling"))
+    assert ceiling[0] == [2.0, 8.0], "one point per finite level with Lipschitz constants; never p = inf"
+    assert ceiling[1][0] < ceiling[1][1], "a larger Lipschitz constant loosens (raises) the ceiling"
+
+
+def test_plot_saturation_refuses_an_empty_plot(tmp_path: Path) -> None:
+    with pytest.raises(IrobError, match="nothing to plot"):
+        plot_saturation([], [datasets.load_card("saturated-cifar-pinf")], 0.5, tmp_path / "p.png")
