@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,6 +35,10 @@ class SplitSpec(_Frozen):
     images_sha256: str | None = None
 
 
+# A Lipschitz constant: a positive, finite number (a NaN from a non-differentiable generator must never reach a card).
+Constant = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class LipschitzEstimate(_Frozen):
     """Per-class local Lipschitz constants L_y(r) from one estimator, with its settings (SCIENCE.md §3)."""
 
@@ -43,7 +47,7 @@ class LipschitzEstimate(_Frozen):
     delta: float
     samples: int
     settings: dict[str, float | int] = Field(default_factory=dict)
-    per_class: list[float]
+    per_class: list[Constant]
     ci_low: list[float]
     ci_high: list[float]
     generator_evaluations: int
@@ -56,7 +60,7 @@ class LipschitzSection(_Frozen):
     radius: float
     delta: float
     estimates: list[LipschitzEstimate]
-    constants: list[float]
+    constants: list[Constant]
 
 
 class DatasetCard(_Frozen):

@@ -292,3 +292,18 @@ def test_write_estimate_replace_changes_the_radius(card_copy):
     card = write_estimate(card_copy, card_estimate("gradient", [2.0] * 10, radius=0.9), replace=True)
     assert card.lipschitz.radius == 0.9 and [e.method for e in card.lipschitz.estimates] == ["gradient"]
     assert datasets.load_card(card_copy) == card
+
+
+def test_gradient_estimator_refuses_a_generator_not_differentiable_everywhere() -> None:
+    """s_p (p > 2) has an infinite slope at a pixel of 1/2: the estimate must fail loudly, never reach a card as NaN."""
+    from irob_bench.datasets.card import LipschitzSection
+    from irob_bench.generators.transforms import saturate
+
+    def at_half(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        v = torch.sigmoid(z[:, :4] - z[:, :4].detach())  # exactly 1/2 for every z, with a gradient path
+        return saturate(v, 4.0).view(-1, 1, 2, 2)
+
+    with pytest.raises(IrobError, match="non-finite slopes.*use --method sampling"):
+        estimate(at_half, 8, make_settings("gradient", samples=4, radius=0.5), [0])
+    with pytest.raises(ValueError, match="finite number"):
+        LipschitzSection(radius=0.5, delta=0.001, estimates=[], constants=[float("nan")])

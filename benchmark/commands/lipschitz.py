@@ -99,7 +99,8 @@ def _radius(args: argparse.Namespace) -> None:
     dataset = datasets.load(args.name)
     card = dataset.card
     eps = args.eps if args.eps is not None else max(card.eps_grid)
-    settings = _settings(args, card, "gradient")
+    extra = {"neighbors": args.neighbors} if args.method == "sampling" else {}
+    settings = _settings(args, card, args.method, **extra)
     labels = _labels(card, args.classes)
     search = smallest_radius(dataset.generator, card.latent_dim, labels, settings, eps, progress=not args.quiet)
     if args.json:
@@ -150,7 +151,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     est.add_argument("--replace", action="store_true", help="with --write: drop the card's earlier estimates first")
     est.set_defaults(handler=_estimate)
 
-    radius = actions.add_parser("radius", help="smallest r with r * L_y(r) >= the largest eps (gradient estimator)")
+    radius = actions.add_parser("radius", help="smallest r with r * L_y(r) >= the largest eps")
     _add_common(radius, samples=32, samples_help="32: a quick search")
+    radius.add_argument("--method", choices=["gradient", "sampling"], default="gradient",
+                        help="estimator of each trial (sampling for generators not differentiable everywhere, e.g. s_p)")
+    radius.add_argument("--neighbors", type=int, default=None, help="sampling: uniform points per ball, N")
     radius.add_argument("--eps", type=float, default=None, help="target (default: the card's largest eps)")
     radius.set_defaults(handler=_radius)

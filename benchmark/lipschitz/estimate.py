@@ -93,6 +93,11 @@ def estimate(
             bar.set_postfix_str(f"class {name}")
             started = time.perf_counter()
             slopes = anchor_slopes(generator, latent_dim, label, settings, bar.update)
+            if not torch.isfinite(torch.as_tensor(slopes.values)).all():
+                raise IrobError(
+                    f"class {name}: the {settings.method} estimator met non-finite slopes (the generator's output map is "
+                    "not differentiable everywhere, e.g. s_p for p > 2 at a pixel of 1/2); use --method sampling"
+                )
             low, high = bootstrap_ci(slopes.values, settings.delta, settings.confidence, settings.bootstrap, settings.seed)
             rows.append(
                 ClassEstimate(

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from irob_bench.errors import IrobError
 from irob_bench.lipschitz.estimate import Generator, estimate
-from irob_bench.lipschitz.settings import GradientSettings
+from irob_bench.lipschitz.settings import GradientSettings, SamplingSettings
 
 
 class RadiusCheck(BaseModel):
@@ -50,13 +50,14 @@ def smallest_radius(
     generator: Generator,
     latent_dim: int,
     labels: Sequence[int],
-    settings: GradientSettings,
+    settings: GradientSettings | SamplingSettings,
     eps: float = 3.0,
     doublings: int = 6,
     refinements: int = 4,
     progress: bool = False,
 ) -> RadiusSearch:
-    """Search r with the gradient estimator: halve or double from settings.radius until the check flips,
+    """Search r with the settings' estimator (gradient by default in the CLI; sampling where the generator is not
+    differentiable everywhere): halve or double from settings.radius until the check flips,
     then bisect (geometrically) `refinements` times. Same seed, so every trial sees the same anchors.
     """
     trials: list[tuple[float, list[float]]] = []
