@@ -50,10 +50,15 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
         measured = [(m.eps, m.robust_accuracy_pgd) for m in result.metrics.per_eps]
         ax.scatter(*zip(*measured), color=colour, s=18, zorder=3)
     ax.set_xlabel("eps (L2, images in [0, 1])")
-    ax.set_ylabel("robust accuracy")
+    return _finish(fig, ax, "robust accuracy", title or f"{runs[0].dataset.name}: robust accuracy vs eps, with ceilings", out)
+
+
+def _finish(fig, ax, ylabel: str, title: str, out: str | Path) -> Path:
+    """The shared look (accuracy axis 0-1, grid, legend) and an atomic PNG write."""
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.set_title(title or f"{runs[0].dataset.name}: robust accuracy vs eps, with ceilings")
+    ax.set_title(title)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     out = Path(out)
@@ -103,17 +108,7 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
     ticks = sorted({p for p, _ in levels} | {saturation_p(load_card(r.dataset.name)) for r in runs} - {math.inf})
     ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
     ax.set_xlabel("saturation level p (2 = identity)")
-    ax.set_ylabel(f"accuracy (robust at L2 eps {eps:g})")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.set_title("saturated-cifar: accuracy and ceilings against p")
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", "saturated-cifar: accuracy and ceilings against p", out)
 
 
 def _dataset_ceiling(card: DatasetCard, eps: float) -> float | None:
