@@ -53,13 +53,13 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
     return _finish(fig, ax, "robust accuracy", title or f"{runs[0].dataset.name}: robust accuracy vs eps, with ceilings", out)
 
 
-def _finish(fig, ax, ylabel: str, title: str, out: str | Path) -> Path:
+def _finish(fig, ax, ylabel: str, title: str, out: str | Path, legend: str = "lower left") -> Path:
     """The shared look (accuracy axis 0-1, grid, legend) and an atomic PNG write."""
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc=legend)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -108,7 +108,8 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
     ticks = sorted({p for p, _ in levels} | {saturation_p(load_card(r.dataset.name)) for r in runs} - {math.inf})
     ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
     ax.set_xlabel("saturation level p (2 = identity)")
-    return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", "saturated-cifar: accuracy and ceilings against p", out)
+    return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", "saturated-cifar: accuracy and ceilings against p", out,
+                   legend="lower right")
 
 
 def _dataset_ceiling(card: DatasetCard, eps: float) -> float | None:
