@@ -68,10 +68,16 @@ def load_checker_file(path: str | Path, channels: int, side: int, num_classes: i
     return model.eval()
 
 
-def load_checker(dataset: BenchmarkDataset, relative: str = CHECKER_FILE) -> SmallCNN:
-    """The dataset's real-data checker, stored at `relative` to its card folder (weights_only load)."""
+def default_checker_path(dataset: BenchmarkDataset) -> Path:
+    """checker.pt beside the generator weights (so the saturated-cifar levels find their shared checker)."""
+    return dataset.weights_path().parent / CHECKER_FILE
+
+
+def load_checker(dataset: BenchmarkDataset, path: str | Path | None = None) -> SmallCNN:
+    """The dataset's real-data checker (weights_only load): `path`, else its default_checker_path."""
     channels, side, _ = dataset.card.image_shape
-    return load_checker_file(dataset.root / relative, channels, side, dataset.num_classes)
+    path = path if path is not None else default_checker_path(dataset)
+    return load_checker_file(path, channels, side, dataset.num_classes)
 
 
 def real_accuracy(checker: SmallCNN, images: np.ndarray, labels: np.ndarray) -> float:
@@ -80,10 +86,14 @@ def real_accuracy(checker: SmallCNN, images: np.ndarray, labels: np.ndarray) -> 
 
 
 @torch.no_grad()
-def label_agreement(dataset: BenchmarkDataset, checker: torch.nn.Module, split: str = "test") -> Agreement:
-    """Classify every generated image of a split with the checker and compare to its label."""
+def label_agreement(
+    dataset: BenchmarkDataset, checker: torch.nn.Module, split: str = "test", images: torch.Tensor | None = None
+) -> Agreement:
+    """Classify every generated image of a split with the checker and compare to its label.
+
+    `images`: the split's generated images when the caller has them already (they are not made twice)."""
     y = dataset.labels(split)
-    x = dataset.generate(dataset.latents(split), y)
+    x = images if images is not None else dataset.generate(dataset.latents(split), y)
     pred = torch.cat([checker(x[i : i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
     hits = (pred == y).numpy()
     per_class, _ = per_class_accuracy(hits, y.numpy(), dataset.num_classes)

@@ -82,7 +82,7 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
     levels = sorted((p, c) for c in cards if (p := saturation_p(c)) is not None and math.isfinite(p))
     ceilings = [(p, _dataset_ceiling(c, eps)) for p, c in levels]
     ceilings = [(p, v) for p, v in ceilings if v is not None]
-    runs = [r for r in results if saturation_p(load_card(r.dataset.name)) is not None]
+    runs = [(p, r) for r in results if (p := saturation_p(load_card(r.dataset.name))) is not None]  # (level, run)
     if not ceilings and not runs:
         raise IrobError("nothing to plot: no saturation level with Lipschitz constants and no run on one")
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
@@ -90,11 +90,10 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
         ax.plot(*zip(*ceilings), color="black", lw=1.5, ls=":", marker="x",
                 label=f"dataset ceiling (Thm 4.4, every class risk >= {levels[0][1].reference_alpha:g})")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    methods = sorted({r.submission.metadata.training for r in runs})
+    methods = sorted({r.submission.metadata.training for _, r in runs})
     for k, method in enumerate(methods):
         colour = colours[k % len(colours)]
-        mine = sorted(((saturation_p(load_card(r.dataset.name)), r) for r in runs if r.submission.metadata.training == method),
-                      key=lambda pr: pr[0])
+        mine = sorted(((p, r) for p, r in runs if r.submission.metadata.training == method), key=lambda pr: pr[0])
         at_eps = [(p, next((m for m in r.metrics.per_eps if abs(m.eps - eps) < 1e-9), None)) for p, r in mine]
         ax.plot([p for p, _ in mine], [r.metrics.clean_accuracy for _, r in mine], color=colour, lw=1, ls="--",
                 marker="o", mfc="white", label=f"{method}: clean")
@@ -105,7 +104,7 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
         if bounded:
             ax.plot(*zip(*bounded), color=colour, lw=1, ls=":", marker="^", label=f"{method}: its ceiling @ {eps:g}")
     ax.set_xscale("log", base=2)
-    ticks = sorted({p for p, _ in levels} | {saturation_p(load_card(r.dataset.name)) for r in runs} - {math.inf})
+    ticks = sorted({p for p, _ in levels} | {p for p, _ in runs} - {math.inf})
     ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
     ax.set_xlabel("saturation level p (2 = identity)")
     return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", "saturated-cifar: accuracy and ceilings against p", out,

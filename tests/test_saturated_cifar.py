@@ -49,7 +49,7 @@ def test_real_cifar_checker_recognises_the_unsaturated_level():
     from irob_bench.quality import label_agreement, load_checker
 
     data = datasets.load("saturated-cifar-p2")
-    checker = load_checker(data, "../cifar-generator/checker.pt")
+    checker = load_checker(data)
     result = label_agreement(data, checker)
     assert result.agreement >= 0.84, result
     assert min(result.per_class) >= 0.7, result.per_class
@@ -61,6 +61,6 @@ def test_cifar_checker_is_a_real_cifar_classifier():
     from irob_bench.datasets.real_cifar import load_real_cifar
     from irob_bench.quality import load_checker, real_accuracy
 
-    checker = load_checker(datasets.load("saturated-cifar-p2"), "../cifar-generator/checker.pt")
+    checker = load_checker(datasets.load("saturated-cifar-p2"))
     images, labels = load_real_cifar(SHARED_DATA / "cifar10", "test")
     assert real_accuracy(checker, images, labels) >= 0.72

@@ -34,20 +34,19 @@ def _checker(args: argparse.Namespace) -> None:
 def _quality(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.generators.train import recipe_for
-    from irob_bench.quality import fidelity, label_agreement, load_checker_file
+    from irob_bench.quality import default_checker_path, fidelity, label_agreement, load_checker
 
     data = datasets.load(args.dataset)
-    channels, side, _ = data.card.image_shape
-    checker_path = args.checker or data.weights_path().parent / "checker.pt"
-    checker = load_checker_file(checker_path, channels, side, data.num_classes)
+    source = args.checker or default_checker_path(data)
+    checker = load_checker(data, source)
     load = recipe_for(data.card.generator.architecture).load
-    agreement = label_agreement(data, checker)
     generated = data.generate(data.latents("test"), data.labels("test"))
+    agreement = label_agreement(data, checker, images=generated)
     fid = fidelity(generated, load(args.data, "test")[0], checker)
     if args.json:
-        print(json.dumps({"checker": str(checker_path), "agreement": agreement.model_dump(), "fidelity": fid.model_dump()}))
+        print(json.dumps({"checker": str(source), "agreement": agreement.model_dump(), "fidelity": fid.model_dump()}))
         return
-    print(f"{data.card.name}: real-data checker {checker_path}")
+    print(f"{data.card.name}: real-data checker {source}")
     print(f"  label agreement  {agreement.agreement:.2%} of {agreement.n} generated test images")
     print("  per class        " + " ".join(f"{c}={a:.0%}" for c, a in zip(data.card.classes, agreement.per_class)))
     print(f"  checker Frechet  {fid.generated:.2f} ({fid.n} generated vs {fid.n} real test images; "
