@@ -6,7 +6,11 @@ import numpy as np
 
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_overall, dataset_ceiling_per_class
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.results import Curves, EpsMetrics, Metrics, SanityFlag
+from irob_bench.errors import IrobError
+from irob_bench.results import Curves, EpsMetrics, EvaluationResult, Metrics, SanityFlag
+
+VIOLATION = "above ceiling"
+HASH_FIELDS = ("generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")
 
 
 def per_class_accuracy(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[list[float], list[int]]:
@@ -26,45 +30,87 @@ def compute_metrics(
     robust_in: np.ndarray | None,
     curves: Curves | None,
 ) -> Metrics:
-    """Clean and robust accuracies per eps, with every ceiling of SCIENCE.md §4 at the submission's risks."""
+    """Clean and robust accuracies per eps, with every ceiling of SCIENCE.md §4 (see `ceilings`)."""
     class_acc, class_count = per_class_accuracy(clean_correct, labels, card.num_classes)
-    clean = float(clean_correct.mean())
-    lip = card.lipschitz
     per_eps = []
     for j, e in enumerate(eps):
         rob = float(robust_pgd[:, j].mean())
         rob_in = float(robust_in[:, j].mean()) if robust_in is not None else None
-        fields: dict = {"eps": e, "robust_accuracy_pgd": rob, "robust_accuracy_in_distribution": rob_in}
-        if lip is None:
-            reason = card.notes.get("ceiling", f"no Lipschitz constants in the {card.name} card yet")
-            fields["ceiling_reasons"] = {"all": reason}
-        else:
-            risks = [1.0 - a for a in class_acc]
-            bounds = {
-                "classifier": classifier_ceiling(e, lip.constants, risks, card.priors, lip.delta, lip.radius),
-                # Thm 4.4 first form: classifiers whose overall (prior-weighted) risk is at least this one's
-                "dataset_overall": dataset_ceiling_overall(
-                    e, lip.constants, float(np.dot(card.priors, risks)), card.priors, lip.delta, lip.radius
-                ),
-                # second form: classifiers every one of whose class risks is at least this one's smallest
-                "dataset_per_class": dataset_ceiling_per_class(
-                    e, lip.constants, min(risks), card.priors, lip.delta, lip.radius
-                ),
-            }
-            fields["ceiling_classifier"] = bounds["classifier"].value
-            fields["ceiling_dataset_overall"] = bounds["dataset_overall"].value
-            fields["ceiling_dataset_per_class"] = bounds["dataset_per_class"].value
-            fields["ceiling_reasons"] = {k: b.reason for k, b in bounds.items() if b.reason}
-            if bounds["classifier"].value is not None:
-                fields["gap"] = bounds["classifier"].value - rob
-        per_eps.append(EpsMetrics(**fields))
+        measured = {"eps": e, "robust_accuracy_pgd": rob, "robust_accuracy_in_distribution": rob_in}
+        per_eps.append(EpsMetrics(**measured, **ceilings(card, class_acc, e, rob)))
     return Metrics(
-        clean_accuracy=clean,
+        clean_accuracy=float(clean_correct.mean()),
         per_class_accuracy=class_acc,
         per_class_count=class_count,
         per_eps=per_eps,
         curves=curves,
     )
+
+
+def ceilings(card: DatasetCard, class_accuracy: list[float], eps: float, robust_pgd: float) -> dict:
+    """The EpsMetrics ceiling fields at one eps: the classifier form at the submission's per-class risks, the overall
+    form at its overall risk, the per-class form at the card's reference alpha; each with the card's delta."""
+    lip = card.lipschitz
+    if lip is None:
+        return {"ceiling_reasons": {"all": card.notes.get("ceiling", f"no Lipschitz constants in the {card.name} card yet")}}
+    risks = [1.0 - a for a in class_accuracy]
+    delta = lip.holds_at  # the requested delta, or delta' when the card's anchors support only that
+    bounds = {
+        "classifier": classifier_ceiling(eps, lip.constants, risks, card.priors, delta, lip.radius),
+        "dataset_overall": dataset_ceiling_overall(
+            eps, lip.constants, float(np.dot(card.priors, risks)), card.priors, delta, lip.radius
+        ),
+        # not this classifier's smallest class risk: that is 0 as soon as one class is perfect, a vacuous 100%
+        "dataset_per_class": dataset_ceiling_per_class(
+            eps, lip.constants, card.reference_alpha, card.priors, delta, lip.radius
+        ),
+    }
+    fields: dict = {f"ceiling_{key}": bound.value for key, bound in bounds.items()}
+    fields["ceiling_reasons"] = {key: bound.reason for key, bound in bounds.items() if bound.reason}
+    if bounds["classifier"].value is not None:
+        fields["gap"] = bounds["classifier"].value - robust_pgd
+    return fields
+
+
+def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> EvaluationResult:
+    """A stored result with its ceilings, gaps, ceiling flags and Lipschitz record recomputed from `card`.
+
+    The measured numbers and the card version they were measured on are kept; the card must describe the same test
+    examples (same name and hashes), i.e. differ from that version only in what the ceilings rest on.
+    """
+    old, new = result.dataset, dataset_identity(card)
+    differing = [f for f in ("name", *HASH_FIELDS) if getattr(old, f) != new[f]]
+    if differing:
+        raise IrobError(f"{card.name} v{card.version} is not the data of this result ({', '.join(differing)} differ)")
+    lip = card.lipschitz
+    per_eps = [
+        m.model_copy(update={"ceiling_classifier": None, "ceiling_dataset_overall": None, "ceiling_dataset_per_class": None,
+                             "gap": None, **ceilings(card, result.metrics.per_class_accuracy, m.eps, m.robust_accuracy_pgd)})
+        for m in result.metrics.per_eps
+    ]  # fmt: skip
+    metrics = result.metrics.model_copy(update={"per_eps": per_eps})
+    n = result.settings.n_examples
+    flags = [f for f in result.flags if f.name != VIOLATION] + ceiling_violations(metrics, n)
+    dataset = old.model_copy(
+        update={
+            "lipschitz_constants": lip.constants if lip else None,
+            "lipschitz_radius": lip.radius if lip else None,
+            "lipschitz_delta": lip.holds_at if lip else None,
+        }
+    )
+    return result.model_copy(update={"metrics": metrics, "flags": flags, "dataset": dataset})
+
+
+def dataset_identity(card: DatasetCard) -> dict[str, str | None]:
+    """The name and hashes that define a card's test examples (what a Lipschitz-only version bump leaves alone)."""
+    test = card.splits["test"]
+    return {
+        "name": card.name,
+        "generator_sha256": card.generator.weights_sha256,
+        "latents_sha256": test.latents_sha256,
+        "labels_sha256": test.labels_sha256,
+        "images_sha256": test.images_sha256,
+    }
 
 
 def ceiling_violations(metrics: Metrics, n: int, z: float = 3.0) -> list[SanityFlag]:
@@ -83,7 +129,7 @@ def ceiling_violations(metrics: Metrics, n: int, z: float = 3.0) -> list[SanityF
             if value > m.ceiling_classifier + slack:
                 flags.append(
                     SanityFlag(
-                        name="above ceiling",
+                        name=VIOLATION,
                         eps=m.eps,
                         message=f"{label} robust accuracy {value:.3f} exceeds the classifier ceiling "
                         f"{m.ceiling_classifier:.3f} by more than {z:g} standard errors: the Lipschitz constants "

@@ -40,27 +40,70 @@ Constant = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class LipschitzEstimate(_Frozen):
-    """Per-class local Lipschitz constants L_y(r) from one estimator, with its settings (SCIENCE.md §3)."""
+    """Per-class local Lipschitz constants L_y(r) from one estimator: per class, the order statistic v_(k) of its S
+    per-anchor slopes, an upper bound of their (1 - delta) quantile at confidence beta (SCIENCE.md §3)."""
 
     method: Literal["sampling", "gradient"]
     radius: float
-    delta: float
-    samples: int
+    delta: float = Field(gt=0, lt=1, description="the requested latent mass on which the Lipschitz property may fail")
+    beta: float = Field(gt=0, lt=1, description="confidence over the draw of the anchors")
+    samples: int = Field(ge=1, description="S, anchors per class")
+    rank: int = Field(ge=1, description="k: per_class[y] is the k-th smallest of class y's S slopes (k = S: the max)")
+    delta_prime: float = Field(gt=0, le=1, description="1 - (1 - beta)^(1/S): the smallest delta S anchors support")
+    established: bool = Field(description="whether v_(k) bounds the quantile at the requested delta (else at delta')")
     settings: dict[str, float | int] = Field(default_factory=dict)
     per_class: list[Constant]
-    ci_low: list[float]
-    ci_high: list[float]
     generator_evaluations: int
     seconds: float
 
+    @property
+    def holds_at(self) -> float:
+        """The delta this estimate's constants hold at, at confidence beta: delta if S supports it, else delta'."""
+        return self.delta if self.established else self.delta_prime
+
 
 class LipschitzSection(_Frozen):
-    """All estimates for a card; `constants` (max over estimators, per class) drives the ceilings."""
+    """All estimates for a card; `constants` (max over estimators, per class) drives the ceilings.
+
+    A max over estimates is at least each of them, so it holds wherever the strongest one (smallest delta) does.
+    """
 
     radius: float
     delta: float
-    estimates: list[LipschitzEstimate]
+    beta: float
+    estimates: list[LipschitzEstimate] = Field(min_length=1)
     constants: list[Constant]
+
+    @property
+    def basis(self) -> LipschitzEstimate:
+        """The estimate that carries the guarantee: the one holding at the smallest delta."""
+        return min(self.estimates, key=lambda e: e.holds_at)
+
+    @property
+    def holds_at(self) -> float:
+        """The delta of every ceiling built on `constants` (added to each ceiling, as Thm 4.3 / 4.4 ask)."""
+        return self.basis.holds_at
+
+    def statement(self) -> str:
+        """What a ceiling built on these constants rests on, in one sentence."""
+        b = self.basis
+        return guarantee(self.holds_at, b.beta, b.samples, b.rank, b.method, self.radius)
+
+
+def guarantee(delta: float, beta: float | None, samples: int | None, rank: int | None, method: str, radius: float | None) -> str:
+    """The conditions under which a ceiling holds, in one sentence (cards, `irob-bench ceiling`, the leaderboard)."""
+    ball = f"on latent balls of radius r = {radius:g}" if radius is not None else "on latent balls of the stated radius"
+    if beta is None or samples is None or rank is None:
+        return (
+            f"holds with probability >= 1 - {delta:.3g} over the latent space {ball}, if the given L_y are local "
+            "Lipschitz constants there (no confidence over a sample of anchors is stated for them)"
+        )
+    which = "the maximum" if rank == samples else f"the {rank:,}-th smallest"
+    return (
+        f"holds with probability >= 1 - {delta:.3g} over the latent space {ball}, at confidence {beta:g} over the "
+        f"anchors (L_y = {which} of S = {samples:,} {method} slopes per class), if the per-anchor search found each "
+        "anchor's sup"
+    )
 
 
 class DatasetCard(_Frozen):

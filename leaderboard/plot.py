@@ -116,4 +116,4 @@ def _dataset_ceiling(card: DatasetCard, eps: float) -> float | None:
     lip = card.lipschitz
     if lip is None:
         return None
-    return dataset_ceiling_per_class(eps, lip.constants, card.reference_alpha, card.priors, lip.delta, lip.radius).value
+    return dataset_ceiling_per_class(eps, lip.constants, card.reference_alpha, card.priors, lip.holds_at, lip.radius).value

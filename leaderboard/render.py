@@ -33,7 +33,7 @@ _RUN_EPS_HEADERS = {
     "robust_accuracy_in_distribution": "in-dist",
     "ceiling_classifier": "ceiling (classifier)",
     "ceiling_dataset_overall": "ceiling (dataset)",
-    "ceiling_dataset_per_class": "ceiling (per class)",
+    "ceiling_dataset_per_class": "ceiling (per class, card alpha)",
     "gap": "gap",
 }
 
@@ -51,8 +51,14 @@ class _Column:
     kind: str  # "pct" (fraction shown as %), "text" or "int"
 
 
-def render(rows: Sequence[LeaderboardRow], eps: float | None = None, fmt: str = "table") -> str:
-    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: each dataset's largest)."""
+def render(
+    rows: Sequence[LeaderboardRow], eps: float | None = None, fmt: str = "table", notes: dict[str, str] | None = None
+) -> str:
+    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: each dataset's largest).
+
+    `notes` (dataset name -> text), e.g. what the ceilings rest on, is printed under each table and Markdown heading.
+    """
+    notes = notes or {}
     if fmt not in FORMATS:
         raise IrobError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     groups = [(key, _rank(list(group), eps)) for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)]
@@ -69,10 +75,11 @@ def render(rows: Sequence[LeaderboardRow], eps: float | None = None, fmt: str = 
         headers = [c.header for c in columns]
         cells = [[_cell(c, r, fmt) for c in columns] for r in ranked]
         right = [c.kind != "text" for c in columns]
+        note = f"{notes[name]}\n\n" if name in notes else ""
         if fmt == "markdown":
-            blocks.append(f"### {title}\n\n" + markdown_table(headers, cells, right))
+            blocks.append(f"### {title}\n\n{note}" + markdown_table(headers, cells, right))
         else:
-            blocks.append(f"{title}\n" + text_table(headers, cells, right))
+            blocks.append(f"{title}\n{note}" + text_table(headers, cells, right))
     return "\n\n".join(blocks)
 
 

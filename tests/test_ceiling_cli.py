@@ -87,3 +87,28 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, args, message):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("irob-bench: error: ") and message in captured.err
+
+
+def test_zhang_table_3_is_reproduced_and_says_what_it_rests_on(capsys):
+    argv = ["ceiling", "--lipschitz", "11.0", "--alpha", "0.015", "--delta", "0.001", "--eps", "1", "2", "3",
+            "--radius", "0.5", "--form", "per-class"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [row[1] for row in rows] == ["98.22%", "97.76%", "97.21%"]  # Zhang et al. Table 3: 98.2 / 97.8 / 97.2
+    assert "at alpha = 0.015" in out and "holds with probability >= 1 - 0.001 over the latent space" in out
+    assert "no confidence over a sample of anchors is stated" in out
+
+
+def test_anchors_state_the_confidence_and_too_few_use_delta_prime(capsys):
+    enough = run_json(capsys, "--lipschitz", "2", "--eps", "1", "--form", "per-class", "--anchors", "3000")
+    assert enough["settings"]["delta"] == 0.001 and enough["settings"]["statistic"]["rank"] == 3000
+    assert "confidence 0.95 over the anchors (L_y = the maximum of S = 3,000" in enough["settings"]["basis"]
+    assert enough["ceilings"][0]["dataset_per_class"]["value"] == pytest.approx(per_class_ceiling(1.0, 2.0), abs=1e-12)
+    few = run_json(capsys, "--lipschitz", "2", "--eps", "1", "--form", "per-class", "--anchors", "300")
+    delta_prime = 1 - 0.05 ** (1 / 300)
+    assert few["settings"]["delta"] == pytest.approx(delta_prime) and not few["settings"]["statistic"]["established"]
+    value = few["ceilings"][0]["dataset_per_class"]["value"]
+    assert value == pytest.approx(per_class_ceiling(1.0, 2.0, delta=delta_prime), abs=1e-12)
+    assert main([*BASE, "--lipschitz", "2", "--eps", "1", "--anchors", "300"]) == 0
+    assert "delta = 0.001 is not supported: S = 300 anchors" in capsys.readouterr().out

@@ -8,17 +8,46 @@ from pathlib import Path
 import pytest
 
 from irob_bench import datasets
-from irob_bench.metrics import ceiling_violations
+from irob_bench.bounds import dataset_ceiling_per_class
+from irob_bench.datasets.card import DatasetCard
+from irob_bench.metrics import ceiling_violations, with_card_ceilings
 from irob_bench.results import EvaluationResult
 
 RUNS = sorted((Path(__file__).resolve().parents[1] / "leaderboard" / "runs").glob("*.json"))
 
 
-@pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in RUNS])
-def test_reference_run_respects_its_ceilings(path):
+def load(path: Path) -> tuple[EvaluationResult, DatasetCard]:
     result = EvaluationResult.model_validate_json(path.read_text())
+    return result, datasets.load_card(result.dataset.name)
+
+
+BOUNDED = [p for p in RUNS if load(p)[1].lipschitz is not None]
+UNBOUNDED = [p for p in RUNS if p not in BOUNDED]
+
+
+@pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in RUNS])
+def test_reference_run_has_the_ceilings_of_the_current_card(path):
+    """Stored runs keep the version they were measured on; their ceilings are re-derived from the current card."""
+    result, card = load(path)
+    assert with_card_ceilings(result, card) == result
+    assert tuple(map(int, result.dataset.version.split("."))) <= tuple(map(int, card.version.split(".")))
+
+
+@pytest.mark.parametrize("path", UNBOUNDED, ids=[p.stem for p in UNBOUNDED])
+def test_reference_run_without_constants_says_why(path):
+    result, card = load(path)
+    assert result.dataset.lipschitz_constants is None
+    for m in result.metrics.per_eps:
+        assert m.ceiling_classifier is m.ceiling_dataset_per_class is m.gap is None
+        assert m.ceiling_reasons == {"all": card.notes["ceiling"]}
+
+
+@pytest.mark.parametrize("path", BOUNDED, ids=[p.stem for p in BOUNDED])
+def test_reference_run_respects_its_ceilings(path):
+    result, card = load(path)
     n = result.settings.n_examples
-    assert result.dataset.lipschitz_constants == datasets.load_card(result.dataset.name).lipschitz.constants
+    assert result.dataset.lipschitz_constants == card.lipschitz.constants
+    assert result.dataset.lipschitz_delta == card.lipschitz.holds_at
     for m in result.metrics.per_eps:
         assert m.ceiling_classifier is not None, m.ceiling_reasons
         slack = 3 * math.sqrt(0.25 / n)
@@ -28,13 +57,25 @@ def test_reference_run_respects_its_ceilings(path):
     assert ceiling_violations(result.metrics, n) == []
 
 
+MNIST = [p for p in RUNS if p.stem.startswith("mnist-")]
+
+
+@pytest.mark.parametrize("path", MNIST, ids=[p.stem for p in MNIST])
+def test_mnist_rows_per_class_form_is_at_the_reference_alpha_and_below_100(path):
+    result, card = load(path)
+    lip = card.lipschitz
+    for m in result.metrics.per_eps:
+        bound = dataset_ceiling_per_class(m.eps, lip.constants, card.reference_alpha, card.priors, lip.holds_at, lip.radius)
+        assert m.ceiling_dataset_per_class == bound.value < 1.0
+
+
 def test_there_are_reference_runs():
     assert {p.stem for p in RUNS} >= {"mnist-standard", "mnist-pgd", "mnist-trades"}
 
 
 def test_a_violation_is_flagged():
     """Control: the check can fail — push a measured accuracy far above its ceiling."""
-    result = EvaluationResult.model_validate_json(RUNS[0].read_text())
+    result = EvaluationResult.model_validate_json(BOUNDED[0].read_text())
     first = result.metrics.per_eps[0]
     broken = result.metrics.model_copy(
         update={"per_eps": [first.model_copy(update={"ceiling_classifier": first.robust_accuracy_pgd - 0.2})]}

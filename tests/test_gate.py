@@ -228,6 +228,7 @@ def test_mismatched_settings_fail_in_one_line_naming_what_differs(models, baseli
 
     raw = json.loads(baseline.read_text())
     raw["dataset"]["version"] = "0.0-other"
+    raw["dataset"]["labels_sha256"] = "0" * 64
     raw["settings"]["attacks"]["pgd"]["stride"] = 3
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(raw))
@@ -241,6 +242,17 @@ def test_mismatched_settings_fail_in_one_line_naming_what_differs(models, baseli
     edited.write_text(json.dumps(raw))
     code, _, err, _ = gate(models["fitted"], edited)
     assert code == 2 and "attack config (minimal.gamma (baseline unset, now 0.05))" in err
+
+
+def test_a_version_bump_that_keeps_every_hash_is_not_a_settings_change(models, baseline, gate, tmp_path):
+    """A card re-versioned for new Lipschitz constants evaluates the same examples: its baselines stay valid."""
+    raw = json.loads(baseline.read_text())
+    raw["dataset"]["version"] = "0.0-older-ceilings"
+    edited = tmp_path / "older.json"
+    edited.write_text(json.dumps(raw))
+    shutil.copy(f"{baseline}.outcomes.npz", f"{edited}.outcomes.npz")
+    code, _, _, report = gate(models["fitted"], edited)
+    assert code == 0 and report.settings_changes == []
 
 
 def test_allowed_settings_change_compares_the_common_examples(models, baseline, gate):

@@ -263,10 +263,10 @@ def test_lipschitz_estimates_run_on_the_tiny_biggan_and_complete_its_card(card_r
     root = tmp_path / "copy"
     shutil.copytree(card_root, root)
     data = datasets.load(root)
-    gradient = make_settings("gradient", samples=1, power_iterations=1, starts=1, ascent_steps=1, bootstrap=10)
+    gradient = make_settings("gradient", samples=1, power_iterations=1, starts=1, ascent_steps=1)
     slope = estimate(data.generator, data.card.latent_dim, gradient, labels=[3]).classes[0]
     assert np.isfinite(slope.constant) and slope.constant > 0 and slope.generator_evaluations > 0
-    sampling = make_settings("sampling", samples=2, neighbors=4, bootstrap=10)
+    sampling = make_settings("sampling", samples=2, neighbors=4)
     run = estimate(data.generator, data.card.latent_dim, sampling, labels=range(10), names=data.card.classes)
     constants = [c.constant for c in run.classes]
     assert all(np.isfinite(constants)) and min(constants) > 0

@@ -14,18 +14,16 @@ from irob_bench import cli, datasets
 from irob_bench.datasets.card import LipschitzEstimate
 from irob_bench.errors import IrobError
 from irob_bench.lipschitz import (
-    bootstrap_ci,
     check_radius,
     estimate,
     make_settings,
     merge_estimate,
     smallest_radius,
-    upper_percentile,
     write_estimate,
 )
 from irob_bench.lipschitz.estimate import anchor_slopes
-from irob_bench.lipschitz.geometry import project_to_shell, uniform_in_ball
-from irob_bench.lipschitz.gradient import evaluations_per_anchor
+from irob_bench.lipschitz.geometry import class_map, project_to_shell, uniform_in_ball
+from irob_bench.lipschitz.gradient import ascent_evaluations, top_singular
 
 LATENT_DIM = 6
 
@@ -62,14 +60,14 @@ class TanhGenerator(LinearGenerator):
 
 def small(method: str, **values):
     """Settings small enough for a unit test."""
-    base = {"samples": 8, "bootstrap": 200}
+    base = {"samples": 8}
     base |= {"neighbors": 50} if method == "sampling" else {"power_iterations": 8, "starts": 2, "ascent_steps": 6}
     return make_settings(method, **{**base, **values})
 
 
 def results(run) -> list[tuple[float, float, float, int]]:
     """Everything of a run but its timings."""
-    return [(c.constant, c.ci_low, c.ci_high, c.generator_evaluations) for c in run.classes]
+    return [(c.constant, c.largest, c.generator_evaluations) for c in run.classes]
 
 
 # --- estimators on analytic generators ---------------------------------------------------------------
@@ -105,13 +103,24 @@ def test_evaluation_counts_match_the_generator_calls():
     gen = LinearGenerator()
     sampling = small("sampling", samples=5, neighbors=30)
     assert anchor_slopes(gen, LATENT_DIM, 0, sampling).evaluations == gen.points == 5 * 31
-    gradient = small("gradient", samples=5)
+    gradient = small("gradient", samples=5, power_tolerance=0.0)  # no early stop: exactly k iterations
+    k = gradient.power_iterations
     gen.points = 0
     slopes = anchor_slopes(gen, LATENT_DIM, 0, gradient)
-    k, starts, steps = gradient.power_iterations, gradient.starts, gradient.ascent_steps
+    starts, steps = gradient.starts, gradient.ascent_steps
     forwards = 1 + k + 2 * starts * (steps + 1)  # vjp, jvp primal, ascent steps + final check
     assert gen.points == 5 * forwards
-    assert slopes.evaluations == 5 * evaluations_per_anchor(gradient) == 5 * (forwards + 2 * k + 2 * starts * steps)
+    assert slopes.evaluations == 5 * (1 + 3 * k + ascent_evaluations(gradient)) == 5 * (forwards + 2 * k + 2 * starts * steps)
+
+
+def test_power_iteration_stops_when_converged_and_matches_the_svd():
+    gen = LinearGenerator()
+    anchors, start = torch.randn(4, LATENT_DIM), torch.randn(4, LATENT_DIM)
+    converged = top_singular(class_map(gen, 1), anchors, start / start.norm(dim=1, keepdim=True), 100, 1e-6)
+    assert 1 < converged.iterations < 100
+    assert torch.allclose(converged.sigma, torch.full((4,), gen.top_singular(1)), rtol=1e-5)
+    one = top_singular(class_map(gen, 1), anchors, start / start.norm(dim=1, keepdim=True), 1, 1e-6)
+    assert one.iterations == 1 and torch.all(one.sigma < converged.sigma)  # control: one step is not converged
 
 
 def test_estimates_are_seeded_and_independent_of_batching_and_class_subsets():
@@ -146,30 +155,6 @@ def test_projection_keeps_offsets_in_the_shell():
     assert torch.allclose(norms, torch.tensor([1.0, 0.01, 0.5]))
 
 
-# --- percentile and bootstrap ------------------------------------------------------------------------
-
-
-def test_upper_percentile_interpolates_linearly():
-    values = np.array([5.0, 1.0, 3.0, 2.0, 4.0])
-    assert upper_percentile(values, 0.25) == pytest.approx(4.0)  # h = 4 * 0.75 = 3
-    assert upper_percentile(values, 0.1) == pytest.approx(4.6)  # h = 3.6
-    assert upper_percentile(values, 1e-9) == pytest.approx(5.0)
-    assert upper_percentile(np.array([2.5]), 0.001) == 2.5
-
-
-@pytest.mark.parametrize("delta", [0.001, 0.05, 0.5])
-def test_bootstrap_interval_brackets_the_estimate_and_is_seeded(delta):
-    values = np.random.Generator(np.random.PCG64(7)).gamma(4.0, size=300)
-    point = float(upper_percentile(values, delta))
-    low, high = bootstrap_ci(values, delta, 0.95, 500, seed=1)
-    assert values.min() <= low <= point <= high <= values.max()
-    assert low < high
-    assert bootstrap_ci(values, delta, 0.95, 500, seed=1) == (low, high)
-    assert bootstrap_ci(values, delta, 0.95, 500, seed=2) != (low, high)
-    narrower = bootstrap_ci(values, delta, 0.5, 500, seed=1)
-    assert low <= narrower[0] <= narrower[1] <= high
-
-
 # --- settings, card merge, radius --------------------------------------------------------------------
 
 
@@ -184,10 +169,10 @@ def test_bad_settings_are_one_line_errors():
         make_settings("exhaustive")
 
 
-def card_estimate(method: str, per_class: list[float], radius: float = 0.5) -> LipschitzEstimate:
+def card_estimate(method: str, per_class: list[float], radius: float = 0.5, beta: float = 0.95) -> LipschitzEstimate:
     return LipschitzEstimate(
-        method=method, radius=radius, delta=0.001, samples=10, per_class=per_class,
-        ci_low=per_class, ci_high=per_class, generator_evaluations=1, seconds=0.1,
+        method=method, radius=radius, delta=0.001, beta=beta, samples=10, rank=10, delta_prime=0.26,
+        established=False, per_class=per_class, generator_evaluations=1, seconds=0.1,
     )  # fmt: skip
 
 
@@ -200,6 +185,8 @@ def test_merge_takes_the_max_per_class_and_rejects_another_radius():
     assert section.constants == [2.0, 3.0]
     with pytest.raises(IrobError, match="cannot merge"):
         merge_estimate(section, card_estimate("gradient", [2.0, 3.0], radius=0.8))
+    with pytest.raises(IrobError, match="beta = 0.9 into"):
+        merge_estimate(section, card_estimate("gradient", [2.0, 3.0], beta=0.9))
     with pytest.raises(IrobError, match="classes"):
         merge_estimate(section, card_estimate("gradient", [2.0, 3.0, 1.0]))
 
@@ -252,8 +239,10 @@ def test_cli_writes_estimates_that_revalidate(card_copy, capsys):
 def test_cli_table_for_some_classes(card_copy, capsys):
     argv = ["lipschitz", "estimate", str(card_copy), "--classes", "3", "7", "--samples", "2", "--neighbors", "4", "--quiet"]
     assert cli.main(argv) == 0
-    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:4]]
-    assert rows == ["3", "7"]
+    out = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(out) if line.split()[0] == "class")
+    assert [line.split()[0] for line in out[header + 1 : header + 3]] == ["3", "7"]
+    assert "delta = 0.001 not established: S = 2 anchors" in out[1] and "holds with probability >= 1 - 0.776" in out[2]
 
 
 def fails_in_one_line(argv: list[str], message: str, capsys) -> None:
@@ -307,3 +296,39 @@ def test_gradient_estimator_refuses_a_generator_not_differentiable_everywhere() 
         estimate(at_half, 8, make_settings("gradient", samples=4, radius=0.5), [0])
     with pytest.raises(ValueError, match="finite number"):
         LipschitzSection(radius=0.5, delta=0.001, estimates=[], constants=[float("nan")])
+
+
+def test_a_checkpointed_run_resumes_without_calling_the_generator_and_refuses_other_settings(tmp_path):
+    gen = TanhGenerator()
+    settings = small("gradient")
+    first = estimate(gen, LATENT_DIM, settings, [0, 1], checkpoint=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gradient-class0.npz", "gradient-class1.npz"]
+    gen.points = 0
+    again = estimate(gen, LATENT_DIM, settings.model_copy(update={"batch_size": 3}), [0, 1], checkpoint=tmp_path)
+    assert gen.points == 0 and results(again) == results(first)
+    estimate(gen, LATENT_DIM, settings, [0, 1])
+    assert gen.points > 0  # control: without the checkpoint the generator runs
+    with pytest.raises(IrobError, match="other settings"):
+        estimate(gen, LATENT_DIM, small("gradient", seed=3), [0], checkpoint=tmp_path)
+
+
+def test_the_run_reports_the_order_statistic_and_the_card_records_it():
+    run = estimate(LinearGenerator(), LATENT_DIM, small("sampling", samples=40, delta=0.1), [0, 1])
+    assert run.statistic.established and run.statistic.rank == 40  # P(B <= 39) = 0.985 >= 0.95 > P(B <= 38) = 0.92
+    card = run.to_card_estimate(2)
+    assert (card.samples, card.rank, card.beta, card.delta, card.established) == (40, 40, 0.95, 0.1, True)
+    assert card.holds_at == 0.1 and card.per_class == [c.largest for c in run.classes]
+    short = estimate(LinearGenerator(), LATENT_DIM, small("sampling", samples=20, delta=0.1), [0, 1]).to_card_estimate(2)
+    assert not short.established and short.holds_at == pytest.approx(1 - 0.05 ** (1 / 20))
+
+
+def test_a_section_holds_where_its_strongest_estimate_does_and_says_so():
+    weak = card_estimate("sampling", [1.0, 4.0])  # S = 10: only delta' = 0.26
+    strong = weak.model_copy(update={"method": "gradient", "samples": 3000, "rank": 3000, "established": True})
+    section = merge_estimate(merge_estimate(None, weak), strong)
+    assert section.basis.method == "gradient" and section.holds_at == 0.001
+    text = section.statement()
+    assert "1 - 0.001 over the latent space" in text and "radius r = 0.5" in text and "confidence 0.95" in text
+    assert "the maximum of S = 3,000 gradient slopes" in text and "found each anchor's sup" in text
+    alone = merge_estimate(None, weak)
+    assert alone.holds_at == 0.26 and "1 - 0.26 over" in alone.statement()  # control: the weak one alone

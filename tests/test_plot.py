@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from irob_bench import datasets
-from irob_bench.datasets.card import DatasetCard, LipschitzSection
+from irob_bench.datasets.card import DatasetCard, LipschitzEstimate, LipschitzSection
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import plot
 from irob_bench.leaderboard.plot import plot_saturation, saturation_p
@@ -24,7 +24,12 @@ def test_saturation_p_reads_the_card_transform() -> None:
 
 def with_constants(card: DatasetCard, constant: float) -> DatasetCard:
     """The card with every class's Lipschitz constant set (radius large enough for the ceilings to hold)."""
-    section = LipschitzSection(radius=1.0, delta=0.001, estimates=[], constants=[constant] * card.num_classes)
+    per_class = [constant] * card.num_classes
+    estimate = LipschitzEstimate(
+        method="gradient", radius=1.0, delta=0.001, beta=0.95, samples=3000, rank=3000, delta_prime=0.000998,
+        established=True, per_class=per_class, generator_evaluations=1, seconds=1.0,
+    )  # fmt: skip
+    section = LipschitzSection(radius=1.0, delta=0.001, beta=0.95, estimates=[estimate], constants=per_class)
     return card.model_copy(update={"lipschitz": section})
 
 

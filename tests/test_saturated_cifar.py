@@ -44,6 +44,18 @@ def test_binarised_level_says_why_it_has_no_ceiling():
     assert "not Lipschitz" in metrics.per_eps[0].ceiling_reasons["all"]
 
 
+@pytest.mark.parametrize("p", ["4", "8", "16", "64"])
+def test_saturated_levels_say_why_they_have_no_ceiling_and_p2_has_one(p):
+    card = datasets.load_card(f"saturated-cifar-p{p}")
+    metrics = compute_metrics(card, np.arange(10), np.ones(10, bool), [0.5], np.ones((10, 1), bool), None, None)
+    assert card.lipschitz is None and metrics.per_eps[0].ceiling_classifier is None
+    assert "infinite slope at a pixel value of 1/2" in metrics.per_eps[0].ceiling_reasons["all"]
+    base = datasets.load_card("saturated-cifar-p2")  # control: s_2 is the identity, so p = 2 keeps a number
+    labels, correct = np.repeat(np.arange(10), 10), np.ones(100, bool)
+    correct[::10] = False
+    assert compute_metrics(base, labels, correct, [0.5], np.ones((100, 1), bool), None, None).per_eps[0].ceiling_classifier < 1
+
+
 def test_real_cifar_checker_recognises_the_unsaturated_level():
     """The target is 70% label agreement; the shipped generator measures 84.6% (every class at least 75%)."""
     from irob_bench.quality import label_agreement, load_checker

@@ -35,15 +35,38 @@ def _cell(bound: Bound) -> str:
     return f"{100 * bound.value:.2f}%" if bound.value is not None else f"not established: {bound.reason}"
 
 
+def _holds_at(args: argparse.Namespace):
+    """The delta of the ceilings and the statistic behind it: with --anchors S, the order statistic's (delta' when S
+    is too small for --delta); without, --delta as given."""
+    if args.anchors is None:
+        return args.delta, None
+    from irob_bench.lipschitz import order_statistic
+
+    statistic = order_statistic(args.anchors, args.delta, args.beta)
+    return statistic.holds_at, statistic
+
+
+def _basis(args: argparse.Namespace, delta: float, statistic) -> str:
+    from irob_bench.datasets.card import guarantee
+
+    if statistic is None:
+        return guarantee(delta, None, None, None, "", args.radius)
+    return guarantee(delta, statistic.beta, statistic.samples, statistic.rank, "per-anchor", args.radius)
+
+
 def _print_table(args: argparse.Namespace, priors: list[float], forms: list[str], rows: list[dict]) -> None:
+    delta, statistic = _holds_at(args)
     uniform = len(set(priors)) == 1
     lipschitz = f"{args.lipschitz[0]:g} (every class)" if len(args.lipschitz) == 1 else ", ".join(f"{v:g}" for v in args.lipschitz)
     print(
         f"K = {len(priors)} classes, priors {'uniform' if uniform else ', '.join(f'{p:g}' for p in priors)}, "
-        f"L = {lipschitz}, alpha = {args.alpha:g}, delta = {args.delta:g}, "
+        f"L = {lipschitz}, alpha = {args.alpha:g}, delta = {delta:.3g}, "
         + (f"r = {args.radius:g}" if args.radius is not None else "r not given (condition r * L >= eps unchecked)")
     )
-    print("ceilings on robust accuracy (no classifier of that kind can be more robust, with prob. >= 1 - delta):")
+    if statistic is not None and statistic.reason:
+        print(f"delta = {args.delta:g} is not supported: {statistic.reason}; the ceilings use delta' = {delta:.3g}")
+    print(f"ceilings on robust accuracy at alpha = {args.alpha:g} (no classifier of that kind can be more robust); each")
+    print(f"  {_basis(args, delta, statistic)}")
     header = ["eps"] + [FORMS[f][1] for f in forms]
     table = [[f"{row['eps']:g}"] + [_cell(row[FORMS[f][0]]) for f in forms] for row in rows]
     widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
@@ -59,12 +82,16 @@ def _ceiling(args: argparse.Namespace) -> None:
     priors = _priors(args)
     lipschitz = args.lipschitz[0] if len(args.lipschitz) == 1 else args.lipschitz
     forms = list(FORMS) if args.form == "all" else [args.form]
+    delta, statistic = _holds_at(args)
     rows = []
     for eps in args.eps:
-        bounds = all_ceilings(eps, lipschitz, priors, args.delta, [args.alpha] * len(priors), args.alpha, args.radius)
+        bounds = all_ceilings(eps, lipschitz, priors, delta, [args.alpha] * len(priors), args.alpha, args.radius)
         rows.append({"eps": eps, **{FORMS[f][0]: bounds[FORMS[f][0]] for f in forms}})
     if args.json:
-        settings = {"lipschitz": args.lipschitz, "priors": priors, "alpha": args.alpha, "delta": args.delta, "radius": args.radius}
+        settings = {
+            "lipschitz": args.lipschitz, "priors": priors, "alpha": args.alpha, "delta": delta, "radius": args.radius,
+            "statistic": statistic.model_dump() if statistic is not None else None, "basis": _basis(args, delta, statistic),
+        }  # fmt: skip
         ceilings = [{key: (value.model_dump() if key != "eps" else value) for key, value in row.items()} for row in rows]
         print(json.dumps({"settings": settings, "ceilings": ceilings}, indent=2))
         return
@@ -79,7 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--lipschitz", type=float, nargs="+", required=True, metavar="L", help="one L for every class, or one per class")
     parser.add_argument("--alpha", type=float, required=True, help="risk level: the classifier's (or every class's) error rate")
-    parser.add_argument("--delta", type=float, required=True, help="failure probability of the Lipschitz estimate")
+    parser.add_argument("--delta", type=float, required=True, help="latent mass on which the Lipschitz property may fail")
+    parser.add_argument("--anchors", type=int, default=None, metavar="S",
+                        help="anchors per class behind L: states the confidence (L = the order statistic of S slopes)")
+    parser.add_argument("--beta", type=float, default=0.95, help="with --anchors: confidence over the anchors (default 0.95)")
     parser.add_argument("--eps", type=float, nargs="+", required=True, metavar="E", help="L2 perturbation sizes in [0,1] image space")
     parser.add_argument("--priors", type=float, nargs="+", metavar="P", help="class priors (default: uniform)")
     parser.add_argument("--radius", type=float, default=None, help="radius r the constants hold on; checks r * L >= eps")

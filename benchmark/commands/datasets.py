@@ -39,10 +39,11 @@ def _show(args: argparse.Namespace) -> None:
     test = card.splits["test"]
     rows += [("test latents sha256", test.latents_sha256), ("test labels sha256", test.labels_sha256), ("test images sha256", test.images_sha256)]
     if card.lipschitz is None:
-        rows.append(("lipschitz", "not estimated yet"))
+        rows.append(("lipschitz", "none (see ceiling)" if "ceiling" in card.notes else "not estimated yet"))
     else:
         lip = card.lipschitz
-        rows.append(("lipschitz", f"r = {lip.radius}, delta = {lip.delta}: " + ", ".join(f"{c}:{v:.2f}" for c, v in zip(card.classes, lip.constants))))
+        rows.append(("lipschitz", f"r = {lip.radius}, delta = {lip.holds_at:.3g}: " + ", ".join(f"{c}:{v:.2f}" for c, v in zip(card.classes, lip.constants))))
+        rows.append(("ceilings", lip.statement()))
     for key, value in card.notes.items():
         rows.append((key, value))
     width = max(len(k) for k, _ in rows)

@@ -25,12 +25,28 @@ def _leaderboard(args: argparse.Namespace) -> None:
             print(f"wrote {plot_runs(latest, args.plot)} ({len(latest)} submissions)")
         if args.plot_saturation:
             _plot_saturation(store, rows, args)
-    text = render(rows, args.eps, args.format)
+    text = render(rows, args.eps, args.format, ceiling_notes({r.dataset for r in rows}))
     if args.out:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out} ({len(rows)} runs)")
     else:
         print(text)
+
+
+def ceiling_notes(names: set[str]) -> dict[str, str]:
+    """Per shipped dataset, what its card's ceilings rest on (or why there are none), for the rendered tables."""
+    from irob_bench import datasets
+
+    notes = {}
+    for name in sorted(names & set(datasets.available())):
+        card = datasets.load_card(name)
+        lip = card.lipschitz
+        if lip is not None:
+            notes[name] = (f"Ceilings from the {name} v{card.version} card: each {lip.statement()}. The per-class "
+                           f"form (Thm 4.4) is at the card's reference alpha = {card.reference_alpha:g}.")
+        elif "ceiling" in card.notes:
+            notes[name] = f"Ceilings ({name} v{card.version} card): {card.notes['ceiling']}."
+    return notes
 
 
 def _latest_results(store, rows) -> list:

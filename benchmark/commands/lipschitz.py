@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from irob_bench.errors import IrobError
 
@@ -29,7 +30,7 @@ def _labels(card, requested: list[str] | None) -> list[int]:
 
 
 def _settings(args: argparse.Namespace, card, method: str, **extra):
-    """Settings from the flags; radius and delta default to the card's (so --write merges), else the reference's."""
+    """Settings from the flags; radius, delta and beta default to the card's (so --write merges), else the reference's."""
     from irob_bench.lipschitz import make_settings
 
     section = card.lipschitz
@@ -37,6 +38,7 @@ def _settings(args: argparse.Namespace, card, method: str, **extra):
         method,
         radius=args.radius if args.radius is not None or section is None else section.radius,
         delta=args.delta if args.delta is not None or section is None else section.delta,
+        beta=args.beta if args.beta is not None or section is None else section.beta,
         samples=args.samples,
         seed=args.seed,
         batch_size=args.batch_size,
@@ -45,19 +47,21 @@ def _settings(args: argparse.Namespace, card, method: str, **extra):
 
 
 def _print_table(run, eps: float) -> None:
+    from irob_bench.datasets.card import guarantee
     from irob_bench.lipschitz import check_radius
 
-    s = run.settings
+    s, stat = run.settings, run.statistic
     check = check_radius([c.constant for c in run.classes], s.radius, eps)
-    print(f"{s.method} estimator: r = {s.radius:g}, delta = {s.delta:g}, S = {s.samples}, seed = {s.seed}, "
-          f"{s.confidence:.0%} bootstrap CI (B = {s.bootstrap})")
-    print(f"{'class':>8}  {'L_y(r)':>9}  {'CI':>19}  {'evaluations':>12}  {'seconds':>8}  {'r*L':>7}  r*L >= {eps:g}")
+    print(f"{s.method} estimator: r = {s.radius:g}, S = {stat.samples:,}, seed = {s.seed}; L_y = v_(k) with k = {stat.rank:,}")
+    if stat.reason:
+        print(f"delta = {stat.delta:g} not established: {stat.reason}; reporting the maximum, at delta' = {stat.delta_prime:.3g}")
+    print(f"L_y {guarantee(stat.holds_at, stat.beta, stat.samples, stat.rank, s.method, s.radius)}")
+    print(f"{'class':>8}  {'L_y(r)':>9}  {'max':>9}  {'evaluations':>12}  {'seconds':>8}  {'r*L':>7}  r*L >= {eps:g}")
     for row, product, ok in zip(run.classes, check.products, check.ok):
-        ci = f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
-        print(f"{row.name:>8}  {row.constant:9.4f}  {ci:>19}  {row.generator_evaluations:12,d}  {row.seconds:8.1f}  "
+        print(f"{row.name:>8}  {row.constant:9.4f}  {row.largest:9.4f}  {row.generator_evaluations:12,d}  {row.seconds:8.1f}  "
               f"{product:7.3f}  {'yes' if ok else 'NO'}")
     total = sum(c.generator_evaluations for c in run.classes), sum(c.seconds for c in run.classes)
-    print(f"{'total':>8}  {'':9}  {'':19}  {total[0]:12,d}  {total[1]:8.1f}")
+    print(f"{'total':>8}  {'':9}  {'':9}  {total[0]:12,d}  {total[1]:8.1f}")
     if not check.passed:
         print(f"r * L_y < {eps:g} for some class: the ceilings at eps = {eps:g} are not established at this radius "
               f"(see `irob-bench lipschitz radius`)")
@@ -72,7 +76,12 @@ def _estimate(args: argparse.Namespace) -> None:
     extra = (
         {"neighbors": args.neighbors}
         if args.method == "sampling"
-        else {"power_iterations": args.power_iterations, "starts": args.starts, "ascent_steps": args.ascent_steps}
+        else {
+            "power_iterations": args.power_iterations,
+            "power_tolerance": args.power_tolerance,
+            "starts": args.starts,
+            "ascent_steps": args.ascent_steps,
+        }
     )
     settings = _settings(args, card, args.method, **extra)
     labels = _labels(card, args.classes)
@@ -80,7 +89,8 @@ def _estimate(args: argparse.Namespace) -> None:
         raise IrobError("--replace only makes sense with --write")
     if args.write and len(labels) != card.num_classes:
         raise IrobError("--write needs every class (drop --classes)")
-    run = estimate(dataset.generator, card.latent_dim, settings, labels, [card.classes[y] for y in labels], not args.quiet)
+    names = [card.classes[y] for y in labels]
+    run = estimate(dataset.generator, card.latent_dim, settings, labels, names, not args.quiet, args.checkpoint)
     if args.json:
         print(run.model_dump_json(indent=2))
     else:
@@ -113,6 +123,24 @@ def _radius(args: argparse.Namespace) -> None:
           f"(S = {settings.samples}; round up for the full estimate)")
 
 
+def _audit(args: argparse.Namespace) -> None:
+    from irob_bench import datasets
+    from irob_bench.lipschitz.audit import AuditSettings, audit
+
+    dataset = datasets.load(args.name)
+    given = {"samples": args.samples, "seed": args.seed, "delta": args.delta}
+    settings = AuditSettings(**{k: v for k, v in given.items() if v is not None})
+    result = audit(dataset.card, dataset.generator, settings, args.checkpoint, progress=not args.quiet)
+    if args.out is not None:
+        args.out.write_text(result.model_dump_json(indent=2) + "\n")
+    print(f"{result.dataset} v{result.version}: sigma_max on {settings.samples:,} fresh anchors per class (seed "
+          f"{settings.seed}) against the card's constants")
+    print(f"{'class':>8}  {'constant':>9}  {f'q {1 - settings.delta:g}':>9}  {'max':>9}  constant >= quantile")
+    for row in result.classes:
+        print(f"{dataset.card.classes[row.label]:>8}  {row.constant:9.3f}  {row.quantile:9.3f}  {row.largest:9.3f}  "
+              f"{'yes' if row.passed else 'NO'}")
+
+
 def _default(method: str, name: str) -> object:
     from irob_bench.lipschitz.settings import SETTINGS
 
@@ -123,8 +151,9 @@ def _add_common(parser: argparse.ArgumentParser, samples: int | None, samples_he
     parser.add_argument("name", help="shipped dataset name or card folder path")
     parser.add_argument("--samples", type=int, default=samples, help=f"anchors per class, S (default {samples_help})")
     parser.add_argument("--radius", type=float, default=None, help="ball radius r (default: the card's, else 0.5)")
-    parser.add_argument("--delta", type=float, default=None, help="report the 1 - delta percentile (default: the card's, else 0.001)")
-    parser.add_argument("--seed", type=int, default=None, help="seeds anchors, draws and bootstrap (default 0)")
+    parser.add_argument("--delta", type=float, default=None, help="bound the 1 - delta quantile of the slopes (default: the card's, else 0.001)")
+    parser.add_argument("--beta", type=float, default=None, help="confidence of that bound over the anchors (default: the card's, else 0.95)")
+    parser.add_argument("--seed", type=int, default=None, help="seeds anchors and draws (default 0)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"latent points per generator call (default {_default('sampling', 'batch_size')})")
     parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -144,12 +173,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(est, samples=None, samples_help=str(_default("sampling", "samples")))
     est.add_argument("--method", choices=["sampling", "gradient"], default="sampling")
     est.add_argument("--neighbors", type=int, default=None, help=f"sampling: uniform points per ball, N (default {_default('sampling', 'neighbors')})")
-    est.add_argument("--power-iterations", type=int, default=None, help=f"gradient: power iterations (default {_default('gradient', 'power_iterations')})")
+    est.add_argument("--power-iterations", type=int, default=None, help=f"gradient: at most this many power iterations (default {_default('gradient', 'power_iterations')})")
+    est.add_argument("--power-tolerance", type=float, default=None, help=f"gradient: relative change of sigma that stops them (default {_default('gradient', 'power_tolerance')})")
     est.add_argument("--starts", type=int, default=None, help=f"gradient: ascent start radii, each +-v (default {_default('gradient', 'starts')})")
     est.add_argument("--ascent-steps", type=int, default=None, help=f"gradient: ascent steps per start (default {_default('gradient', 'ascent_steps')})")
+    est.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class slopes: a rerun resumes from it")
     est.add_argument("--write", action="store_true", help="store the estimate in the dataset's card")
     est.add_argument("--replace", action="store_true", help="with --write: drop the card's earlier estimates first")
     est.set_defaults(handler=_estimate)
+
+    check = actions.add_parser("audit", help="the card's constants against sigma_max on fresh anchors")
+    check.add_argument("name", help="shipped dataset name or card folder path")
+    check.add_argument("--samples", type=int, default=None, help="fresh anchors per class (default 3000)")
+    check.add_argument("--seed", type=int, default=None, help="seed of the fresh anchors (default 1; not the card's)")
+    check.add_argument("--delta", type=float, default=None, help="compare with the 1 - delta quantile (default 0.001)")
+    check.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class values: a rerun resumes")
+    check.add_argument("--out", type=Path, default=None, help="also write the audit as JSON")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(handler=_audit)
 
     radius = actions.add_parser("radius", help="smallest r with r * L_y(r) >= the largest eps")
     _add_common(radius, samples=32, samples_help="32: a quick search")

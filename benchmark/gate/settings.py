@@ -8,6 +8,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from irob_bench.attacks.config import AttackSuiteConfig
+from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.evaluate import EvaluateOptions, dataset_record, subset_indices
@@ -95,16 +96,19 @@ def _attack_config(recorded: dict[str, Any]) -> tuple[AttackSuiteConfig, list[st
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
-        return AttackSuiteConfig(), [f"attack config (the baseline's is not valid here: {where}: {first['msg']})"]
+        return preset(DEFAULT_PRESET), [f"attack config (the baseline's is not valid here: {where}: {first['msg']})"]
     changed = attack_differences(recorded, {**config.model_dump(mode="json"), IN_DISTRIBUTION_KEY: config.latent.method})
     return config, [f"attack config ({'; '.join(changed)})"] if changed else []
 
 
 def _dataset_differences(baseline: EvaluationResult, card: DatasetCard) -> list[str]:
+    """Fields that change the test examples. A version bump that keeps every hash (a card whose Lipschitz section
+    was re-estimated) evaluates the same examples, so it is not a difference."""
     old, new = baseline.dataset.model_dump(), dataset_record(card).model_dump()
+    same_data = all(old[field] == new[field] for field in _DATASET_FIELDS if field != "version")
     out = []
     for field, label in _DATASET_FIELDS.items():
-        if old[field] != new[field]:
+        if old[field] != new[field] and not (field == "version" and same_data):
             out.append(f"{label} (baseline {_short(old[field])}, now {_short(new[field])})")
     return out
 

@@ -8,22 +8,23 @@ from irob_bench.lipschitz.estimate import ClassEstimate, LipschitzRun, estimate
 from irob_bench.lipschitz.radius import RadiusCheck, RadiusSearch, check_radius, smallest_radius
 from irob_bench.lipschitz.section import merge_estimate, write_estimate
 from irob_bench.lipschitz.settings import EstimatorSettings, GradientSettings, SamplingSettings, make_settings
-from irob_bench.lipschitz.stats import bootstrap_ci, upper_percentile
+from irob_bench.lipschitz.stats import OrderStatistic, order_statistic, upper_bound
 
 __all__ = [
     "ClassEstimate",
     "EstimatorSettings",
     "GradientSettings",
     "LipschitzRun",
+    "OrderStatistic",
     "RadiusCheck",
     "RadiusSearch",
     "SamplingSettings",
-    "bootstrap_ci",
     "check_radius",
     "estimate",
     "make_settings",
     "merge_estimate",
+    "order_statistic",
     "smallest_radius",
-    "upper_percentile",
+    "upper_bound",
     "write_estimate",
 ]

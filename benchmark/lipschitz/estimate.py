@@ -1,10 +1,17 @@
-"""Run one Lipschitz estimator over the classes of a generator: per-anchor slopes -> percentile, CI, cost."""
+"""Run one Lipschitz estimator over the classes of a generator: per-anchor slopes -> order-statistic bound, cost.
+
+With a checkpoint folder, each class's per-anchor slopes are saved as soon as they are computed and reused by a
+later run with the same settings, so a long run (S = 3,000 per class) can be stopped and resumed.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
@@ -15,31 +22,31 @@ from irob_bench.lipschitz.geometry import ESTIMATOR_STREAM, class_map, draw_anch
 from irob_bench.lipschitz.gradient import gradient_slopes
 from irob_bench.lipschitz.sampling import Slopes, sampling_slopes
 from irob_bench.lipschitz.settings import GradientSettings, SamplingSettings
-from irob_bench.lipschitz.stats import bootstrap_ci, upper_percentile
+from irob_bench.lipschitz.stats import OrderStatistic, order_statistic, upper_bound
 
 Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class ClassEstimate(BaseModel):
-    """L_y(r) of one class: the (1 - delta) percentile of its per-anchor slopes, with CI and cost."""
+    """L_y(r) of one class: v_(k) of its per-anchor slopes (the run's statistic says which k), with its cost."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     label: int
     name: str
     constant: float
-    ci_low: float
-    ci_high: float
+    largest: float = Field(description="the largest per-anchor slope, for comparison")
     generator_evaluations: int
     seconds: float
 
 
 class LipschitzRun(BaseModel):
-    """One estimator's result over some classes, with the settings that produced it."""
+    """One estimator's result over some classes, with the settings and the order statistic that produced it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     settings: SamplingSettings | GradientSettings = Field(discriminator="method")
+    statistic: OrderStatistic
     classes: list[ClassEstimate]
 
     def to_card_estimate(self, num_classes: int) -> LipschitzEstimate:
@@ -48,15 +55,18 @@ class LipschitzRun(BaseModel):
         if sorted(labels) != list(range(num_classes)):
             raise IrobError(f"a card estimate needs all {num_classes} classes; this run has {len(labels)} ({labels})")
         rows = sorted(self.classes, key=lambda c: c.label)
+        stat = self.statistic
         return LipschitzEstimate(
             method=self.settings.method,
             radius=self.settings.radius,
-            delta=self.settings.delta,
-            samples=self.settings.samples,
+            delta=stat.delta,
+            beta=stat.beta,
+            samples=stat.samples,
+            rank=stat.rank,
+            delta_prime=stat.delta_prime,
+            established=stat.established,
             settings=self.settings.card_settings(),
             per_class=[c.constant for c in rows],
-            ci_low=[c.ci_low for c in rows],
-            ci_high=[c.ci_high for c in rows],
             generator_evaluations=sum(c.generator_evaluations for c in rows),
             seconds=round(sum(c.seconds for c in rows), 3),
         )
@@ -77,6 +87,35 @@ def anchor_slopes(
     return gradient_slopes(g_y, anchors, settings, rng, advance)
 
 
+class Checkpoint:
+    """Per-class slopes of one estimator run in a folder (`<method>-class<y>.npz`), keyed by the run's settings."""
+
+    def __init__(self, folder: Path, settings: BaseModel) -> None:
+        """`settings`: any frozen settings model with a `method` (it names the files) and a `batch_size`."""
+        self.folder, self.method = folder, getattr(settings, "method")
+        self.key = json.dumps(settings.model_dump(exclude={"batch_size"}), sort_keys=True)  # batching does not change slopes
+
+    def _path(self, label: int) -> Path:
+        return self.folder / f"{self.method}-class{label}.npz"
+
+    def load(self, label: int) -> tuple[Slopes, float] | None:
+        """The saved slopes and seconds of a class, or None; IrobError if they were made with other settings."""
+        path = self._path(label)
+        if not path.exists():
+            return None
+        with np.load(path) as saved:
+            if str(saved["settings"]) != self.key:
+                raise IrobError(f"{path} holds slopes of other settings ({saved['settings']}); use another --checkpoint")
+            return Slopes(torch.from_numpy(saved["values"]), int(saved["evaluations"])), float(saved["seconds"])
+
+    def save(self, label: int, slopes: Slopes, seconds: float) -> None:
+        """Write atomically (a temporary file renamed into place), so a killed run never leaves half a class."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self._path(label).with_suffix(".partial.npz")
+        np.savez(partial, values=slopes.values.numpy(), evaluations=slopes.evaluations, seconds=seconds, settings=self.key)
+        partial.replace(self._path(label))
+
+
 def estimate(
     generator: Generator,
     latent_dim: int,
@@ -84,30 +123,42 @@ def estimate(
     labels: Sequence[int],
     names: Sequence[str] | None = None,
     progress: bool = False,
+    checkpoint: Path | None = None,
 ) -> LipschitzRun:
-    """L_y(r) for each class in `labels`: the (1 - delta) percentile of S per-anchor slopes and its bootstrap CI."""
+    """L_y(r) for each class in `labels`: v_(k) of S per-anchor slopes, k chosen for (delta, beta) (see stats.py)."""
     names = list(names) if names is not None else [str(y) for y in labels]
+    statistic = order_statistic(settings.samples, settings.delta, settings.beta)
+    saved = Checkpoint(checkpoint, settings) if checkpoint is not None else None
     rows = []
     with tqdm(total=len(labels) * settings.samples, disable=not progress, unit="anchor", desc=settings.method) as bar:
         for label, name in zip(labels, names):
             bar.set_postfix_str(f"class {name}")
-            started = time.perf_counter()
-            slopes = anchor_slopes(generator, latent_dim, label, settings, bar.update)
-            if not torch.isfinite(torch.as_tensor(slopes.values)).all():
-                raise IrobError(
-                    f"class {name}: the {settings.method} estimator met non-finite slopes (the generator's output map is "
-                    "not differentiable everywhere, e.g. s_p for p > 2 at a pixel of 1/2); use --method sampling"
-                )
-            low, high = bootstrap_ci(slopes.values, settings.delta, settings.confidence, settings.bootstrap, settings.seed)
+            loaded = saved.load(label) if saved is not None else None
+            if loaded is None:
+                started = time.perf_counter()
+                slopes = anchor_slopes(generator, latent_dim, label, settings, bar.update)
+                seconds = round(time.perf_counter() - started, 3)
+                _check_finite(slopes, settings.method, name)
+                if saved is not None:
+                    saved.save(label, slopes, seconds)
+            else:
+                (slopes, seconds), _ = loaded, bar.update(settings.samples)
             rows.append(
                 ClassEstimate(
                     label=label,
                     name=name,
-                    constant=float(upper_percentile(slopes.values, settings.delta)),
-                    ci_low=low,
-                    ci_high=high,
+                    constant=upper_bound(slopes.values, statistic),
+                    largest=float(slopes.values.max()),
                     generator_evaluations=slopes.evaluations,
-                    seconds=round(time.perf_counter() - started, 3),
+                    seconds=seconds,
                 )
             )
-    return LipschitzRun(settings=settings, classes=rows)
+    return LipschitzRun(settings=settings, statistic=statistic, classes=rows)
+
+
+def _check_finite(slopes: Slopes, method: str, name: str) -> None:
+    if not torch.isfinite(slopes.values).all():
+        raise IrobError(
+            f"class {name}: the {method} estimator met non-finite slopes (the generator's output map is "
+            "not differentiable everywhere, e.g. s_p for p > 2 at a pixel of 1/2); use --method sampling"
+        )

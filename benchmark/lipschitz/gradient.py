@@ -1,18 +1,20 @@
-"""The gradient estimator: per anchor, the top singular value of the Jacobian of g_y (power iteration on J^T J),
-then projected gradient ascent of ||g(z') - g(z)|| / ||z' - z|| inside B(z, r); the larger of the two is kept.
+"""The gradient estimator: per anchor, the top singular value of the Jacobian of g_y (power iteration on J^T J, run
+until it converges), then projected gradient ascent of ||g(z') - g(z)|| / ||z' - z|| inside B(z, r); the larger of
+the two is kept.
 
 Both are lower bounds of sup over B(z, r) of the ratio (the ratio tends to ||J v|| as z' -> z along v), so the
 estimate can only under-state the true local constant, never over-state it.
 
 Evaluation accounting (per latent point): a forward pass is 1; a backward pass, a reused vjp_fn call or the
 tangent half of a jvp is 1 more. So torch.func.jvp = 2, torch.func.vjp = 1 + 1 per call of its vjp_fn, and an
-ascent step (forward + autograd backward) = 2. Per anchor: 1 + 3k for k power iterations, plus
+ascent step (forward + autograd backward) = 2. Per anchor: 1 + 3k for the k power iterations its batch ran, plus
 2 * starts * (2 * steps + 1) for the ascent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch.func import jvp, vjp
@@ -22,21 +24,32 @@ from irob_bench.lipschitz.sampling import Slopes
 from irob_bench.lipschitz.settings import GradientSettings
 
 
-def top_singular(
-    g_y: ClassMap, anchors: torch.Tensor, start: torch.Tensor, iterations: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(sigma, v, g_y(anchors)): power iteration on J^T J from unit `start`, batched over anchors.
+class PowerResult(NamedTuple):
+    """sigma = ||J v|| (<= sigma_max), the unit v, g_y(anchors), and the iterations run (the batch's slowest anchor)."""
 
-    sigma = ||J v|| for the last unit v pushed forward, so sigma <= sigma_max whatever the convergence.
+    sigma: torch.Tensor
+    direction: torch.Tensor
+    images: torch.Tensor
+    iterations: int
+
+
+def top_singular(
+    g_y: ClassMap, anchors: torch.Tensor, start: torch.Tensor, iterations: int, tolerance: float = 0.0
+) -> PowerResult:
+    """Power iteration on J^T J from unit `start`, batched over anchors, until every sigma changes by at most
+    `tolerance` (relative) in one iteration, or `iterations` ran. sigma <= sigma_max whatever the convergence.
     """
     images, pullback = vjp(g_y, anchors)
-    direction = start
-    for _ in range(iterations):
+    direction, previous = start, torch.zeros(len(anchors))
+    for done in range(1, iterations + 1):
         _, pushed = jvp(g_y, (anchors,), (direction,))
         sigma = pushed.norm(dim=1)
         direction = unit(pullback(pushed)[0])
+        if torch.all((sigma - previous).abs() <= tolerance * sigma):
+            break
+        previous = sigma
     direction = torch.where(direction.norm(dim=1, keepdim=True) > 0, direction, start)  # J = 0: any direction
-    return sigma.detach(), direction.detach(), images.detach()
+    return PowerResult(sigma.detach(), direction.detach(), images.detach(), done)
 
 
 def _ratio(g_y: ClassMap, centers: torch.Tensor, images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -65,9 +78,9 @@ def ascend_ratio(
     return torch.maximum(best, final.view(-1, count).amax(0))
 
 
-def evaluations_per_anchor(settings: GradientSettings) -> int:
-    """Generator evaluations the gradient estimator spends on one anchor (see the module docstring)."""
-    return 1 + 3 * settings.power_iterations + 2 * settings.starts * (2 * settings.ascent_steps + 1)
+def ascent_evaluations(settings: GradientSettings) -> int:
+    """Generator evaluations the ascent spends on one anchor (see the module docstring)."""
+    return 2 * settings.starts * (2 * settings.ascent_steps + 1)
 
 
 def gradient_slopes(
@@ -80,9 +93,10 @@ def gradient_slopes(
     """max(local slope, best ascent ratio) per anchor, anchors batched so one call holds <= batch_size points."""
     per_call = max(1, settings.batch_size // (2 * settings.starts))
     initial = unit(torch.randn(anchors.shape, generator=generator)).split(per_call)
-    values = []
+    values, evaluations = [], 0
     for chunk, start in zip(anchors.split(per_call), initial):
-        sigma, direction, images = top_singular(g_y, chunk, start, settings.power_iterations)
-        values.append(torch.maximum(sigma, ascend_ratio(g_y, chunk, images, direction, settings)))
+        power = top_singular(g_y, chunk, start, settings.power_iterations, settings.power_tolerance)
+        values.append(torch.maximum(power.sigma, ascend_ratio(g_y, chunk, power.images, power.direction, settings)))
+        evaluations += len(chunk) * (1 + 3 * power.iterations + ascent_evaluations(settings))
         advance(len(chunk))
-    return Slopes(torch.cat(values), len(anchors) * evaluations_per_anchor(settings))
+    return Slopes(torch.cat(values), evaluations)

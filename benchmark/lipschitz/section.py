@@ -13,26 +13,31 @@ from irob_bench.errors import IrobError
 def merge_estimate(section: LipschitzSection | None, new: LipschitzEstimate) -> LipschitzSection:
     """The section with `new` added (replacing an earlier estimate of the same method).
 
-    Only estimates at the same radius and delta describe the same L_y(r); mixing them raises an IrobError.
+    Only estimates at the same radius, delta and beta describe the same L_y(r); mixing them raises an IrobError.
     """
     if section is None:
-        return LipschitzSection(radius=new.radius, delta=new.delta, estimates=[new], constants=list(new.per_class))
-    if (new.radius, new.delta) != (section.radius, section.delta):
+        return LipschitzSection(
+            radius=new.radius, delta=new.delta, beta=new.beta, estimates=[new], constants=list(new.per_class)
+        )
+    if (new.radius, new.delta, new.beta) != (section.radius, section.delta, section.beta):
         raise IrobError(
-            f"cannot merge a {new.method} estimate at r = {new.radius}, delta = {new.delta} into a card at "
-            f"r = {section.radius}, delta = {section.delta} (re-run at the card's radius, or replace its estimates)"
+            f"cannot merge a {new.method} estimate at r = {new.radius}, delta = {new.delta}, beta = {new.beta} into a "
+            f"card at r = {section.radius}, delta = {section.delta}, beta = {section.beta} (re-run at the card's "
+            "settings, or replace its estimates)"
         )
     if any(len(e.per_class) != len(new.per_class) for e in section.estimates):
         raise IrobError(f"the {new.method} estimate has {len(new.per_class)} classes; the card's estimates differ")
     estimates = [e for e in section.estimates if e.method != new.method] + [new]
     constants = [max(values) for values in zip(*(e.per_class for e in estimates))]
-    return LipschitzSection(radius=section.radius, delta=section.delta, estimates=estimates, constants=constants)
+    return LipschitzSection(
+        radius=section.radius, delta=section.delta, beta=section.beta, estimates=estimates, constants=constants
+    )
 
 
 def write_estimate(card: str | Path, new: LipschitzEstimate, replace: bool = False) -> DatasetCard:
     """Merge `new` into the card (a shipped name, card folder or card.json) and write it atomically.
 
-    With `replace`, the card's earlier estimates are dropped first (the way to change radius or delta).
+    With `replace`, the card's earlier estimates are dropped first (the way to change radius, delta or beta).
     """
     path = card_path(card)
     if path.name != "card.json":

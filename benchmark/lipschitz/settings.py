@@ -9,24 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from irob_bench.errors import IrobError
 
 # Fields the card's LipschitzEstimate stores in their own slots rather than in its `settings` dict.
-CARD_FIELDS = {"method", "radius", "delta", "samples"}
+CARD_FIELDS = {"method", "radius", "delta", "beta", "samples"}
 
 
 class EstimatorSettings(BaseModel):
-    """What every estimator shares: ball radius r, failure probability delta, anchors per class, seed, CI."""
+    """What every estimator shares: ball radius r, failure mass delta, confidence beta, anchors per class, seed."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     radius: float = Field(0.5, gt=0, description="radius r of the latent ball B(z, r)")
-    delta: float = Field(0.001, gt=0, lt=1, description="the reported constant is the (1 - delta) percentile")
+    delta: float = Field(0.001, gt=0, lt=1, description="latent mass on which the Lipschitz property may fail")
+    beta: float = Field(0.95, gt=0, lt=1, description="confidence of the bound over the draw of the anchors")
     samples: int = Field(100, ge=1, description="anchors z_s ~ N(0, I) per class (S)")
     seed: int = Field(0, ge=0)
     batch_size: int = Field(1000, ge=1, description="latent points per generator call")
-    confidence: float = Field(0.95, gt=0, lt=1, description="level of the bootstrap confidence interval")
-    bootstrap: int = Field(1000, ge=1, description="bootstrap resamples (B)")
 
     def card_settings(self) -> dict[str, float | int]:
-        """The settings a card records besides method, radius, delta and samples."""
+        """The settings a card records besides method, radius, delta, beta and samples."""
         return self.model_dump(exclude=CARD_FIELDS)
 
 
@@ -41,7 +40,10 @@ class GradientSettings(EstimatorSettings):
     """Power iteration on J^T J for the local slope, then projected gradient ascent of the ratio in B(z, r)."""
 
     method: Literal["gradient"] = "gradient"
-    power_iterations: int = Field(8, ge=1, description="power iterations on J^T J per anchor")
+    power_iterations: int = Field(40, ge=1, description="at most this many power iterations on J^T J per anchor")
+    power_tolerance: float = Field(
+        1e-4, ge=0, description="stop once every anchor's sigma changed by at most this fraction in one iteration"
+    )
     starts: int = Field(2, ge=1, description="ascent start radii r*k/starts (k = 1..starts), each along +v and -v")
     ascent_steps: int = Field(8, ge=0, description="projected normalised-gradient steps per start")
     step_fraction: float = Field(0.25, gt=0, description="first step length as a fraction of r (decays linearly)")

@@ -1,33 +1,93 @@
-"""The reported statistic of the per-anchor slopes: their (1 - delta) percentile and its bootstrap interval."""
+"""The reported statistic of the per-anchor slopes: an order statistic that upper-bounds their (1 - delta) quantile
+with a stated confidence beta over the draw of the anchors (SCIENCE.md §3).
+
+With S anchors, B = #{s : v_s < q_{1-delta}} is Binomial(S, 1 - delta) (at most that, for a distribution with
+atoms), and the k-th smallest value v_(k) is >= q_{1-delta} exactly when B < k. So v_(k) is a level-beta upper
+confidence bound as soon as P(B <= k - 1) >= beta; the smallest such k gives the tightest bound.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import binom
+
+DEFAULT_BETA = 0.95
 
 
-def upper_percentile(values: torch.Tensor | np.ndarray, delta: float, axis: int = -1) -> np.ndarray:
-    """The (1 - delta) percentile with linear interpolation (Hyndman-Fan type 7, numpy's default).
+class OrderStatistic(BaseModel):
+    """Which order statistic v_(k) of S per-anchor values is reported, and the delta it bounds at confidence beta.
 
-    With the S values sorted, v_(0) <= ... <= v_(S-1), and h = (S - 1)(1 - delta):
-    P = v_(floor h) + (h - floor h) * (v_(floor h + 1) - v_(floor h)). S = 1 gives v_(0); small delta gives the max.
+    `established`: v_(k) bounds q_{1-delta} for the requested delta. Otherwise S is too small for it and k = S (the
+    maximum), which bounds q_{1-delta'} with delta' = 1 - (1 - beta)^(1/S) > delta: the bound then `holds_at` delta'.
     """
-    array = np.asarray(values, dtype=np.float64)
-    if array.shape[axis] == 0:
-        raise ValueError("no values to take a percentile of")
-    return np.quantile(array, 1.0 - delta, axis=axis, method="linear")
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    samples: int = Field(ge=1, description="S, per-anchor values per class")
+    rank: int = Field(ge=1, description="k, 1-based: v_(S) is the maximum")
+    beta: float = Field(gt=0, lt=1, description="confidence over the draw of the anchors")
+    delta: float = Field(gt=0, lt=1, description="the requested latent failure mass")
+    delta_prime: float = Field(gt=0, le=1, description="the smallest delta that S anchors support (with k = S)")
+    established: bool
+
+    @property
+    def holds_at(self) -> float:
+        """The delta of the guarantee: the requested one if S supports it, else delta'."""
+        return self.delta if self.established else self.delta_prime
+
+    @property
+    def reason(self) -> str | None:
+        """Why the requested delta is not supported, or None."""
+        if self.established:
+            return None
+        return (
+            f"S = {self.samples:,} anchors bound the 1 - delta quantile at confidence {self.beta:g} only for delta >= "
+            f"{self.delta_prime:.3g}; delta = {self.delta:g} needs S >= {anchors_needed(self.delta, self.beta):,}"
+        )
 
 
-def bootstrap_ci(
-    values: torch.Tensor | np.ndarray, delta: float, confidence: float = 0.95, resamples: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile-bootstrap interval of upper_percentile(values, delta): resample the S values with replacement.
+def coverage(samples: int, rank: int, delta: float) -> float:
+    """P(q_{1-delta} <= v_(k)) = P(B <= k - 1), B ~ Binomial(S, 1 - delta): the confidence of v_(k)."""
+    return float(binom.cdf(rank - 1, samples, 1.0 - delta))
 
-    A resample cannot exceed the largest value seen, so for small delta the upper end is at most the sample max.
-    """
-    array = np.asarray(values, dtype=np.float64)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    replicates = upper_percentile(array[rng.integers(0, len(array), size=(resamples, len(array)))], delta, axis=1)
-    tail = (1.0 - confidence) / 2
-    low, high = np.quantile(replicates, [tail, 1.0 - tail], method="linear")
-    return float(low), float(high)
+
+def smallest_rank(samples: int, delta: float, beta: float) -> int | None:
+    """The smallest k with coverage(S, k, delta) >= beta, or None when even the maximum (k = S) falls short."""
+    if coverage(samples, samples, delta) < beta:
+        return None
+    return int(binom.ppf(beta, samples, 1.0 - delta)) + 1
+
+
+def supported_delta(samples: int, beta: float) -> float:
+    """delta' = 1 - (1 - beta)^(1/S): the maximum of S values bounds q_{1-delta'} at confidence beta."""
+    return float(-math.expm1(math.log1p(-beta) / samples))
+
+
+def anchors_needed(delta: float, beta: float) -> int:
+    """The least S for which the maximum bounds q_{1-delta} at confidence beta: ln(1 - beta) / ln(1 - delta)."""
+    return math.ceil(math.log1p(-beta) / math.log1p(-delta))
+
+
+def order_statistic(samples: int, delta: float, beta: float = DEFAULT_BETA) -> OrderStatistic:
+    """The tightest v_(k) that bounds q_{1-delta} at confidence beta; the maximum at delta' when S is too small."""
+    rank = smallest_rank(samples, delta, beta)
+    return OrderStatistic(
+        samples=samples,
+        rank=samples if rank is None else rank,
+        beta=beta,
+        delta=delta,
+        delta_prime=supported_delta(samples, beta),
+        established=rank is not None,
+    )
+
+
+def upper_bound(values: torch.Tensor | np.ndarray, statistic: OrderStatistic) -> float:
+    """v_(k) of `values` (which must be the statistic's S values): the upper confidence bound of their quantile."""
+    array = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if len(array) != statistic.samples:
+        raise ValueError(f"the statistic is for S = {statistic.samples} values, got {len(array)}")
+    return float(array[statistic.rank - 1])

@@ -1,0 +1,117 @@
+"""An independent check of a card's constants: the exact local slope sigma_max(J_y(z)) (converged power iteration)
+on fresh anchors (another seed), whose (1 - delta) quantile every valid constant L_y(r) must exceed.
+
+sup over B(z, r) of the ratio is at least sigma_max(J(z)), so a constant below the quantile of sigma_max cannot
+be a (1 - delta)-local Lipschitz constant: the check can refute a card, never confirm the per-anchor sup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from irob_bench.datasets.card import DatasetCard
+from irob_bench.errors import IrobError
+from irob_bench.lipschitz.estimate import Checkpoint, Generator
+from irob_bench.lipschitz.geometry import ESTIMATOR_STREAM, class_map, draw_anchors, stream, unit
+from irob_bench.lipschitz.gradient import top_singular
+from irob_bench.lipschitz.sampling import Slopes
+
+
+class AuditSettings(BaseModel):
+    """Fresh anchors (a seed other than the card's) and a power iteration run to a tight tolerance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["audit"] = "audit"
+    samples: int = Field(3000, ge=1, description="fresh anchors per class")
+    seed: int = Field(1, ge=0, description="must differ from the card estimate's seed")
+    delta: float = Field(0.001, gt=0, lt=1)
+    iterations: int = Field(80, ge=1)
+    tolerance: float = Field(1e-5, ge=0)
+    batch_size: int = Field(250, ge=1, description="anchors per generator call")
+
+
+class ClassAudit(BaseModel):
+    """One class: the card's constant against the (1 - delta) quantile and the max of sigma_max on fresh anchors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: int
+    constant: float
+    quantile: float
+    largest: float
+    first: list[float] = Field(description="sigma_max of the first fresh anchors, so a test can recompute them")
+
+    @property
+    def passed(self) -> bool:
+        return self.constant >= self.quantile
+
+
+class Audit(BaseModel):
+    """The audit of one card."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    version: str
+    settings: AuditSettings
+    classes: list[ClassAudit]
+
+
+def sigma_max(
+    generator: Generator, latent_dim: int, label: int, settings: AuditSettings, count: int | None = None,
+    advance: Callable[[int], None] = lambda n: None,
+) -> Slopes:
+    """Converged sigma_max of the Jacobian of g_y at the first `count` (default all) fresh anchors of class `label`."""
+    anchors = draw_anchors(settings.seed, label, settings.samples, latent_dim)[:count]
+    starts = unit(torch.randn(anchors.shape, generator=stream(settings.seed, label, ESTIMATOR_STREAM)))
+    g_y, values, evaluations = class_map(generator, label), [], 0
+    for chunk, start in zip(anchors.split(settings.batch_size), starts.split(settings.batch_size)):
+        power = top_singular(g_y, chunk, start, settings.iterations, settings.tolerance)
+        values.append(power.sigma)
+        evaluations += len(chunk) * (1 + 3 * power.iterations)
+        advance(len(chunk))
+    return Slopes(torch.cat(values), evaluations)
+
+
+def audit(
+    card: DatasetCard, generator: Generator, settings: AuditSettings, checkpoint: Path | None = None,
+    progress: bool = False, keep: int = 8,
+) -> Audit:
+    """sigma_max on `settings.samples` fresh anchors per class against the card's constants."""
+    if card.lipschitz is None:
+        raise IrobError(f"{card.name} has no Lipschitz constants to audit")
+    if any(e.settings.get("seed") == settings.seed for e in card.lipschitz.estimates):
+        raise IrobError(f"seed {settings.seed} drew the card's own anchors; audit with another --seed")
+    saved = Checkpoint(checkpoint, settings) if checkpoint is not None else None
+    rows = []
+    with tqdm(total=card.num_classes * settings.samples, disable=not progress, unit="anchor", desc="audit") as bar:
+        for label, constant in enumerate(card.lipschitz.constants):
+            loaded = saved.load(label) if saved is not None else None
+            if loaded is None:
+                started = time.perf_counter()
+                slopes = sigma_max(generator, card.latent_dim, label, settings, advance=bar.update)
+                if saved is not None:
+                    saved.save(label, slopes, round(time.perf_counter() - started, 3))
+            else:
+                slopes, _ = loaded
+                bar.update(settings.samples)
+            values = slopes.values.double().numpy()
+            rows.append(
+                ClassAudit(
+                    label=label,
+                    constant=constant,
+                    quantile=float(np.quantile(values, 1 - settings.delta)),
+                    largest=float(values.max()),
+                    first=[float(v) for v in values[:keep]],
+                )
+            )
+    return Audit(dataset=card.name, version=card.version, settings=settings, classes=rows)

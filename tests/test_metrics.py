@@ -1,0 +1,75 @@
+"""Ceilings placed beside a result (metrics.py): which alpha and which delta each form uses, and re-bounding stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irob_bench import datasets
+from irob_bench.bounds import classifier_ceiling, dataset_ceiling_per_class
+from irob_bench.errors import IrobError
+from irob_bench.metrics import compute_metrics, with_card_ceilings
+from irob_bench.results import EvaluationResult
+
+RUNS = Path(__file__).resolve().parents[1] / "leaderboard" / "runs"
+
+
+def near_perfect(card, per_class: int = 200):
+    """Labels and correctness of a classifier perfect on class 0 and wrong on 1 of `per_class` in every other class."""
+    labels = np.repeat(np.arange(card.num_classes), per_class)
+    correct = np.ones(len(labels), bool)
+    correct[per_class::per_class] = False
+    return labels, correct
+
+
+def metrics_at(card, eps: float):
+    labels, correct = near_perfect(card)
+    return compute_metrics(card, labels, correct, [eps], np.zeros((len(labels), 1), bool), None, None).per_eps[0]
+
+
+def test_the_per_class_form_is_at_the_cards_reference_alpha_not_the_smallest_class_risk():
+    card = datasets.load_card("mnist")
+    lip = card.lipschitz
+    m = metrics_at(card, 1.0)
+    expected = dataset_ceiling_per_class(1.0, lip.constants, card.reference_alpha, card.priors, lip.holds_at, lip.radius)
+    assert m.ceiling_dataset_per_class == expected.value < 1.0
+    smallest = dataset_ceiling_per_class(1.0, lip.constants, 0.0, card.priors, lip.holds_at, lip.radius)
+    assert smallest.value == 1.0  # control: the old alpha (class 0 is perfect, risk 0) prints a vacuous 100%
+
+
+def with_anchors(card, samples: int, established: bool, delta_prime: float):
+    """The card with every Lipschitz estimate restated as made from `samples` anchors (constants unchanged)."""
+    update = {"samples": samples, "rank": samples, "established": established, "delta_prime": delta_prime}
+    lip = card.lipschitz
+    return card.model_copy(update={"lipschitz": lip.model_copy(update={"estimates": [e.model_copy(update=update) for e in lip.estimates]})})
+
+
+def test_ceilings_use_delta_prime_when_the_card_anchors_support_only_that():
+    card = datasets.load_card("mnist")
+    lip = card.lipschitz
+    strong, weak = with_anchors(card, 3000, True, 0.000998), with_anchors(card, 300, False, 0.00994)
+    labels, correct = near_perfect(card)
+    correct[::10] = False  # 10% risk in every class: ceilings far from the clip at 1
+    risks = [1 - a for a in compute_metrics(card, labels, correct, [], np.zeros((len(labels), 0), bool), None, None).per_class_accuracy]
+    for variant, delta in ((strong, 0.001), (weak, 0.00994)):
+        m = compute_metrics(variant, labels, correct, [1.0], np.zeros((len(labels), 1), bool), None, None).per_eps[0]
+        assert m.ceiling_classifier == pytest.approx(classifier_ceiling(1.0, lip.constants, risks, card.priors, delta, lip.radius).value)
+        assert m.ceiling_classifier < 1.0
+
+
+def test_stored_runs_are_rebounded_from_the_current_card_keeping_what_was_measured():
+    result = EvaluationResult.model_validate_json((RUNS / "mnist-standard.json").read_text())
+    card = datasets.load_card("mnist")
+    doubled = card.model_copy(update={"lipschitz": card.lipschitz.model_copy(
+        update={"constants": [2 * c for c in card.lipschitz.constants]})})  # fmt: skip
+    again = with_card_ceilings(result, doubled)
+    assert again.dataset.version == result.dataset.version and again.dataset.lipschitz_constants == doubled.lipschitz.constants
+    for old, new in zip(result.metrics.per_eps, again.metrics.per_eps):
+        assert (new.robust_accuracy_pgd, new.robust_accuracy_in_distribution) == (old.robust_accuracy_pgd, old.robust_accuracy_in_distribution)
+        assert new.ceiling_classifier == pytest.approx(new.gap + new.robust_accuracy_pgd)
+    assert [m.ceiling_classifier for m in again.metrics.per_eps] != [m.ceiling_classifier for m in result.metrics.per_eps]
+    other = card.model_copy(update={"splits": {**card.splits, "test": card.splits["test"].model_copy(update={"labels_sha256": "0" * 64})}})
+    with pytest.raises(IrobError, match="labels_sha256 differ"):
+        with_card_ceilings(result, other)
