@@ -16,13 +16,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
+from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
 from irob_bench.datasets.benchmark import BenchmarkDataset
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, compute_metrics
 from irob_bench.plugin import Submission, load_submission
-from irob_bench.results import Curves, DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
+from irob_bench.results import (
+    Curves,
+    DatasetRecord,
+    EvaluationResult,
+    SanityFlag,
+    Settings,
+    StageAccuracy,
+    SubmissionRecord,
+)
 from irob_bench.seeding import seed_everything
 from irob_bench.validate import ValidationReport, check_model
 
@@ -43,8 +52,15 @@ class EvaluateOptions(BaseModel):
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 250
-    attacks: AttackSuiteConfig = Field(default_factory=AttackSuiteConfig)
+    preset: str = Field(DEFAULT_PRESET, description="attack preset: quick, standard (the leaderboard's) or thorough")
+    attacks: AttackSuiteConfig | None = Field(None, description="a custom attack configuration instead of the preset")
     progress: bool = True
+
+    def attack_config(self, randomized: bool) -> AttackSuiteConfig:
+        """The attacks this evaluation runs: the custom configuration, or the preset (EOT for randomized models)."""
+        if self.attacks is not None:
+            return self.attacks
+        return preset(self.preset, randomized)
 
 
 @dataclass
@@ -128,10 +144,13 @@ def environment() -> dict[str, str]:
 def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
     """Validate and score one submission; raises IrobError on any failed check, before any scoring."""
     options = options or EvaluateOptions()
+    if options.attacks is None:
+        preset(options.preset)  # an unknown preset fails before any work
     timings: dict[str, float] = {}
     start = time.perf_counter()
     submission, data, model, report = load_validated(path, options.dataset, options.device)
     report.raise_on_failure()
+    attacks = options.attack_config(submission.metadata.randomized)
     card = data.card
     eps = sorted(options.eps if options.eps is not None else card.eps_grid)
     if any(e <= 0 for e in eps):
@@ -151,7 +170,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         x,
         y,
         eps,
-        options.attacks,
+        attacks,
         generator=data.generator,
         z=z,
         seed=options.seed,
@@ -164,6 +183,8 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     labels = y.numpy()
     curves = Curves(**outcomes.curves(curve_grid(eps)))
     metrics = compute_metrics(card, labels, outcomes.clean_correct, eps, outcomes.robust_pgd, outcomes.robust_in, curves)
+    stages = [StageAccuracy(name=name, robust_accuracy=acc) for name, acc in outcomes.stage_accuracies()]
+    metrics = metrics.model_copy(update={"unconstrained_stages": stages})
     timings["total"] = time.perf_counter() - start
     result = EvaluationResult(
         irob_bench_version=__version__,

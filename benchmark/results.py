@@ -81,6 +81,14 @@ class Curves(_Record):
     in_distribution: list[float] | None = None
 
 
+class StageAccuracy(_Record):
+    """Robust accuracy at each eps (in the order of Settings.eps) after one stage of the unconstrained cascade and
+    every stage before it (AutoAttack's "robust accuracy after each attack")."""
+
+    name: str
+    robust_accuracy: list[float]
+
+
 class Metrics(_Record):
     """Clean accuracy overall and per class, and per-eps robust accuracies and ceilings."""
 
@@ -89,6 +97,7 @@ class Metrics(_Record):
     per_class_count: list[int]
     per_eps: list[EpsMetrics]
     curves: Curves | None = None
+    unconstrained_stages: list[StageAccuracy] = Field(default_factory=list, description="the per-stage report")
 
     def at(self, eps: float) -> EpsMetrics:
         """The metrics at one eps."""

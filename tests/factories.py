@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from irob_bench.attacks.config import StageConfig
 from irob_bench.plugin import SubmissionMetadata
 from irob_bench.results import (
     Curves,
@@ -105,3 +106,8 @@ def make_result(
         environment={"torch": "2.4.1", "python": "3.11.9"},
         outcomes_file="outcomes/smallcnn.npz",
     )
+
+
+def apgd_stages(steps: int, restarts: int = 1) -> tuple[StageConfig, ...]:
+    """A cheap one-stage unconstrained cascade (APGD-CE) for tests that need a fast attack."""
+    return (StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=steps, restarts=restarts),)

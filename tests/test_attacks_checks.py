@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tests.factories import apgd_stages
 from irob_bench.attacks.common import Found
-from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+from irob_bench.attacks.config import StageConfig, AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 from irob_bench.attacks.flags import in_distribution_flags, monotonicity_flags
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.attacks.suite import run_attacks
@@ -74,24 +75,28 @@ def test_verification_rejects_off_manifold_latents() -> None:
     assert math.isclose(checked.distance[0], 0.4, rel_tol=1e-5)
 
 
-def test_gradient_masking_model_raises_vanishing_and_noise_flags() -> None:
+def test_gradient_masking_model_raises_vanishing_noise_and_later_stage_flags() -> None:
     model = Quantised()
     x, y = points([0.4, 0.6] * 12)
+    square = StageConfig(name="square", attack="square", steps=200)
     config = AttackSuiteConfig(
-        pgd=PGDConfig(steps=5, restarts=1, random_start=False),
+        unconstrained=(*apgd_stages(5), square),
         minimal=MinimalConfig(enabled=False),
         flags=FlagsConfig(noise_draws=8, random_search_queries=8),
     )
     out = run_attacks(model, x, y, [0.2, 2.0], config, seed=0, batch_size=8, progress=False)
     names = {(f.name, f.eps) for f in out.flags}
     assert ("vanishing_gradients", None) in names
-    assert ("noise_finds_errors", 2.0) in names, "noise of norm 2 moves the mean by 0.1 in 1 of 5 draws"
-    assert out.robust_accuracy_pgd() == [1.0, 1.0], "PGD is stuck at zero gradients"
+    (_, after_apgd), (_, after_square) = out.stage_accuracies()
+    assert after_apgd[1] >= 0.5, "APGD is stuck at zero gradients (only its random start can break a point)"
+    assert after_square[1] < after_apgd[1], "the gradient-free stage breaks what the gradient stage left"
+    assert ("later_stage_breaks_more", 2.0) in names
+    assert ("later_stage_breaks_more", 0.2) not in names, "nothing can break a point at eps 0.2"
 
 
 def test_honest_model_raises_no_gradient_or_noise_flags() -> None:
     x, y = points([0.3, 0.35, 0.4, 0.6, 0.65, 0.7])
-    config = AttackSuiteConfig(minimal=MinimalConfig(steps=50), flags=FlagsConfig(noise_draws=4))
+    config = AttackSuiteConfig(unconstrained=apgd_stages(20), minimal=MinimalConfig(steps=50), flags=FlagsConfig(noise_draws=4))
     out = run_attacks(Threshold(), x, y, [0.2, 2.0], config, seed=0, batch_size=4, progress=False)
     assert out.flags == []
     assert out.robust_accuracy_pgd() == [1.0, 0.0]
@@ -117,7 +122,7 @@ def test_minimal_distance_curve_matches_direct_attack_at_grid_points() -> None:
     values = values[np.abs(values - 0.5) > 0.01]
     x, y = points(values.tolist())
     eps = [0.25, 0.45, 0.85]
-    config = AttackSuiteConfig(pgd=PGDConfig(steps=20), minimal=MinimalConfig(steps=100, init_norm=0.3))
+    config = AttackSuiteConfig(unconstrained=apgd_stages(20), minimal=MinimalConfig(steps=100, init_norm=0.3))
     out = run_attacks(Threshold(), x, y, eps, config, seed=2, batch_size=8, progress=False)
     exact = 4 * np.abs(values - 0.5)
     assert np.all(out.r_unc >= exact - 1e-4), "no attack can beat the exact minimal distance"
@@ -139,7 +144,7 @@ def test_latent_attack_on_exact_manifold_matches_geometry() -> None:
     x = gen(z, None)
     y = (z[:, 0] > 0).long()
     config = AttackSuiteConfig(
-        pgd=PGDConfig(steps=10), latent=LatentAttackConfig(inner_steps=60, lr=0.02), minimal=MinimalConfig(steps=60)
+        unconstrained=apgd_stages(10), latent=LatentAttackConfig(inner_steps=60, lr=0.02), minimal=MinimalConfig(steps=60)
     )
     out = run_attacks(Threshold(), x, y, [0.5, 1.0], config, generator=gen, z=z, seed=0, batch_size=2, progress=False)
     assert out.r_in is not None and out.robust_in is not None

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from tests.factories import apgd_stages
 from irob_bench.attacks.common import flat_norm
-from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 from irob_bench.attacks.latent import LatentTask, evaluations_per_point, latent_attack
 from irob_bench.attacks.suite import run_attacks
 
@@ -101,7 +102,7 @@ def test_adaptive_matches_lagrangian_with_a_third_of_the_evaluations(problem) ->
 def test_suite_in_distribution_is_not_below_what_it_verifies(problem, method) -> None:
     task, correct = problem
     config = AttackSuiteConfig(
-        pgd=PGDConfig(steps=10, restarts=1),
+        unconstrained=apgd_stages(10, 1),
         latent=LatentAttackConfig(method=method, steps=10, outer_steps=2, inner_steps=20, lr=0.1),
         minimal=MinimalConfig(enabled=False),
         flags=FlagsConfig(noise_draws=1, random_search_queries=0),

@@ -1,4 +1,4 @@
-"""PGD-L2 cascade and the run_attacks entry point on tiny models: bounds, monotonicity, determinism, batches."""
+"""The unconstrained cascade and the run_attacks entry point on tiny models: bounds, monotonicity, determinism, batches."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import pytest
 import torch
 from torch import nn
 
+from tests.factories import apgd_stages
 from irob_bench.attacks.common import flat_norm
-from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig, PGDConfig
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig
 from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
-from irob_bench.attacks.pgd import pgd_attack
+from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.suite import run_attacks
 from irob_bench.errors import IrobError
 
 FAST = AttackSuiteConfig(
-    pgd=PGDConfig(steps=10, restarts=2),
+    unconstrained=apgd_stages(10, 2),
     minimal=MinimalConfig(steps=30),
     flags=FlagsConfig(noise_draws=2, random_search_queries=4),
 )
@@ -29,11 +30,11 @@ def small_problem(n: int = 48, seed: int = 0) -> tuple[nn.Module, torch.Tensor, 
     return model, x, model(x).argmax(dim=1)
 
 
-def test_pgd_breaks_undefended_model_within_eps_and_box() -> None:
+def test_cascade_breaks_undefended_model_within_eps_and_box() -> None:
     model, x, y = small_problem()
     eps = [0.05, 1.0, 4.0]
-    found = pgd_attack(model, x, y, eps, PGDConfig(steps=20), base_key=1, indices=torch.arange(len(x)),
-                       attack_mask=torch.ones(len(x), dtype=torch.bool), batch_size=16)
+    found = cascade_attack(model, x, y, eps, apgd_stages(20), base_key=1, indices=torch.arange(len(x)),
+                           attack_mask=torch.ones(len(x), dtype=torch.bool), batch_size=16)
     assert found.found.all(), "a linear 4-class model must fall at eps=4 on 8x8 inputs"
     assert (found.distance <= 0.05 + 1e-6).sum() < len(x), "a tiny eps cannot break every point"
     norms = flat_norm(found.points - x)

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.factories import apgd_stages
 from irob_bench import datasets
-from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 from irob_bench.cli import main
 from irob_bench.datasets.build import freeze
 from irob_bench.datasets.card import SplitSpec
@@ -40,7 +41,7 @@ TEMPLATE = Path(__file__).parent / "submissions" / "gate" / "linear.py"
 EPS = [0.3, 0.4]
 N = 120
 CHEAP = AttackSuiteConfig(
-    pgd=PGDConfig(steps=10, restarts=1),
+    unconstrained=apgd_stages(10, 1),
     latent=LatentAttackConfig(steps=1),
     minimal=MinimalConfig(enabled=False),
     flags=FlagsConfig(noise_draws=0, random_search_queries=0),
@@ -229,13 +230,13 @@ def test_mismatched_settings_fail_in_one_line_naming_what_differs(models, baseli
     raw = json.loads(baseline.read_text())
     raw["dataset"]["version"] = "0.0-other"
     raw["dataset"]["labels_sha256"] = "0" * 64
-    raw["settings"]["attacks"]["pgd"]["stride"] = 3
+    raw["settings"]["attacks"]["stride"] = 3
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(raw))
     shutil.copy(f"{baseline}.outcomes.npz", f"{edited}.outcomes.npz")
     code, _, err, _ = gate(models["fitted"], edited)
     assert code == 2 and err.count("\n") == 1
-    assert "dataset version (baseline 0.0-other" in err and "attack config (the baseline's is not valid here: pgd.stride" in err
+    assert "dataset version (baseline 0.0-other" in err and "attack config (the baseline's is not valid here: stride" in err
 
     raw = json.loads(baseline.read_text())
     del raw["settings"]["attacks"]["minimal"]["gamma"]  # e.g. a baseline from before an option existed

@@ -14,6 +14,7 @@ from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 from pytorch_pretrained_biggan import file_utils
 from torch.nn import functional as F
 
+from tests.factories import apgd_stages
 from irob_bench import datasets
 from irob_bench.artifacts import sha256_file
 from irob_bench.cli import main
@@ -28,7 +29,7 @@ TEST_SIZE = 64
 TINY_SIDE = 32  # the tiny BigGAN's output side (4x4 -> 3 upsampling blocks), already the card's 32x32
 
 
-def tiny_biggan(seed: int = 0, power_iterations: int = 50) -> BigGAN:
+def tiny_biggan(seed: int = 0, lanczos_steps: int = 50) -> BigGAN:
     """A randomly initialised BigGAN-deep with the real class count (1000) and latent size (128), but 4 channels."""
     config = BigGANConfig(
         output_dim=TINY_SIDE,
@@ -45,7 +46,7 @@ def tiny_biggan(seed: int = 0, power_iterations: int = 50) -> BigGAN:
         for module in model.modules():
             if hasattr(module, "weight_orig"):
                 matrix = module.weight_orig.flatten(1)
-                for _ in range(power_iterations):
+                for _ in range(lanczos_steps):
                     module.weight_u.copy_(F.normalize(matrix @ module.weight_v, dim=0))
                     module.weight_v.copy_(F.normalize(matrix.T @ module.weight_u, dim=0))
     return model
@@ -232,7 +233,7 @@ def test_freeze_records_the_weights_hash_and_verify_passes(card_root, weights_di
 
 
 def test_other_weights_fail_verify_and_loading(card_root, tiny, tmp_path, monkeypatch, capsys):
-    other = save_biggan(tiny_biggan(seed=1, power_iterations=1), tmp_path / "other")
+    other = save_biggan(tiny_biggan(seed=1, lanczos_steps=1), tmp_path / "other")
     monkeypatch.setenv(biggan.WEIGHTS_ENV, str(other))
     assert main(["datasets", "verify", str(card_root)]) == 1
     out, err = capsys.readouterr()
@@ -263,7 +264,7 @@ def test_lipschitz_estimates_run_on_the_tiny_biggan_and_complete_its_card(card_r
     root = tmp_path / "copy"
     shutil.copytree(card_root, root)
     data = datasets.load(root)
-    gradient = make_settings("gradient", samples=1, power_iterations=1, starts=1, ascent_steps=1)
+    gradient = make_settings("gradient", samples=1, lanczos_steps=1, starts=1, ascent_steps=1)
     slope = estimate(data.generator, data.card.latent_dim, gradient, labels=[3]).classes[0]
     assert np.isfinite(slope.constant) and slope.constant > 0 and slope.generator_evaluations > 0
     sampling = make_settings("sampling", samples=2, neighbors=4)
@@ -283,10 +284,10 @@ def test_evaluate_a_toy_submission_on_the_tiny_card(card_root, use_weights, tmp_
         "METADATA = SubmissionMetadata(name='toy-imagenet10', authors=['tests'], datasets=['imagenet10'], training='none')\n\n"
         "def load_model():\n    torch.manual_seed(0)\n    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))\n"
     )
-    from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, PGDConfig
+    from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 
     cheap = AttackSuiteConfig(
-        pgd=PGDConfig(steps=5, restarts=1),
+        unconstrained=apgd_stages(5, 1),
         latent=LatentAttackConfig(steps=3),
         minimal=MinimalConfig(steps=5),
         flags=FlagsConfig(noise_draws=1, random_search_queries=2),

@@ -22,11 +22,31 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return true - other
 
 
-def objective(logits: torch.Tensor, y: torch.Tensor, loss: Loss) -> torch.Tensor:
-    """(N,) per-example quantity an attack MINIMISES: the margin, or minus the cross-entropy."""
+def _dlr_scale(logits: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """(N,) DLR's scale-invariance denominator: z_pi1 - z_pi3, or z_pi1 - (z_pi3 + z_pi4) / 2 when targeted."""
+    top = logits.topk(min(4, logits.shape[1]), dim=1).values
+    if top.shape[1] < 3:
+        return torch.ones(len(logits), device=logits.device, dtype=logits.dtype)
+    third = (top[:, 2] + top[:, 3]) / 2 if targeted and top.shape[1] >= 4 else top[:, 2]
+    return top[:, 0] - third + 1e-12
+
+
+def objective(logits: torch.Tensor, y: torch.Tensor, loss: Loss, target: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) per-example quantity an attack MINIMISES: the margin, minus the cross-entropy, or a DLR ratio.
+
+    DLR (Croce & Hein 2020) divides the margin by the spread of the top logits, so the step does not depend
+    on the logit scale; "dlr-targeted" minimises (z_y - z_target) over that spread.
+    """
     if loss == "margin":
         return margin(logits, y)
-    return -F.cross_entropy(logits, y, reduction="none")
+    if loss == "ce":
+        return -F.cross_entropy(logits, y, reduction="none")
+    if loss == "dlr":
+        return margin(logits, y) / _dlr_scale(logits, targeted=False)
+    if target is None:
+        raise ValueError("the dlr-targeted loss needs a target class per example")
+    gap = logits.gather(1, y[:, None]).squeeze(1) - logits.gather(1, target[:, None]).squeeze(1)
+    return gap / _dlr_scale(logits, targeted=True)
 
 
 def flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -68,41 +88,56 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 
 
 @torch.no_grad()
+def predict_logits(model: Model, x: torch.Tensor, batch_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(N, K) logits, computed in batches on `device`, returned on the CPU."""
+    out = [model(x[s].to(device)).float().cpu() for s in batches(len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
 def predict(model: Model, x: torch.Tensor, batch_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
     """(N,) predicted classes, computed in batches on `device`, returned on the CPU."""
-    out = [model(x[s].to(device)).argmax(dim=1).cpu() for s in batches(len(x), batch_size)]
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+    if len(x) == 0:
+        return torch.empty(0, dtype=torch.long)
+    return predict_logits(model, x, batch_size, device).argmax(dim=1)
 
 
 def input_gradient(
-    model: Model, x: torch.Tensor, y: torch.Tensor, loss: Loss, with_grad: bool = True
+    model: Model, x: torch.Tensor, y: torch.Tensor, loss: Loss, with_grad: bool = True,
+    target: torch.Tensor | None = None, samples: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(objective (N,), margin (N,), gradient of the objective w.r.t. x or None) for a batch; no parameter grads."""
-    if not with_grad:
-        with torch.no_grad():
-            logits = model(x)
-        return objective(logits, y, loss), margin(logits, y), None
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        logits = model(x)
-        value = objective(logits, y, loss)
-        (grad,) = torch.autograd.grad(value.sum(), x)
-    return value.detach(), margin(logits.detach(), y), grad
+    """(objective (N,), margin (N,), gradient of the objective w.r.t. x or None) for a batch; no parameter grads.
+
+    `samples` > 1 averages objective, margin and gradient over that many passes: Expectation over
+    Transformation (EOT) for randomized models, whose every forward pass draws new randomness.
+    """
+    values, margins, grads = [], [], []
+    for _ in range(samples):
+        if not with_grad:
+            with torch.no_grad():
+                logits = model(x)
+            values.append(objective(logits, y, loss, target))
+            margins.append(margin(logits, y))
+            continue
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            logits = model(xg)
+            value = objective(logits, y, loss, target)
+            (grad,) = torch.autograd.grad(value.sum(), xg)
+        values.append(value.detach())
+        margins.append(margin(logits.detach(), y))
+        grads.append(grad)
+    if samples == 1:
+        return values[0], margins[0], grads[0] if grads else None
+    return _mean(values), _mean(margins), _mean(grads) if grads else None
+
+
+def _mean(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(tensors).mean(dim=0)
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
     """A tqdm bar over examples that vanishes when done (and is silent when disabled)."""
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="ex")
-
-
-def keep_lower(
-    store: torch.Tensor, store_value: torch.Tensor, idx: torch.Tensor, candidates: torch.Tensor, values: torch.Tensor
-) -> None:
-    """Copy candidates into rows `idx` of a CPU store where their value beats the stored one (warm starts)."""
-    values = values.cpu()
-    better = values < store_value[idx]
-    store[idx[better]] = candidates.cpu()[better]
-    store_value[idx[better]] = values[better]
 
 
 @dataclass

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Loss = Literal["margin", "ce"]
+Loss = Literal["margin", "ce", "dlr", "dlr-targeted"]
 Schedule = Literal["constant", "cosine", "step"]
 
 
@@ -18,19 +18,27 @@ class _Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PGDConfig(_Config):
-    """PGD-L2 with random start, restarts, a step-size schedule and best-iterate tracking."""
+class StageConfig(_Config):
+    """One attack of the unconstrained cascade; it runs only on the points every earlier stage left robust.
 
-    steps: int = Field(40, ge=1, description="gradient steps per restart")
-    restarts: int = Field(2, ge=1, description="runs per eps; only points still unbroken run again")
-    step_size: float = Field(2.0, gt=0, description="initial step length as a fraction of eps (APGD's 2 eps)")
-    schedule: Schedule = Field("cosine", description="how the step length decays over the steps")
-    random_start: bool = Field(True, description="start restarts from a random point in the ball")
-    init_radius: float = Field(1.0, ge=0, le=1, description="random start radius as a fraction of eps")
-    warm_start: bool = Field(False, description="first run at a larger eps starts from the best iterate so far")
-    loss: Loss | Literal["alternate"] = Field(
-        "alternate", description="margin (logit of y minus best other), cross-entropy, or alternate: CE, margin, CE, ..."
-    )
+    apgd: Croce & Hein's APGD-L2 (step 2 eps halved at checkpoints, momentum 0.75, restarts from the best point);
+    pgd: PGD-L2 with a cosine-annealed step; square: a gradient-free Square-style random search (`steps` queries).
+    With `targets` = k > 0 the stage runs once per target, the k classes with the highest clean logits after y.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9-]+$", description="short id shown in the per-stage report, e.g. apgd-t")
+    attack: Literal["apgd", "pgd", "square"]
+    loss: Loss = Field("ce", description="objective (apgd/pgd); square always uses the margin")
+    steps: int = Field(100, ge=1, description="iterations per run (square: queries)")
+    restarts: int = Field(1, ge=1, description="runs per eps (and target) from keyed random starts")
+    targets: int = Field(0, ge=0, description="0: untargeted; k: the top-k other classes, one run each")
+    step_size: float = Field(2.0, gt=0, description="initial step as a fraction of eps (apgd/pgd; APGD's 2 eps)")
+
+    @model_validator(mode="after")
+    def _targets_match_loss(self) -> StageConfig:
+        if (self.loss == "dlr-targeted") != (self.targets > 0) and self.attack != "square":
+            raise ValueError(f"stage {self.name}: the dlr-targeted loss and targets > 0 go together")
+        return self
 
 
 class LatentAttackConfig(_Config):
@@ -52,6 +60,13 @@ class LatentAttackConfig(_Config):
     inner_steps: int = Field(100, ge=1, description="lagrangian: Adam iterations per lambda")
     lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
     lambda_init: float = Field(1.0, gt=0, description="first lambda (weight of the margin term)")
+    survivor_steps: int = Field(
+        0, ge=0, description="adaptive: a second run of this many steps on points still robust at some eps (0: none)"
+    )
+    spot_check: int = Field(
+        0, ge=0, description="survivors re-attacked with spot_check_factor x the steps; a flag if that finds more"
+    )
+    spot_check_factor: int = Field(5, ge=2, description="budget multiple of the convergence spot-check")
 
 
 class MinimalConfig(_Config):
@@ -72,12 +87,18 @@ class FlagsConfig(_Config):
     random_search_queries: int = Field(32, ge=0, description="queries of the black-box random search per point")
     vanishing_fraction: float = Field(0.05, ge=0, le=1, description="flag if more points have zero/non-finite grads")
     accuracy_tolerance: float = Field(0.0, ge=0, description="slack when comparing accuracies (fraction)")
+    stage_gain_fraction: float = Field(
+        0.02, ge=0, le=1, description="flag a cascade stage that breaks more than this fraction of what earlier ones left"
+    )
 
 
 class AttackSuiteConfig(_Config):
-    """Everything `run_attacks` does; its dump goes into the result's settings."""
+    """Everything `run_attacks` does; its dump goes into the result's settings (see attacks/presets.py)."""
 
-    pgd: PGDConfig = PGDConfig()
+    preset: str = Field("custom", description="the preset this configuration came from, or custom")
+    unconstrained: tuple[StageConfig, ...] = Field(min_length=1, description="the cascade, in order")
+    eot_samples: int = Field(1, ge=1, description="gradient passes averaged per step (EOT, for randomized models)")
+    verify_draws: int = Field(1, ge=1, description="forward passes per re-check; adversarial if most misclassify")
     latent: LatentAttackConfig = LatentAttackConfig()
     minimal: MinimalConfig = MinimalConfig()
     flags: FlagsConfig = FlagsConfig()

@@ -7,6 +7,10 @@
 - in_distribution_below_unconstrained: on-manifold robust accuracy below the unconstrained one, which
   is impossible (an on-manifold adversarial is an adversarial): the unconstrained attack is weak.
 - verification_rejected: an attack claimed adversarial examples that failed the independent re-check.
+- later_stage_breaks_more: a later stage of the cascade broke more than a small fraction of what the earlier
+  stages left robust: the robust accuracy depends on the attack, and a stronger one may lower it further.
+- in_distribution_not_converged: the convergence spot-check (a larger budget on a sample of survivors)
+  found on-manifold adversarials that the default budget missed.
 """
 
 from __future__ import annotations
@@ -50,6 +54,39 @@ def in_distribution_flags(
                 eps=e,
             ))
     return flags
+
+
+def stage_robust(clean: np.ndarray, stage: np.ndarray, upto: int) -> np.ndarray:
+    """(E,) robust counts after the cascade's stages 0..upto, from the (N, E) verified stage that broke each point."""
+    return (clean[:, None] & ~((stage >= 0) & (stage <= upto))).sum(axis=0)
+
+
+def stage_flags(eps: list[float], names: list[str], clean: np.ndarray, stage: np.ndarray, fraction: float
+                ) -> list[SanityFlag]:
+    """Flag every (stage, eps) where a stage after the first broke more than `fraction` of what earlier ones left."""
+    flags = []
+    for k in range(1, len(names)):
+        before, after = stage_robust(clean, stage, k - 1), stage_robust(clean, stage, k)
+        for j, e in enumerate(eps):
+            gain = int(before[j] - after[j])
+            if gain > fraction * before[j] and gain > 0:
+                flags.append(SanityFlag(
+                    name="later_stage_breaks_more",
+                    message=f"{names[k]} broke {gain} of the {int(before[j])} points the earlier stages left robust at "
+                    f"eps={e:g}: the robust accuracy depends on the attack; a stronger cascade may lower it further",
+                    eps=e,
+                ))
+    return flags
+
+
+def convergence_flags(eps: list[float], checked: int, changed: list[int], factor: int) -> list[SanityFlag]:
+    """Flag every eps where the in-distribution spot-check with `factor` x the budget changed an outcome."""
+    return [SanityFlag(
+        name="in_distribution_not_converged",
+        message=f"a {factor}x-budget spot-check of {checked} in-distribution survivors broke {n} more at eps={e:g}: "
+        "the in-distribution robust accuracy of the unchecked points is likely over-estimated",
+        eps=e,
+    ) for e, n in zip(eps, changed) if n > 0]
 
 
 def verification_flags(attack: str, rejected: int) -> list[SanityFlag]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from irob_bench.attacks.common import Found, Model, batches, margin, progress_bar
 from irob_bench.attacks.config import LatentAttackConfig
+from irob_bench.attacks.verify import NORM_TOLERANCE
 
 
 @dataclass
@@ -114,15 +115,10 @@ def evaluations_per_point(config: LatentAttackConfig) -> int:
     return config.steps + 1
 
 
-def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float], *, attack_mask: torch.Tensor) -> Found:
-    """Run the configured in-distribution attack on every point of `attack_mask`: closest on-manifold adversarials.
-
-    Both methods return the closest adversarial found at any distance, so r_in is not capped at the eps grid.
-    """
-    scale = config.distance_scale or max(eps)
-    found = Found.empty(task.z)
-    todo = torch.nonzero(attack_mask).squeeze(1)
-    bar = progress_bar(len(todo), f"latent {config.method}", task.progress)
+def _attack_points(task: LatentTask, config: LatentAttackConfig, scale: float, todo: torch.Tensor, found: Found,
+                   label: str) -> None:
+    """Run the configured method on the points `todo` and record what it finds (closer results win)."""
+    bar = progress_bar(len(todo), label, task.progress)
     for part in batches(len(todo), task.batch_size):
         idx = todo[part]
         xb, yb, zb = task.batch(idx)
@@ -133,4 +129,42 @@ def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float]
         found.record(idx, hit, best, dist)
         bar.update(len(idx))
     bar.close()
+
+
+def can_change(found: Found, eps: list[float]) -> torch.Tensor:
+    """(N,) points whose closest on-manifold adversarial is still farther than the smallest eps + tolerance."""
+    return found.distance > min(eps) + NORM_TOLERANCE
+
+
+def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float], *, attack_mask: torch.Tensor) -> Found:
+    """Run the configured in-distribution attack on every point of `attack_mask`: closest on-manifold adversarials.
+
+    Both methods return the closest adversarial found at any distance, so r_in is not capped at the eps grid.
+    With `survivor_steps`, points whose outcome at some eps can still change get a second, longer adaptive run.
+    """
+    scale = config.distance_scale or max(eps)
+    found = Found.empty(task.z)
+    _attack_points(task, config, scale, torch.nonzero(attack_mask).squeeze(1), found, f"latent {config.method}")
+    if config.method == "adaptive" and config.survivor_steps:
+        longer = config.model_copy(update={"steps": config.survivor_steps})
+        todo = torch.nonzero(attack_mask & can_change(found, eps)).squeeze(1)
+        _attack_points(task, longer, scale, todo, found, "latent survivors")
     return found
+
+
+def spot_check(
+    task: LatentTask, config: LatentAttackConfig, eps: list[float], found: Found, attack_mask: torch.Tensor,
+    priority: torch.Tensor,
+) -> tuple[int, list[int]]:
+    """Convergence check: re-attack `config.spot_check` survivors (lowest `priority` first) with
+    `spot_check_factor` x the steps. Records what it finds in `found`; returns (points checked, outcomes
+    changed at each eps)."""
+    if config.method != "adaptive" or not config.spot_check:
+        return 0, [0] * len(eps)
+    pool = torch.nonzero(attack_mask & can_change(found, eps)).squeeze(1)
+    todo = pool[priority[pool].argsort()[: config.spot_check]].sort().values
+    before = found.distance.clone()
+    longer = config.model_copy(update={"steps": config.spot_check_factor * max(config.steps, config.survivor_steps)})
+    _attack_points(task, longer, config.distance_scale or max(eps), todo, found, "latent spot-check")
+    changed = [int(((found.distance <= e + NORM_TOLERANCE) & (before > e + NORM_TOLERANCE)).sum()) for e in eps]
+    return len(todo), changed

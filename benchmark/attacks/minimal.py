@@ -28,12 +28,21 @@ from irob_bench.attacks.verify import NORM_TOLERANCE
 
 
 def min_norm_run(
-    model: Model, x: torch.Tensor, y: torch.Tensor, config: MinimalConfig
+    model: Model, x: torch.Tensor, y: torch.Tensor, config: MinimalConfig, start: torch.Tensor | None = None,
+    start_found: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch of the minimum-norm attack: (closest adversarial perturbation, its norm (inf if none))."""
+    """One batch of the minimum-norm attack: (closest adversarial perturbation, its norm (inf if none)).
+
+    Where `start_found` is set, the run starts from that point's known adversarial perturbation in `start` and
+    its target norm from that perturbation's norm, so it walks the boundary inward from there; elsewhere it
+    starts from zero at `init_norm`.
+    """
     n = len(x)
     delta = torch.zeros_like(x)
     target = torch.full((n,), config.init_norm, device=x.device)
+    if start is not None and start_found is not None:
+        delta = torch.where(per_example(start_found, x), start, delta)
+        target = torch.where(start_found, flat_norm(start), target)
     best_delta, best_norm = delta.clone(), torch.full((n,), math.inf, device=x.device)
     lengths = step_lengths(config.step_size, config.steps, "cosine")
     for step in range(config.steps + 1):
@@ -61,15 +70,23 @@ def min_norm_attack(
     batch_size: int,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    start: Found | None = None,
 ) -> Found:
-    """The closest adversarial example the minimum-norm attack finds for each point of `attack_mask`."""
+    """The closest adversarial example the minimum-norm attack finds for each point of `attack_mask`.
+
+    `start`: adversarials already found (e.g. by the cascade), from which the search shrinks the norm.
+    """
     found = Found.empty(x)
     todo = torch.nonzero(attack_mask).squeeze(1)
     bar = progress_bar(len(todo), "minimum-norm", progress)
     for part in batches(len(todo), batch_size):
         idx = todo[part]
         xb, yb = x[idx].to(device), y[idx].to(device)
-        delta, norm = min_norm_run(model, xb, yb, config)
+        if start is None:
+            delta, norm = min_norm_run(model, xb, yb, config)
+        else:
+            delta, norm = min_norm_run(model, xb, yb, config, (start.points[idx].to(device) - xb),
+                                       start.found[idx].to(device))
         found.record(idx, torch.isfinite(norm), xb + delta, norm)
         bar.update(len(idx))
     bar.close()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from irob_bench.attacks.config import AttackSuiteConfig
+from irob_bench.attacks.flags import stage_robust
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.datasets.frozen import read_npz, write_npz
 from irob_bench.errors import IrobError
@@ -32,6 +33,15 @@ class AttackOutcomes:
     r_in: np.ndarray | None = None
     flags: list[SanityFlag] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    stage: np.ndarray | None = None  # (N, E) cascade stage that broke the point at each eps (verified), -1 if none
+
+    def stage_accuracies(self) -> list[tuple[str, list[float]]]:
+        """AutoAttack's per-stage report: (stage name, robust accuracy at each eps after it and every earlier one)."""
+        if self.stage is None:
+            return []
+        n = max(len(self.clean_correct), 1)
+        return [(s.name, [float(v) / n for v in stage_robust(self.clean_correct, self.stage, k)])
+                for k, s in enumerate(self.config.unconstrained)]
 
     def config_dict(self) -> dict[str, Any]:
         """The full attack configuration for the result record (which in-distribution method ran, if any)."""
@@ -75,6 +85,8 @@ def save_outcomes(outcomes: AttackOutcomes, path: str | Path) -> None:
         "r_unc": outcomes.r_unc.astype(np.float64),
         "meta_json": np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8),
     }
+    if outcomes.stage is not None:
+        arrays["stage"] = outcomes.stage.astype(np.int64)
     if outcomes.robust_in is not None and outcomes.r_in is not None:
         arrays["robust_in"] = outcomes.robust_in
         arrays["r_in"] = outcomes.r_in.astype(np.float64)
@@ -100,4 +112,5 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
         robust_in=data.get("robust_in"),
         r_in=data.get("r_in"),
         flags=[SanityFlag.model_validate(f) for f in meta["flags"]],
+        stage=data.get("stage"),
     )

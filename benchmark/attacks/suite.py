@@ -14,11 +14,11 @@ from torch import nn
 from irob_bench.attacks import flags as sanity
 from irob_bench.attacks.common import Model, predict
 from irob_bench.attacks.config import AttackSuiteConfig
-from irob_bench.attacks.latent import LatentTask, latent_attack
+from irob_bench.attacks.cascade import cascade_attack
+from irob_bench.attacks.latent import LatentTask, latent_attack, spot_check
 from irob_bench.attacks.minimal import min_norm_attack
-from irob_bench.attacks.noise import draw_base
+from irob_bench.attacks.noise import draw_base, example_keys, keyed_uniform
 from irob_bench.attacks.outcomes import AttackOutcomes
-from irob_bench.attacks.pgd import pgd_attack, run_loss
 from irob_bench.attacks.verify import verify_images, verify_latents
 from irob_bench.errors import IrobError
 from irob_bench.results import SanityFlag
@@ -64,7 +64,7 @@ def run_attacks(
     progress: bool = True,
     indices: np.ndarray | torch.Tensor | None = None,
 ) -> AttackOutcomes:
-    """Clean accuracy, PGD cascade, in-distribution attack (with a generator), minimal distances, flags.
+    """Clean accuracy, the unconstrained cascade, minimal distances, in-distribution attack (with a generator), flags.
 
     `indices` are the points' dataset indices (default 0..N-1): they key each point's randomness, so a
     point gets the same attack in any subset or batch. Robust accuracies come from verified examples only.
@@ -73,25 +73,28 @@ def run_attacks(
     x, y = x.detach().float().cpu(), y.detach().long().cpu()
     index = torch.arange(len(x)) if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.long)
     rng = torch.Generator().manual_seed(seed)
-    keys = {name: draw_base(rng) for name in ("pgd", "flags")}
+    keys = {name: draw_base(rng) for name in ("unconstrained", "flags", "latent")}
     timings: dict[str, float] = {}
     common = {"batch_size": batch_size, "device": device}
+    draws = {**common, "draws": config.verify_draws}
 
     with _timed(timings, "clean"):
         correct = predict(model, x, batch_size, device) == y
     clean = correct.numpy()
-    with _timed(timings, "pgd"):
-        pgd = pgd_attack(model, x, y, eps, config.pgd, base_key=keys["pgd"], indices=index, attack_mask=correct,
-                         progress=progress, **common)
-        pgd_checked = verify_images(model, x, y, pgd, eps[-1], **common)
-    robust_pgd = pgd_checked.robust(clean, eps)
-    flags = sanity.verification_flags("PGD", pgd_checked.rejected)
+    with _timed(timings, "unconstrained"):
+        cascade = cascade_attack(model, x, y, eps, config.unconstrained, base_key=keys["unconstrained"], indices=index,
+                                 attack_mask=correct, eot_samples=config.eot_samples, progress=progress, **common)
+        cascade_checked = verify_images(model, x, y, cascade, eps[-1], **draws)
+    robust_pgd = cascade_checked.robust(clean, eps)
+    stage = np.where(robust_pgd | ~clean[:, None], -1, cascade.stage.numpy())
+    flags = sanity.verification_flags("the unconstrained cascade", cascade_checked.rejected)
 
-    r_unc = pgd_checked.minimal_distance(clean)
+    r_unc = cascade_checked.minimal_distance(clean)
     if config.minimal.enabled:
         with _timed(timings, "minimal"):
-            minimal = min_norm_attack(model, x, y, config.minimal, attack_mask=correct, progress=progress, **common)
-            minimal_checked = verify_images(model, x, y, minimal, math.inf, **common)
+            minimal = min_norm_attack(model, x, y, config.minimal, attack_mask=correct, progress=progress,
+                                      start=cascade, **common)
+            minimal_checked = verify_images(model, x, y, minimal, math.inf, **draws)
         r_unc = np.minimum(r_unc, minimal_checked.minimal_distance(clean))
         flags += sanity.verification_flags("the minimum-norm attack", minimal_checked.rejected)
 
@@ -100,16 +103,22 @@ def run_attacks(
         with _timed(timings, "in_distribution"):
             task = LatentTask(model, generator, x, y, z.detach().float().cpu(), batch_size, device, progress)
             found = latent_attack(task, config.latent, eps, attack_mask=correct)
-            latent_checked = verify_latents(model, generator, x, y, found, math.inf, **common)
+            priority = keyed_uniform(example_keys(keys["latent"], index, stream=0))
+            checked, changed = spot_check(task, config.latent, eps, found, correct, priority)
+            latent_checked = verify_latents(model, generator, x, y, found, math.inf, **draws)
         robust_in, r_in = latent_checked.robust(clean, eps), latent_checked.minimal_distance(clean)
         flags += sanity.verification_flags(f"the {config.latent.method} in-distribution attack",
                                            latent_checked.rejected)
+        flags += sanity.convergence_flags(eps, checked, changed, config.latent.spot_check_factor)
 
     with _timed(timings, "flags"):
+        flags += sanity.stage_flags(eps, [s.name for s in config.unconstrained], clean, stage,
+                                    config.flags.stage_gain_fraction)
         flags += _sanity_flags(model, x, y, eps, robust_pgd, robust_in, correct, config, keys["flags"], index, common)
     return AttackOutcomes(
         indices=index.numpy(), labels=y.numpy(), eps=eps, clean_correct=clean, robust_pgd=robust_pgd, r_unc=r_unc,
         config=config, seed=seed, robust_in=robust_in, r_in=r_in, flags=flags, timings=timings,
+        stage=stage,
     )
 
 
@@ -121,7 +130,7 @@ def _sanity_flags(
     """Every AutoAttack-style flag of SCIENCE.md §5 / docs/attacks.md, in a fixed order."""
     tol = config.flags.accuracy_tolerance
     flags = sanity.monotonicity_flags(eps, robust_pgd.mean(axis=0), "unconstrained", tol)
-    flags += sanity.gradient_flags(model, x, y, correct, run_loss(config.pgd, 0), config.flags, **common)
+    flags += sanity.gradient_flags(model, x, y, correct, "ce", config.flags, **common)
     flags += sanity.black_box_flags(model, x, y, robust_pgd, eps, config.flags, base_key=base_key, indices=index,
                                     **common)
     if robust_in is not None:

@@ -46,8 +46,12 @@ def check_images(
     max_distance: float,
     batch_size: int,
     device: str | torch.device = "cpu",
+    draws: int = 1,
 ) -> Verified:
-    """Verify candidate images x' for the examples where `claimed` is set (x' ignored elsewhere)."""
+    """Verify candidate images x' for the examples where `claimed` is set (x' ignored elsewhere).
+
+    With `draws` > 1 (randomized models) the label must flip in a strict majority of that many forward passes.
+    """
     n = len(x)
     valid = np.zeros(n, dtype=bool)
     distance = np.full(n, math.inf)
@@ -57,7 +61,8 @@ def check_images(
         dist = flat_norm((xa.double() - xc.double()))
         finite = torch.isfinite(xa.flatten(1)).all(dim=1)
         in_range = ((xa >= 0) & (xa <= 1)).flatten(1).all(dim=1)
-        flipped = predict(model, torch.nan_to_num(xa), batch_size, device) != yc
+        votes = sum((predict(model, torch.nan_to_num(xa), batch_size, device) != yc).long() for _ in range(draws))
+        flipped = 2 * votes > draws
         ok = finite & in_range & flipped & (dist <= max_distance + NORM_TOLERANCE)
         valid[rows.numpy()] = ok.numpy()
         distance[rows[ok].numpy()] = dist[ok].numpy()
@@ -66,10 +71,10 @@ def check_images(
 
 def verify_images(
     model: Model, x: torch.Tensor, y: torch.Tensor, found: Found, max_distance: float, batch_size: int,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", draws: int = 1,
 ) -> Verified:
     """Verify the adversarial images an unconstrained attack found."""
-    return check_images(model, x, y, found.points, found.found, max_distance, batch_size, device)
+    return check_images(model, x, y, found.points, found.found, max_distance, batch_size, device, draws)
 
 
 @torch.no_grad()
@@ -83,11 +88,11 @@ def regenerate(
 
 def verify_latents(
     model: Model, generator: nn.Module, x: torch.Tensor, y: torch.Tensor, found: Found, max_distance: float,
-    batch_size: int, device: str | torch.device = "cpu",
+    batch_size: int, device: str | torch.device = "cpu", draws: int = 1,
 ) -> Verified:
     """Verify on-manifold adversarials: regenerate g(z', y), then check it like an image."""
     images = x.clone()
     rows = torch.nonzero(found.found).squeeze(1)
     if len(rows):
         images[rows] = regenerate(generator, found.points[rows], y[rows], batch_size, device)
-    return check_images(model, x, y, images, found.found, max_distance, batch_size, device)
+    return check_images(model, x, y, images, found.found, max_distance, batch_size, device, draws)

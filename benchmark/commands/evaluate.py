@@ -7,6 +7,8 @@ import argparse
 from irob_bench.commands.leaderboard import add_db_option
 from irob_bench.commands.validate import add_submission_arguments
 
+ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
+
 
 
 def parse_n_examples(value: str) -> int | None:
@@ -35,6 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         batch_size=args.batch_size,
+        preset=args.attacks,
         progress=not args.quiet,
     )
     store = None if args.no_store else Store(args.db)  # open (and migrate) before the work
@@ -54,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--attacks", choices=ATTACK_PRESETS, default="standard",
+                        help="attack preset: quick, standard (default; the leaderboard's protocol) or thorough")
     add_db_option(parser)
     parser.add_argument("--json", default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
