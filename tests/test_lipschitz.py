@@ -61,7 +61,7 @@ class TanhGenerator(LinearGenerator):
 def small(method: str, **values):
     """Settings small enough for a unit test."""
     base = {"samples": 8}
-    base |= {"neighbors": 50} if method == "sampling" else {"power_iterations": 8, "starts": 2, "ascent_steps": 6}
+    base |= {"neighbors": 50} if method == "sampling" else {"lanczos_steps": 8, "starts": 2, "ascent_steps": 6}
     return make_settings(method, **{**base, **values})
 
 
@@ -103,23 +103,24 @@ def test_evaluation_counts_match_the_generator_calls():
     gen = LinearGenerator()
     sampling = small("sampling", samples=5, neighbors=30)
     assert anchor_slopes(gen, LATENT_DIM, 0, sampling).evaluations == gen.points == 5 * 31
-    gradient = small("gradient", samples=5, power_tolerance=0.0)  # no early stop: exactly k iterations
-    k = gradient.power_iterations
+    gradient = small("gradient", samples=5, lanczos_steps=4, lanczos_tolerance=0.0)  # no early stop: exactly k steps
+    k = gradient.lanczos_steps
     gen.points = 0
     slopes = anchor_slopes(gen, LATENT_DIM, 0, gradient)
     starts, steps = gradient.starts, gradient.ascent_steps
-    forwards = 1 + k + 2 * starts * (steps + 1)  # vjp, jvp primal, ascent steps + final check
+    forwards = 1 + k + 1 + 2 * starts * (steps + 1)  # vjp, jvp primals (k steps + final push), ascent steps + check
     assert gen.points == 5 * forwards
-    assert slopes.evaluations == 5 * (1 + 3 * k + ascent_evaluations(gradient)) == 5 * (forwards + 2 * k + 2 * starts * steps)
+    assert slopes.evaluations == 5 * (3 + 3 * k + ascent_evaluations(gradient)) == 5 * (forwards + 2 * k + 1 + 2 * starts * steps)
 
 
-def test_power_iteration_stops_when_converged_and_matches_the_svd():
+def test_lanczos_stops_when_converged_and_matches_the_svd():
     gen = LinearGenerator()
     anchors, start = torch.randn(4, LATENT_DIM), torch.randn(4, LATENT_DIM)
-    converged = top_singular(class_map(gen, 1), anchors, start / start.norm(dim=1, keepdim=True), 100, 1e-6)
-    assert 1 < converged.iterations < 100
+    converged = top_singular(class_map(gen, 1), anchors, start, 100, 1e-6)
+    assert 1 < converged.iterations <= LATENT_DIM  # never more steps than the latent dimension
     assert torch.allclose(converged.sigma, torch.full((4,), gen.top_singular(1)), rtol=1e-5)
-    one = top_singular(class_map(gen, 1), anchors, start / start.norm(dim=1, keepdim=True), 1, 1e-6)
+    assert torch.allclose(converged.direction.norm(dim=1), torch.ones(4))
+    one = top_singular(class_map(gen, 1), anchors, start, 1, 1e-6)
     assert one.iterations == 1 and torch.all(one.sigma < converged.sigma)  # control: one step is not converged
 
 
@@ -225,7 +226,7 @@ def test_cli_writes_estimates_that_revalidate(card_copy, capsys):
     assert cli.main(["lipschitz", "estimate", folder, "--samples", "3", "--neighbors", "8", "--write", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "sampling estimator: r = 0.5" in out and "wrote the sampling estimate" in out
-    argv = ["lipschitz", "estimate", folder, "--method", "gradient", "--samples", "2", "--power-iterations", "2",
+    argv = ["lipschitz", "estimate", folder, "--method", "gradient", "--samples", "2", "--lanczos-steps", "2",
             "--starts", "1", "--ascent-steps", "1", "--write", "--quiet", "--json"]  # fmt: skip
     assert cli.main(argv) == 0
     card = datasets.load_card(card_copy)

@@ -77,8 +77,8 @@ def _estimate(args: argparse.Namespace) -> None:
         {"neighbors": args.neighbors}
         if args.method == "sampling"
         else {
-            "power_iterations": args.power_iterations,
-            "power_tolerance": args.power_tolerance,
+            "lanczos_steps": args.lanczos_steps,
+            "lanczos_tolerance": args.lanczos_tolerance,
             "starts": args.starts,
             "ascent_steps": args.ascent_steps,
         }
@@ -173,8 +173,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(est, samples=None, samples_help=str(_default("sampling", "samples")))
     est.add_argument("--method", choices=["sampling", "gradient"], default="sampling")
     est.add_argument("--neighbors", type=int, default=None, help=f"sampling: uniform points per ball, N (default {_default('sampling', 'neighbors')})")
-    est.add_argument("--power-iterations", type=int, default=None, help=f"gradient: at most this many power iterations (default {_default('gradient', 'power_iterations')})")
-    est.add_argument("--power-tolerance", type=float, default=None, help=f"gradient: relative change of sigma that stops them (default {_default('gradient', 'power_tolerance')})")
+    est.add_argument("--lanczos-steps", type=int, default=None, help=f"gradient: at most this many Lanczos steps (default {_default('gradient', 'lanczos_steps')})")
+    est.add_argument("--lanczos-tolerance", type=float, default=None, help=f"gradient: relative Ritz residual that stops them (default {_default('gradient', 'lanczos_tolerance')})")
     est.add_argument("--starts", type=int, default=None, help=f"gradient: ascent start radii, each +-v (default {_default('gradient', 'starts')})")
     est.add_argument("--ascent-steps", type=int, default=None, help=f"gradient: ascent steps per start (default {_default('gradient', 'ascent_steps')})")
     est.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class slopes: a rerun resumes from it")

@@ -1,4 +1,4 @@
-"""An independent check of a card's constants: the exact local slope sigma_max(J_y(z)) (converged power iteration)
+"""An independent check of a card's constants: the exact local slope sigma_max(J_y(z)) (Lanczos run to convergence)
 on fresh anchors (another seed), whose (1 - delta) quantile every valid constant L_y(r) must exceed.
 
 sup over B(z, r) of the ratio is at least sigma_max(J(z)), so a constant below the quantile of sigma_max cannot
@@ -26,7 +26,7 @@ from irob_bench.lipschitz.sampling import Slopes
 
 
 class AuditSettings(BaseModel):
-    """Fresh anchors (a seed other than the card's) and a power iteration run to a tight tolerance."""
+    """Fresh anchors (a seed other than the card's) and Lanczos run to a tight tolerance."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,8 +34,8 @@ class AuditSettings(BaseModel):
     samples: int = Field(3000, ge=1, description="fresh anchors per class")
     seed: int = Field(1, ge=0, description="must differ from the card estimate's seed")
     delta: float = Field(0.001, gt=0, lt=1)
-    iterations: int = Field(80, ge=1)
-    tolerance: float = Field(1e-5, ge=0)
+    iterations: int = Field(100, ge=1, description="at most this many Lanczos steps")
+    tolerance: float = Field(1e-6, ge=0, description="relative Ritz residual that stops them")
     batch_size: int = Field(250, ge=1, description="anchors per generator call")
 
 
@@ -77,7 +77,7 @@ def sigma_max(
     for chunk, start in zip(anchors.split(settings.batch_size), starts.split(settings.batch_size)):
         power = top_singular(g_y, chunk, start, settings.iterations, settings.tolerance)
         values.append(power.sigma)
-        evaluations += len(chunk) * (1 + 3 * power.iterations)
+        evaluations += len(chunk) * (3 + 3 * power.iterations)
         advance(len(chunk))
     return Slopes(torch.cat(values), evaluations)
 

@@ -37,12 +37,12 @@ class SamplingSettings(EstimatorSettings):
 
 
 class GradientSettings(EstimatorSettings):
-    """Power iteration on J^T J for the local slope, then projected gradient ascent of the ratio in B(z, r)."""
+    """Lanczos on J^T J for the local slope sigma_max, then projected gradient ascent of the ratio in B(z, r)."""
 
     method: Literal["gradient"] = "gradient"
-    power_iterations: int = Field(40, ge=1, description="at most this many power iterations on J^T J per anchor")
-    power_tolerance: float = Field(
-        1e-4, ge=0, description="stop once every anchor's sigma changed by at most this fraction in one iteration"
+    lanczos_steps: int = Field(30, ge=1, description="at most this many Lanczos steps on J^T J per anchor (and <= d)")
+    lanczos_tolerance: float = Field(
+        1e-5, ge=0, description="stop once every anchor's Ritz residual is at most this fraction of its top eigenvalue"
     )
     starts: int = Field(2, ge=1, description="ascent start radii r*k/starts (k = 1..starts), each along +v and -v")
     ascent_steps: int = Field(8, ge=0, description="projected normalised-gradient steps per start")
