@@ -139,3 +139,16 @@ def test_table_helpers_align() -> None:
     text = text_table(["a", "num"], [["xyz", "1"], ["b", "100"]], [False, True])
     assert text.splitlines() == ["a    num", "---  ---", "xyz    1", "b    100"]
     assert markdown_table(["a", "n"], [["x", "1"]], [False, True]).splitlines() == ["| a | n |", "| --- | ---: |", "| x | 1 |"]
+
+
+def test_notes_say_under_each_heading_what_the_ceilings_rest_on(rows: list[LeaderboardRow]) -> None:
+    from irob_bench.commands.leaderboard import ceiling_notes
+
+    notes = ceiling_notes({"mnist", "saturated-cifar-p8", "not-shipped"})
+    assert set(notes) == {"mnist", "saturated-cifar-p8"}
+    assert "over the latent space" in notes["mnist"] and "reference alpha = 0.015" in notes["mnist"]
+    assert "not established" in notes["saturated-cifar-p8"]
+    text = render(rows, fmt="markdown", notes=notes).splitlines()
+    heading = text.index("### mnist v1.0: ranked by PGD robust accuracy at eps 3")
+    assert text[heading + 2] == notes["mnist"] and text[heading + 4].startswith("| rank")
+    assert notes["mnist"] not in render(rows, fmt="markdown")  # control: no notes, no line

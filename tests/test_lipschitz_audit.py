@@ -1,0 +1,60 @@
+"""The shipped mnist constants against sigma_max of the generator's Jacobian on 3,000 fresh anchors per class.
+
+The 3,000-anchor audit is precomputed (`irob-bench lipschitz audit mnist --samples 3000 --seed 1 --out
+docs/assets/mnist_lipschitz_audit.json`, about 40 CPU minutes); this test recomputes its first anchors of every class,
+checks the power iteration against an exact SVD, and compares every class's 0.999 quantile with the card's constant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.func import jacfwd
+
+from irob_bench import datasets
+from irob_bench.lipschitz.audit import Audit, ClassAudit, sigma_max
+from irob_bench.lipschitz.geometry import class_map, draw_anchors
+
+AUDIT = Path(__file__).resolve().parents[1] / "docs" / "assets" / "mnist_lipschitz_audit.json"
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return datasets.load("mnist")
+
+
+@pytest.fixture(scope="module")
+def audit() -> Audit:
+    return Audit.model_validate_json(AUDIT.read_text())
+
+
+def test_every_shipped_constant_exceeds_the_fresh_anchor_quantile(mnist, audit):
+    card = mnist.card
+    assert audit.settings.samples >= 3000 and audit.settings.delta == card.lipschitz.delta
+    assert all(e.settings["seed"] != audit.settings.seed for e in card.lipschitz.estimates)  # fresh anchors
+    for row, constant in zip(audit.classes, card.lipschitz.constants):
+        print(f"class {row.label}: card L = {constant:.3f}, 0.999 quantile of sigma_max = {row.quantile:.3f}")
+        assert row.constant == constant  # the audit is of the shipped card
+        assert row.passed, row
+
+
+def test_the_stored_audit_is_what_the_generator_gives(mnist, audit):
+    """Recompute the first fresh anchors of every class: the JSON holds real measurements of this generator."""
+    for row in audit.classes:
+        again = sigma_max(mnist.generator, mnist.card.latent_dim, row.label, audit.settings, count=len(row.first))
+        assert torch.allclose(again.values.double(), torch.tensor(row.first, dtype=torch.float64), rtol=1e-4)
+
+
+def test_power_iteration_matches_the_svd_of_the_exact_jacobian(mnist, audit):
+    label = 3
+    anchors = draw_anchors(audit.settings.seed, label, 2, mnist.card.latent_dim)
+    g_y = class_map(mnist.generator, label)
+    exact = [float(torch.linalg.svdvals(jacfwd(lambda z: g_y(z[None])[0])(z)).max()) for z in anchors]
+    assert audit.classes[label].first[:2] == pytest.approx(exact, rel=1e-3)
+
+
+def test_control_a_constant_below_the_quantile_fails(audit):
+    row = audit.classes[0]
+    assert not ClassAudit(**{**row.model_dump(), "constant": 0.95 * row.quantile}).passed
