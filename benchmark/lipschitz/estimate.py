@@ -142,7 +142,8 @@ def estimate(
                 if saved is not None:
                     saved.save(label, slopes, seconds)
             else:
-                (slopes, seconds), _ = loaded, bar.update(settings.samples)
+                slopes, seconds = loaded
+                bar.update(settings.samples)
             rows.append(
                 ClassEstimate(
                     label=label,
