@@ -69,8 +69,8 @@ def render(
     if not groups:
         return "no runs stored yet"
     blocks = []
-    for (name, version), (at, ranked) in groups:
-        title = f"{name} v{version}: ranked by PGD robust accuracy at eps {at:g}"
+    for (name, version, attacks), (at, ranked) in groups:
+        title = f"{name} v{version}, attacks {attacks}: ranked by robust accuracy at eps {at:g}"
         columns = [c for c in _table_columns(ranked) if c.kind != "pct" or any(c.value(r) is not None for r in ranked)]
         headers = [c.header for c in columns]
         cells = [[_cell(c, r, fmt) for c in columns] for r in ranked]
@@ -83,8 +83,9 @@ def render(
     return "\n\n".join(blocks)
 
 
-def _group_key(row: LeaderboardRow) -> tuple[str, str]:
-    return row.dataset, row.dataset_version
+def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
+    """One table per dataset, version and attack preset: runs attacked differently are never ranked together."""
+    return row.dataset, row.dataset_version, row.attack_preset
 
 
 def _rank(rows: list[LeaderboardRow], eps: float | None) -> tuple[float, list[_Ranked]]:
@@ -170,14 +171,15 @@ def _json_row(ranked: _Ranked, at: float) -> dict[str, object]:
     return {"rank": ranked.rank, "ranked_at_eps": at, **ranked.row.model_dump(mode="json")}
 
 
-def _csv(groups: list[tuple[tuple[str, str], tuple[float, list[_Ranked]]]]) -> str:
+def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[_Ranked]]]]) -> str:
     """All rows in one CSV: one column per (metric, eps) over every eps present; empty cell = no value."""
     grid = sorted({e for _, (_, ranked) in groups for e in _eps_grid(ranked)})
     eps_columns = [(field, e) for field in EPS_FIELDS if field != "eps" for e in grid]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["rank", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "clean_accuracy"]
+        ["rank", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "attack_preset",
+         "clean_accuracy"]
         + [f"{field}@{e:g}" for field, e in eps_columns]
         + ["n_examples", "created_at", "fingerprint"]
     )
@@ -186,7 +188,8 @@ def _csv(groups: list[tuple[tuple[str, str], tuple[float, list[_Ranked]]]]) -> s
             row = r.row
             values = [_per_eps(field, e)(r) for field, e in eps_columns]
             writer.writerow(
-                [r.rank, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version, row.clean_accuracy]
+                [r.rank, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version,
+                 row.attack_preset, row.clean_accuracy]
                 + ["" if v is None else v for v in values]
                 + [row.n_examples, row.created_at.isoformat(), row.fingerprint]
             )

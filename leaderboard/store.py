@@ -8,6 +8,7 @@ with foreign keys on, WAL journaling and synchronous=FULL, and writes take the w
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 import hashlib
 import json
 import os
@@ -72,11 +73,20 @@ class LeaderboardRow(BaseModel):
     n_examples: int
     created_at: datetime = Field(description="UTC")
     fingerprint: str
+    attack_preset: str = Field(description="the attack preset the run used; tables never mix presets")
     per_eps: list[EpsValues]  # type: ignore[valid-type]
 
     def at(self, eps: float) -> EpsValues | None:  # type: ignore[valid-type]
         """The values at one eps, or None if this run did not evaluate it."""
         return next((v for v in self.per_eps if abs(v.eps - eps) < 1e-9), None)
+
+
+LEGACY_PRESET = "pgd-2x40"  # runs made before the presets (irob-bench < 0.2): PGD-L2, 2 restarts x 40 steps
+
+
+def attack_preset(attacks: dict[str, Any]) -> str:
+    """The preset recorded in a result's attack settings (runs from before presets: LEGACY_PRESET)."""
+    return str(attacks.get("preset", LEGACY_PRESET))
 
 
 def normalize_url(url: str) -> URL:
@@ -268,6 +278,7 @@ class Store:
                     n_examples=run.n_examples,
                     created_at=run.created_at.replace(tzinfo=timezone.utc),
                     fingerprint=run.fingerprint,
+                    attack_preset=attack_preset(run.settings.get("attacks", {})),
                     per_eps=[EpsValues(**{name: getattr(m, name) for name in EPS_FIELDS}) for m in run.eps_metrics],
                 )
                 for run in session.scalars(query)

@@ -92,7 +92,7 @@ def make_result(
             seed=seed,
             batch_size=256,
             device="cpu",
-            attacks={"pgd": {"steps": 100, "restarts": 1, "step_size": 0.1}},
+            attacks={"preset": "standard", "unconstrained": [{"name": "apgd-ce", "attack": "apgd", "steps": 100}]},
         ),
         metrics=Metrics(
             clean_accuracy=clean,

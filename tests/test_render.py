@@ -17,7 +17,7 @@ from .factories import make_result
 
 
 def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98, in_dist: float | None = None,
-         ceiling: float | None = None, dataset: str = "mnist") -> LeaderboardRow:  # fmt: skip
+         ceiling: float | None = None, dataset: str = "mnist", preset: str = "standard") -> LeaderboardRow:  # fmt: skip
     return LeaderboardRow(
         run_id=run_id,
         submission=name,
@@ -28,6 +28,7 @@ def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98
         n_examples=500,
         created_at=datetime(2025, 3, run_id, 12, tzinfo=timezone.utc),
         fingerprint=f"{run_id:064x}",
+        attack_preset=preset,
         per_eps=[
             EpsValues(
                 eps=e,
@@ -58,7 +59,7 @@ def _ranking(text: str) -> list[tuple[str, str]]:
 
 def test_ranks_by_pgd_at_largest_eps_with_ties_sharing_a_rank(rows: list[LeaderboardRow]) -> None:
     text = render(rows)
-    assert text.splitlines()[0] == "mnist v1.0: ranked by PGD robust accuracy at eps 3"
+    assert text.splitlines()[0] == "mnist v1.0, attacks standard: ranked by robust accuracy at eps 3"
     # gamma and beta tie at 40.0% (gamma first: higher clean accuracy); delta has no eps-3 number: unranked, last
     assert _ranking(text) == [("1", "gamma"), ("1", "beta"), ("3", "alpha"), ("—", "delta")]
 
@@ -86,9 +87,9 @@ def test_markdown_is_a_table_per_dataset(rows: list[LeaderboardRow]) -> None:
     piped = _row(9, "pipe", {1.0: 0.5}, dataset="imagenet10").model_copy(update={"training": "trades | beta=6"})
     text = render([*rows, piped], fmt="markdown")
     blocks = text.split("\n\n")
-    assert blocks[0] == "### imagenet10 v1.0: ranked by PGD robust accuracy at eps 1"
+    assert blocks[0] == "### imagenet10 v1.0, attacks standard: ranked by robust accuracy at eps 1"
     assert "trades \\| beta=6" in blocks[1]
-    assert blocks[2] == "### mnist v1.0: ranked by PGD robust accuracy at eps 3"
+    assert blocks[2] == "### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3"
     lines = blocks[3].splitlines()
     assert len(lines) == 2 + len(rows)
     assert lines[1].startswith("| ---: | --- | --- | ---: |")
@@ -149,6 +150,19 @@ def test_notes_say_under_each_heading_what_the_ceilings_rest_on(rows: list[Leade
     assert "over the latent space" in notes["mnist"] and "reference alpha = 0.015" in notes["mnist"]
     assert "not established" in notes["saturated-cifar-p8"]
     text = render(rows, fmt="markdown", notes=notes).splitlines()
-    heading = text.index("### mnist v1.0: ranked by PGD robust accuracy at eps 3")
+    heading = text.index("### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3")
     assert text[heading + 2] == notes["mnist"] and text[heading + 4].startswith("| rank")
     assert notes["mnist"] not in render(rows, fmt="markdown")  # control: no notes, no line
+
+
+def test_runs_with_different_attack_presets_are_never_ranked_in_one_table() -> None:
+    rows = [_row(1, "a", {1.0: 0.5}), _row(2, "b", {1.0: 0.6}, preset="quick"), _row(3, "c", {1.0: 0.4})]
+    blocks = render(rows, fmt="markdown").split("### ")[1:]
+    assert [b.splitlines()[0] for b in blocks] == [
+        "mnist v1.0, attacks quick: ranked by robust accuracy at eps 1",
+        "mnist v1.0, attacks standard: ranked by robust accuracy at eps 1",
+    ]
+    assert "| b |" in blocks[0] and "| a |" not in blocks[0] and "| c |" not in blocks[0]
+    assert "| a |" in blocks[1] and "| c |" in blocks[1] and "| b |" not in blocks[1]
+    same = render([_row(1, "a", {1.0: 0.5}), _row(3, "c", {1.0: 0.4})])
+    assert same.count("ranked by") == 1, "control: one preset, one table"

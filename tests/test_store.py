@@ -289,7 +289,7 @@ def test_cli_leaderboard_and_runs(db_path: Path, tmp_path: Path, capsys: pytest.
     out_file = tmp_path / "board.md"
     assert main(["leaderboard", "--db", str(db_path), "--format", "markdown", "--out", str(out_file)]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert out_file.read_text().startswith("### mnist v1.0: ranked by PGD robust accuracy at eps 3")
+    assert out_file.read_text().startswith("### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3")
 
     assert main(["runs", "show", "weak", "--db", url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == make_result("weak", pgd=(0.6, 0.3, 0.1)).model_dump(mode="json")

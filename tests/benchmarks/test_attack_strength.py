@@ -1,0 +1,92 @@
+"""Attack strength and cost against torchattacks' AutoAttack, side by side on the same points (issue #13).
+
+Run with `pytest tests/benchmarks --benchmark-only -k strength`. For each robust reference submission and the
+default evaluation subset of its dataset (300 points), at every eps of the card:
+- our `standard` preset's robust accuracy <= that of the union of APGD-CE (100 steps), APGD-T (all 9 targets,
+  100 steps), FAB-T (9 targets, 100 steps) and Square (5,000 queries) from torchattacks, plus 1 point in 300;
+- `thorough` <= that union, no slack;
+- `standard` spends <= 1/3 of the model passes (forward + backward examples, counted) that AutoAttack spends;
+- a weakened cascade (APGD-CE, 5 steps) fails the strength comparison: the control that shows it can fail.
+The peers' results are cached (tests/benchmarks/peers.py); docs/performance.md has the tables.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from irob_bench import datasets
+from irob_bench.attacks.cascade import cascade_attack
+from irob_bench.attacks.config import StageConfig
+from irob_bench.attacks.presets import preset
+from irob_bench.attacks.verify import verify_images
+from tests.benchmarks.peers import STAGES, CountedModel, autoattack_union, reference_model, reference_points
+
+pytest.importorskip("torchattacks")
+
+REFERENCES = ["mnist/pgd", "mnist/trades", "saturated-cifar/p8-pgd"]
+BATCH = 250
+SLACK = 1  # points in 300 that `standard` may lose to the union
+WEAKENED = (StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=5),)
+
+
+@pytest.fixture(scope="module", params=REFERENCES)
+def reference(request) -> dict:
+    """A reference model, its default points and AutoAttack's per-eps union and passes on them."""
+    model, dataset = reference_model(request.param)
+    x, y, indices = reference_points(dataset)
+    eps = datasets.load(dataset).card.eps_grid
+    peers = {e: autoattack_union(model, x, y, e) for e in eps}
+    return {"name": request.param, "model": model, "x": x, "y": y, "indices": indices, "eps": eps, "peers": peers}
+
+
+def ours(reference: dict, stages: tuple[StageConfig, ...]) -> dict:
+    """Our cascade on the reference points: verified robust counts per eps, counted passes, seconds."""
+    model, x, y, eps = reference["model"], reference["x"], reference["y"], reference["eps"]
+    counted = CountedModel(model)
+    correct = model(x).argmax(dim=1) == y
+    start = time.perf_counter()
+    found = cascade_attack(counted, x, y, eps, stages, base_key=0, indices=torch.as_tensor(reference["indices"]),
+                           attack_mask=correct, batch_size=BATCH)
+    seconds = time.perf_counter() - start
+    robust = verify_images(model, x, y, found, eps[-1], BATCH).robust(correct.numpy(), eps)
+    return {"robust": robust.sum(axis=0).tolist(), "passes": counted.passes(), "seconds": seconds}
+
+
+def union_robust(reference: dict) -> list[int]:
+    return [int(reference["peers"][e]["after"][STAGES[-1]].sum()) for e in reference["eps"]]
+
+
+def peer_passes(reference: dict) -> int:
+    return sum(sum(p["forward"] + p["backward"] for p in reference["peers"][e]["passes"].values())
+               for e in reference["eps"])
+
+
+def record(benchmark, reference: dict, mine: dict) -> None:
+    per_stage = {e: {s: int(reference["peers"][e]["after"][s].sum()) for s in STAGES} for e in reference["eps"]}
+    benchmark.extra_info.update({"reference": reference["name"], "eps": reference["eps"], "ours": mine,
+                                 "autoattack_after_each_stage": per_stage, "autoattack_passes": peer_passes(reference)})
+    print(reference["name"], {"ours": mine, "union": union_robust(reference), "autoattack_passes": peer_passes(reference)})
+
+
+def test_standard_is_within_a_point_of_the_autoattack_union_at_a_third_of_its_passes(benchmark, reference) -> None:
+    mine = benchmark.pedantic(ours, args=(reference, preset("standard").unconstrained), rounds=1, iterations=1)
+    record(benchmark, reference, mine)
+    union = union_robust(reference)
+    assert all(a <= b + SLACK for a, b in zip(mine["robust"], union)), (mine["robust"], union)
+    assert 3 * (mine["passes"]["forward"] + mine["passes"]["backward"]) <= peer_passes(reference), mine["passes"]
+
+
+def test_thorough_is_at_most_the_autoattack_union(benchmark, reference) -> None:
+    mine = benchmark.pedantic(ours, args=(reference, preset("thorough").unconstrained), rounds=1, iterations=1)
+    record(benchmark, reference, mine)
+    assert all(a <= b for a, b in zip(mine["robust"], union_robust(reference))), (mine["robust"], union_robust(reference))
+
+
+def test_control_a_weakened_cascade_fails_the_strength_comparison(benchmark, reference) -> None:
+    mine = benchmark.pedantic(ours, args=(reference, WEAKENED), rounds=1, iterations=1)
+    record(benchmark, reference, mine)
+    assert np.any(np.asarray(mine["robust"]) > np.asarray(union_robust(reference)) + SLACK), mine["robust"]
