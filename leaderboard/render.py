@@ -17,7 +17,7 @@ from itertools import groupby
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import FORMATS
 from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
-from irob_bench.results import EpsMetrics, EvaluationResult
+from irob_bench.results import EpsMetrics, EvaluationResult, StageAccuracy
 
 MISSING = "—"
 
@@ -252,6 +252,8 @@ def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
     ]
     blocks = [_key_values(head, pairs) for head, pairs in sections]
     blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps))
+    if metrics.unconstrained_stages:
+        blocks.append(_stage_table(settings.attacks.get("preset", "custom"), settings.eps, metrics.unconstrained_stages))
     reasons = [f"eps {m.eps:g} {key}: {why}" for m in metrics.per_eps for key, why in m.ceiling_reasons.items()]
     flags = [f"{f.name}{'' if f.eps is None else f' (eps {f.eps:g})'}: {f.message}" for f in result.flags]
     timings = [f"{stage}: {seconds:.1f}s" for stage, seconds in result.timings.items()]
@@ -260,6 +262,13 @@ def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
         if lines:
             blocks.append(head + "\n" + "\n".join(f"  {line}" for line in lines))
     return "\n\n".join(blocks)
+
+
+def _stage_table(preset: str, eps: Sequence[float], stages: Sequence[StageAccuracy]) -> str:
+    """AutoAttack's per-stage report: robust accuracy at each eps after each stage of the cascade."""
+    headers = ["after stage", *(f"eps {e:g}" for e in eps)]
+    cells = [[s.name, *(percent(v) for v in s.robust_accuracy)] for s in stages]
+    return f"unconstrained cascade ({preset} preset)\n" + text_table(headers, cells, [False, *([True] * len(eps))])
 
 
 def _lipschitz(result: EvaluationResult) -> str:

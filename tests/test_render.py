@@ -166,3 +166,17 @@ def test_runs_with_different_attack_presets_are_never_ranked_in_one_table() -> N
     assert "| a |" in blocks[1] and "| c |" in blocks[1] and "| b |" not in blocks[1]
     same = render([_row(1, "a", {1.0: 0.5}), _row(3, "c", {1.0: 0.4})])
     assert same.count("ranked by") == 1, "control: one preset, one table"
+
+
+def test_render_run_shows_the_per_stage_report() -> None:
+    from irob_bench.results import StageAccuracy
+
+    result = make_result(with_ceilings=False)
+    assert "unconstrained cascade" not in render_run(result), "control: no stages, no report"
+    stages = [StageAccuracy(name="apgd-ce", robust_accuracy=[0.95, 0.7, 0.4]),
+              StageAccuracy(name="apgd-t", robust_accuracy=[0.912, 0.655, 0.301])]
+    result = result.model_copy(update={"metrics": result.metrics.model_copy(update={"unconstrained_stages": stages})})
+    block = render_run(result).split("unconstrained cascade (standard preset)\n")[1].split("\n\n")[0].splitlines()
+    assert block[0].split() == ["after", "stage", "eps", "1", "eps", "2", "eps", "3"]
+    assert block[2].split() == ["apgd-ce", "95.0%", "70.0%", "40.0%"]
+    assert block[3].split() == ["apgd-t", "91.2%", "65.5%", "30.1%"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from irob_bench.attacks.config import AttackSuiteConfig
 from irob_bench.attacks.flags import stage_robust
+from irob_bench.attacks.presets import read_config
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.datasets.frozen import read_npz, write_npz
 from irob_bench.errors import IrobError
@@ -107,7 +108,7 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
         clean_correct=data["clean_correct"],
         robust_pgd=data["robust_pgd"],
         r_unc=data["r_unc"],
-        config=AttackSuiteConfig.model_validate(meta["config"]),
+        config=read_config(meta["config"]),
         seed=int(meta["seed"]),
         robust_in=data.get("robust_in"),
         r_in=data.get("r_in"),

@@ -8,7 +8,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from irob_bench.attacks.config import AttackSuiteConfig
-from irob_bench.attacks.presets import DEFAULT_PRESET, preset
+from irob_bench.attacks.presets import DEFAULT_PRESET, preset, read_config
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.evaluate import EvaluateOptions, dataset_record, subset_indices
@@ -92,7 +92,7 @@ def _attack_config(recorded: dict[str, Any]) -> tuple[AttackSuiteConfig, list[st
     evaluate() always attacks in distribution (it has the generator), so the recorded method is the latent one.
     """
     try:
-        config = AttackSuiteConfig.model_validate({k: v for k, v in recorded.items() if k != IN_DISTRIBUTION_KEY})
+        config = read_config({k: v for k, v in recorded.items() if k != IN_DISTRIBUTION_KEY})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
