@@ -24,7 +24,7 @@ from irob_bench.lipschitz.sampling import Slopes
 from irob_bench.lipschitz.settings import GradientSettings
 
 
-class PowerResult(NamedTuple):
+class TopSingular(NamedTuple):
     """sigma = ||J v|| (<= sigma_max), the unit v, g_y(anchors), and the Lanczos steps run."""
 
     sigma: torch.Tensor
@@ -35,7 +35,7 @@ class PowerResult(NamedTuple):
 
 def top_singular(
     g_y: ClassMap, anchors: torch.Tensor, start: torch.Tensor, iterations: int, tolerance: float = 0.0
-) -> PowerResult:
+) -> TopSingular:
     """sigma_max of the Jacobian J of g_y at each anchor: Lanczos on J^T J from unit `start` (full
     reorthogonalisation, batched over anchors), stopped when every Ritz residual |beta_m y_m| <= tolerance * lambda
     or after `iterations` steps (at most d). Its top Ritz vector v is pushed forward once more: sigma = ||J v||, a value
@@ -67,7 +67,7 @@ def top_singular(
     direction = torch.where(direction.norm(dim=1, keepdim=True) > 0, direction, unit(start))  # J = 0: any direction
     _, pushed = jvp(g_y, (anchors,), (direction,))
     sigma = torch.where(broken, torch.nan, pushed.norm(dim=1).detach())  # non-finite stays visible to the caller
-    return PowerResult(sigma, direction.detach(), images.detach(), done)
+    return TopSingular(sigma, direction.detach(), images.detach(), done)
 
 
 def _tridiagonal(alphas: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
