@@ -28,9 +28,10 @@ PRESETS: dict[str, AttackSuiteConfig] = {
     ),
     "standard": AttackSuiteConfig(
         preset="standard",
+        latent=LatentAttackConfig(spot_check=10),
         unconstrained=(
             _APGD_CE,
-            StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=30, targets=9),
+            StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=15, targets=9, restarts=2),
         ),
     ),
     "thorough": AttackSuiteConfig(
