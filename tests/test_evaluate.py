@@ -108,3 +108,18 @@ def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     after = Store(db).rows()
     assert [r.run_id for r in after] == [r.run_id for r in before]
+
+
+def test_attack_preset_is_chosen_recorded_and_randomized_models_get_eot(tmp_path, capsys):
+    out = tmp_path / "randomized.json"
+    args = ["--n-examples", "8", "--eps", "1", "--quiet", "--no-store", "--attacks", "quick"]
+    assert main(["evaluate", str(SUBMISSIONS / "randomized.py"), *args, "--json", str(out)]) == 0
+    attacks = json.loads(out.read_text())["settings"]["attacks"]
+    assert attacks["preset"] == "quick" and attacks["eot_samples"] == 20 and attacks["verify_draws"] == 5
+    assert main(["evaluate", str(TOY), *args, "--json", str(out)]) == 0
+    attacks = json.loads(out.read_text())["settings"]["attacks"]
+    assert attacks["preset"] == "quick" and attacks["eot_samples"] == 1, "control: a deterministic model, no EOT"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(TOY), "--attacks", "fast"])
+    assert "invalid choice: 'fast'" in capsys.readouterr().err

@@ -101,6 +101,13 @@ def predict(model: Model, x: torch.Tensor, batch_size: int, device: str | torch.
     return predict_logits(model, x, batch_size, device).argmax(dim=1)
 
 
+def misclassified(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: str | torch.device = "cpu",
+                  draws: int = 1) -> torch.Tensor:
+    """(N,) misclassified in a strict majority of `draws` forward passes (one pass for deterministic models)."""
+    votes = sum((predict(model, x, batch_size, device) != y).long() for _ in range(draws))
+    return 2 * votes > draws
+
+
 def input_gradient(
     model: Model, x: torch.Tensor, y: torch.Tensor, loss: Loss, with_grad: bool = True,
     target: torch.Tensor | None = None, samples: int = 1,

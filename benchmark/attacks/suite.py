@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from irob_bench.attacks import flags as sanity
-from irob_bench.attacks.common import Model, predict
+from irob_bench.attacks.common import Model, misclassified
 from irob_bench.attacks.config import AttackSuiteConfig
 from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.latent import LatentTask, latent_attack, spot_check
@@ -79,7 +79,7 @@ def run_attacks(
     draws = {**common, "draws": config.verify_draws}
 
     with _timed(timings, "clean"):
-        correct = predict(model, x, batch_size, device) == y
+        correct = ~misclassified(model, x, y, batch_size, device, config.verify_draws)
     clean = correct.numpy()
     with _timed(timings, "unconstrained"):
         cascade = cascade_attack(model, x, y, eps, config.unconstrained, base_key=keys["unconstrained"], indices=index,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from irob_bench.attacks.common import Found, Model, batches, flat_norm, predict
+from irob_bench.attacks.common import Found, Model, batches, flat_norm, misclassified
 
 NORM_TOLERANCE = 1e-5
 
@@ -61,8 +61,7 @@ def check_images(
         dist = flat_norm((xa.double() - xc.double()))
         finite = torch.isfinite(xa.flatten(1)).all(dim=1)
         in_range = ((xa >= 0) & (xa <= 1)).flatten(1).all(dim=1)
-        votes = sum((predict(model, torch.nan_to_num(xa), batch_size, device) != yc).long() for _ in range(draws))
-        flipped = 2 * votes > draws
+        flipped = misclassified(model, torch.nan_to_num(xa), yc, batch_size, device, draws)
         ok = finite & in_range & flipped & (dist <= max_distance + NORM_TOLERANCE)
         valid[rows.numpy()] = ok.numpy()
         distance[rows[ok].numpy()] = dist[ok].numpy()
