@@ -161,5 +161,5 @@ def _check_finite(slopes: Slopes, method: str, name: str) -> None:
     if not torch.isfinite(slopes.values).all():
         raise IrobError(
             f"class {name}: the {method} estimator met non-finite slopes (the generator's output map is "
-            "not differentiable everywhere, e.g. s_p for p > 2 at a pixel of 1/2); use --method sampling"
+            "not differentiable everywhere, e.g. s_p for p > 2 at a pixel of 1/2): no finite local constant there"
         )
