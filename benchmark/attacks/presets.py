@@ -28,7 +28,7 @@ PRESETS: dict[str, AttackSuiteConfig] = {
     ),
     "standard": AttackSuiteConfig(
         preset="standard",
-        latent=LatentAttackConfig(spot_check=10),
+        latent=LatentAttackConfig(spot_check=6),
         unconstrained=(
             _APGD_CE,
             StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=15, targets=9, restarts=2),
@@ -42,7 +42,7 @@ PRESETS: dict[str, AttackSuiteConfig] = {
             StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=100, targets=9),
             StageConfig(name="square", attack="square", loss="margin", steps=5000),
         ),
-        latent=LatentAttackConfig(survivor_steps=500),
+        latent=LatentAttackConfig(survivor_steps=500, spot_check=10),
         minimal=MinimalConfig(steps=200),
     ),
 }
