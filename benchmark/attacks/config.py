@@ -102,3 +102,8 @@ class AttackSuiteConfig(_Config):
     latent: LatentAttackConfig = LatentAttackConfig()
     minimal: MinimalConfig = MinimalConfig()
     flags: FlagsConfig = FlagsConfig()
+
+    def stage_names(self) -> list[str]:
+        """The stages of the per-stage report: the cascade's, then the minimum-norm attack (its adversarials
+        within an eps count there too)."""
+        return [s.name for s in self.unconstrained] + (["min-norm"] if self.minimal.enabled else [])

@@ -41,8 +41,8 @@ class AttackOutcomes:
         if self.stage is None:
             return []
         n = max(len(self.clean_correct), 1)
-        return [(s.name, [float(v) / n for v in stage_robust(self.clean_correct, self.stage, k)])
-                for k, s in enumerate(self.config.unconstrained)]
+        return [(name, [float(v) / n for v in stage_robust(self.clean_correct, self.stage, k)])
+                for k, name in enumerate(self.config.stage_names())]
 
     def config_dict(self) -> dict[str, Any]:
         """The full attack configuration for the result record (which in-distribution method ran, if any)."""

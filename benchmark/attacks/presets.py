@@ -16,13 +16,14 @@ RANDOMIZED_EOT_SAMPLES = 20  # AutoAttack's rand version: EOT over 20 passes per
 RANDOMIZED_VERIFY_DRAWS = 5
 
 _APGD_CE = StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=100)
+_APGD_CE_TWICE = StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=50, restarts=2)
 
 PRESETS: dict[str, AttackSuiteConfig] = {
     "quick": AttackSuiteConfig(
         preset="quick",
         unconstrained=(
             StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=50),
-            StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=50, targets=3),
+            StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=10, targets=9),
         ),
         minimal=MinimalConfig(steps=50),
     ),
@@ -30,7 +31,7 @@ PRESETS: dict[str, AttackSuiteConfig] = {
         preset="standard",
         latent=LatentAttackConfig(spot_check=6),
         unconstrained=(
-            _APGD_CE,
+            _APGD_CE_TWICE,
             StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=15, targets=9, restarts=2),
         ),
     ),
