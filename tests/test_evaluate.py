@@ -101,7 +101,7 @@ def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
     # wait until the attacks are under way (a progress bar on stderr), then kill without warning
     deadline = time.time() + 120
     seen = ""
-    while time.time() < deadline and "PGD" not in seen:
+    while time.time() < deadline and "apgd-ce" not in seen:
         seen += proc.stderr.read(64)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
