@@ -124,7 +124,7 @@ def dataset_record(card) -> DatasetRecord:
         images_sha256=test.images_sha256,
         lipschitz_constants=lip.constants if lip else None,
         lipschitz_radius=lip.radius if lip else None,
-        lipschitz_delta=lip.delta if lip else None,
+        lipschitz_delta=lip.holds_at if lip else None,
     )
 
 
