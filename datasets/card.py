@@ -33,6 +33,10 @@ class SplitSpec(_Frozen):
     latents_sha256: str | None = None
     labels_sha256: str | None = None
     images_sha256: str | None = None
+    images_signature: list[float] | None = Field(
+        None, description="frozen.image_signature of the test images: verified within images_tolerance, not bytewise"
+    )
+    images_tolerance: float = Field(1e-4, gt=0, description="largest allowed deviation of any signature number")
 
 
 # A Lipschitz constant: a positive, finite number (a NaN from a non-differentiable generator must never reach a card).

@@ -27,6 +27,25 @@ def tensor_sha256(t: torch.Tensor) -> str:
     return sha256_bytes(t.detach().cpu().contiguous().numpy().tobytes())
 
 
+SIGNATURE_SEED = 0
+SIGNATURE_PROJECTIONS = 8
+
+
+def image_signature(images: torch.Tensor) -> list[float]:
+    """16 numbers that summarise generated images for a comparison within a tolerance: for 8 seeded random unit
+    directions r_k of one image's size, the mean over images of <x_i, r_k> and the root mean square of it.
+
+    Float results of the same generator differ between CPUs, thread counts, BLAS builds and GPUs, so the images'
+    exact bytes cannot be an identity check; a systematic change of the computation (code, weights, transform)
+    moves these numbers far beyond that noise.
+    """
+    flat = images.detach().cpu().double().flatten(1)
+    directions = torch.randn(SIGNATURE_PROJECTIONS, flat.shape[1], dtype=torch.float64,
+                             generator=torch.Generator().manual_seed(SIGNATURE_SEED))
+    projected = flat @ (directions / directions.norm(dim=1, keepdim=True)).T
+    return [float(v) for v in projected.mean(dim=0)] + [float(v) for v in projected.pow(2).mean(dim=0).sqrt()]
+
+
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
     """Write an .npz with fixed timestamps so identical arrays give identical bytes; atomic."""
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED

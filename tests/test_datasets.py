@@ -162,3 +162,21 @@ def test_generator_training_runs_and_writes_loadable_weights(tmp_path, monkeypat
     assert real_only.weights_sha256 != first.weights_sha256, "D's class loss on fakes must change the training"
     state = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)
     assert state["fc.0.weight"].dtype == torch.float16
+
+
+def test_images_check_tolerates_float_noise_but_not_a_changed_generator():
+    from irob_bench.datasets.build import images_check
+    from irob_bench.datasets.card import SplitSpec
+    from irob_bench.datasets.frozen import image_signature, tensor_sha256
+
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 28, 28)
+    test = SplitSpec(size=64, seed=0, images_sha256=tensor_sha256(images), images_signature=image_signature(images))
+    exact = images_check(images, test)
+    assert exact.ok and "bytes identical" in exact.detail
+    noisy = images_check(images + 1e-6 * torch.randn_like(images), test)
+    assert noisy.ok and "bytes differ" in noisy.detail, "float noise of another CPU or build passes"
+    changed = images_check((images * 1.01).clamp(0, 1), test)
+    assert not changed.ok, "control: a 1% change of the generator's output fails"
+    legacy = SplitSpec(size=64, seed=0, images_sha256=test.images_sha256)
+    assert images_check(images, legacy).ok and not images_check(images + 1e-6, legacy).ok, "no signature: bytes decide"
