@@ -229,7 +229,7 @@ def test_freeze_records_the_weights_hash_and_verify_passes(card_root, weights_di
     assert tensor_sha256(images) == card.splits["test"].images_sha256
     assert main(["datasets", "verify", str(card_root)]) == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and "ok    generator weights" in out and "ok    test images hash" in out
+    assert "FAIL" not in out and "ok    generator weights" in out and "ok    test images\n" in out
 
 
 def test_other_weights_fail_verify_and_loading(card_root, tiny, tmp_path, monkeypatch, capsys):
@@ -252,7 +252,7 @@ def test_tampered_latents_fail_verify(card_root, use_weights, tmp_path, capsys):
     write_npz(root / "test_latents.npz", arrays)
     assert main(["datasets", "verify", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  stored latents = seed" in out and "FAIL  test images hash" in out and "ok    test labels hash" in out
+    assert "FAIL  stored latents = seed" in out and "FAIL  test images:" in out and "ok    test labels hash" in out
 
 
 def test_lipschitz_estimates_run_on_the_tiny_biggan_and_complete_its_card(card_root, use_weights, tmp_path):
