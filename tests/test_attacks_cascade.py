@@ -5,18 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from irob_bench.attacks.apgd import apgd_run, checkpoint_windows
 from irob_bench.attacks.cascade import cascade_attack, random_start
 from irob_bench.attacks.common import flat_norm, input_gradient, objective
-from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig, StageConfig
+from irob_bench.attacks.config import (
+    AttackSuiteConfig,
+    FlagsConfig,
+    MinimalConfig,
+    StageConfig,
+)
 from irob_bench.attacks.presets import PRESETS, RANDOMIZED_EOT_SAMPLES, preset
 from irob_bench.attacks.square import square_run
 from irob_bench.attacks.suite import run_attacks
 from irob_bench.attacks.verify import check_images
 from irob_bench.commands.evaluate import ATTACK_PRESETS
 from irob_bench.errors import IrobError
+from torch import nn
+
 from tests.factories import apgd_stages
 
 
@@ -30,7 +35,7 @@ def linear_problem(n: int = 40, classes: int = 5, seed: int = 0) -> tuple[nn.Mod
 
 def exact_linear_distance(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(N,) the minimal L2 distance to the decision boundary of a linear classifier (ignoring the box)."""
-    w, b = model[1].weight, model[1].bias
+    w = model[1].weight
     logits = model(x)
     gaps = (logits.gather(1, y[:, None]) - logits) / (w[y][:, None, :] - w[None]).norm(dim=2).clamp_min(1e-12)
     return gaps.scatter(1, y[:, None], float("inf")).amin(dim=1)

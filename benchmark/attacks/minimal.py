@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import torch
-
 from irob_bench.attacks.common import (
     Found,
     Model,

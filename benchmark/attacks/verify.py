@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-
 from irob_bench.attacks.common import Found, Model, batches, flat_norm, misclassified
+from torch import nn
 
 NORM_TOLERANCE = 1e-5
 
