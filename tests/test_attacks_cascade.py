@@ -5,23 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from irob_bench.attacks.apgd import apgd_run, checkpoint_windows
 from irob_bench.attacks.cascade import cascade_attack, random_start
 from irob_bench.attacks.common import flat_norm, input_gradient, objective
-from irob_bench.attacks.config import (
-    AttackSuiteConfig,
-    FlagsConfig,
-    MinimalConfig,
-    StageConfig,
-)
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig, StageConfig
 from irob_bench.attacks.presets import PRESETS, RANDOMIZED_EOT_SAMPLES, preset
 from irob_bench.attacks.square import square_run
 from irob_bench.attacks.suite import run_attacks
 from irob_bench.attacks.verify import check_images
 from irob_bench.commands.evaluate import ATTACK_PRESETS
 from irob_bench.errors import IrobError
-from torch import nn
-
 from tests.factories import apgd_stages
 
 

@@ -7,18 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from irob_bench.attacks.common import flat_norm
-from irob_bench.attacks.config import (
-    AttackSuiteConfig,
-    FlagsConfig,
-    LatentAttackConfig,
-    MinimalConfig,
-)
-from irob_bench.attacks.latent import LatentTask, evaluations_per_point, latent_attack
-from irob_bench.attacks.suite import run_attacks
 from torch import nn
 
 from tests.factories import apgd_stages
+from irob_bench.attacks.common import flat_norm
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
+from irob_bench.attacks.latent import LatentTask, evaluations_per_point, latent_attack
+from irob_bench.attacks.suite import run_attacks
 
 N = 24
 EPS = [0.5, 1.5]

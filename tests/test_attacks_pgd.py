@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from irob_bench.attacks.cascade import cascade_attack
-from irob_bench.attacks.common import flat_norm
-from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig
-from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
-from irob_bench.attacks.suite import run_attacks
-from irob_bench.errors import IrobError
 from torch import nn
 
 from tests.factories import apgd_stages
+from irob_bench.attacks.common import flat_norm
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig
+from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.attacks.cascade import cascade_attack
+from irob_bench.attacks.suite import run_attacks
+from irob_bench.errors import IrobError
 
 FAST = AttackSuiteConfig(
     unconstrained=apgd_stages(10, 2),

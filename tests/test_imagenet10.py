@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 import requests
 import torch
+from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+from pytorch_pretrained_biggan import file_utils
+from torch.nn import functional as F
+
+from tests.factories import apgd_stages
 from irob_bench import datasets
 from irob_bench.artifacts import sha256_file
 from irob_bench.cli import main
@@ -19,10 +24,6 @@ from irob_bench.datasets.definitions import IMAGENET10_PENDING, imagenet10_draft
 from irob_bench.datasets.frozen import read_npz, sample_latents, tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.generators import biggan
-from pytorch_pretrained_biggan import BigGAN, BigGANConfig, file_utils
-from torch.nn import functional as F
-
-from tests.factories import apgd_stages
 
 TEST_SIZE = 64
 TINY_SIDE = 32  # the tiny BigGAN's output side (4x4 -> 3 upsampling blocks), already the card's 32x32
@@ -283,12 +284,7 @@ def test_evaluate_a_toy_submission_on_the_tiny_card(card_root, use_weights, tmp_
         "METADATA = SubmissionMetadata(name='toy-imagenet10', authors=['tests'], datasets=['imagenet10'], training='none')\n\n"
         "def load_model():\n    torch.manual_seed(0)\n    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))\n"
     )
-    from irob_bench.attacks.config import (
-        AttackSuiteConfig,
-        FlagsConfig,
-        LatentAttackConfig,
-        MinimalConfig,
-    )
+    from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 
     cheap = AttackSuiteConfig(
         unconstrained=apgd_stages(5, 1),

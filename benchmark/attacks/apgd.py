@@ -11,13 +11,8 @@ active set at once, so a batch costs passes only for the points still standing.
 from __future__ import annotations
 
 import torch
-from irob_bench.attacks.common import (
-    Model,
-    input_gradient,
-    normalise,
-    per_example,
-    project_l2,
-)
+
+from irob_bench.attacks.common import Model, input_gradient, normalise, per_example, project_l2
 from irob_bench.attacks.config import Loss
 
 MOMENTUM = 0.75

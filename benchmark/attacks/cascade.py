@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from irob_bench.attacks.apgd import apgd_run
 from irob_bench.attacks.common import (
     Found,

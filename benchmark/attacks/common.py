@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from irob_bench.attacks.config import Loss, Schedule
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+
+from irob_bench.attacks.config import Loss, Schedule
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 

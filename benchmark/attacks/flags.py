@@ -17,14 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from irob_bench.attacks.common import (
-    Model,
-    batches,
-    flat_norm,
-    input_gradient,
-    margin,
-    normalise,
-)
+
+from irob_bench.attacks.common import Model, batches, flat_norm, input_gradient, margin, normalise
 from irob_bench.attacks.config import FlagsConfig, Loss
 from irob_bench.attacks.noise import example_keys, keyed_normal, mix32
 from irob_bench.results import SanityFlag

@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from irob_bench.attacks.common import Found, Model, batches, margin, progress_bar
 from irob_bench.attacks.config import LatentAttackConfig
 from irob_bench.attacks.verify import NORM_TOLERANCE
-from torch import nn
 
 
 @dataclass

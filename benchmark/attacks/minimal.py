@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import torch
+
 from irob_bench.attacks.common import (
     Found,
     Model,

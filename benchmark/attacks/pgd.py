@@ -6,13 +6,8 @@ A point stops being attacked the moment it is broken: the active set shrinks eve
 from __future__ import annotations
 
 import torch
-from irob_bench.attacks.common import (
-    Model,
-    input_gradient,
-    normalise,
-    per_example,
-    project_l2,
-)
+
+from irob_bench.attacks.common import Model, input_gradient, normalise, per_example, project_l2
 from irob_bench.attacks.config import Loss
 
 

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from irob_bench.attacks.config import (
-    AttackSuiteConfig,
-    LatentAttackConfig,
-    MinimalConfig,
-    StageConfig,
-)
+from irob_bench.attacks.config import AttackSuiteConfig, LatentAttackConfig, MinimalConfig, StageConfig
 from irob_bench.errors import IrobError
 
 DEFAULT_PRESET = "standard"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from irob_bench.attacks.common import Model, margin, normalise, per_example
 from irob_bench.attacks.noise import keyed_normal, keyed_uniform, mix32
 

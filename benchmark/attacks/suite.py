@@ -9,10 +9,12 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import nn
+
 from irob_bench.attacks import flags as sanity
-from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.common import Model, misclassified
 from irob_bench.attacks.config import AttackSuiteConfig
+from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.latent import LatentTask, latent_attack, spot_check
 from irob_bench.attacks.minimal import min_norm_attack
 from irob_bench.attacks.noise import draw_base, example_keys, keyed_uniform
@@ -20,7 +22,6 @@ from irob_bench.attacks.outcomes import AttackOutcomes
 from irob_bench.attacks.verify import verify_images, verify_latents
 from irob_bench.errors import IrobError
 from irob_bench.results import SanityFlag
-from torch import nn
 
 
 @contextmanager

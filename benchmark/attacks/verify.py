@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from irob_bench.attacks.common import Found, Model, batches, flat_norm, misclassified
 from torch import nn
+
+from irob_bench.attacks.common import Found, Model, batches, flat_norm, misclassified
 
 NORM_TOLERANCE = 1e-5
 

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import torch
-from irob_bench.attacks.apgd import apgd_run
 from torch import nn
 
+from irob_bench.attacks.apgd import apgd_run
 from tests.benchmarks.peers import reference_model, reference_points
 
 BATCH, STEPS, EPS = 250, 30, 1e-3

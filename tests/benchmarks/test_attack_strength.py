@@ -16,23 +16,12 @@ import time
 
 import numpy as np
 import pytest
+
 from irob_bench import datasets
-from irob_bench.attacks.config import (
-    AttackSuiteConfig,
-    FlagsConfig,
-    MinimalConfig,
-    StageConfig,
-)
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig, StageConfig
 from irob_bench.attacks.presets import preset
 from irob_bench.attacks.suite import run_attacks
-
-from tests.benchmarks.peers import (
-    STAGES,
-    CountedModel,
-    autoattack_union,
-    reference_model,
-    reference_points,
-)
+from tests.benchmarks.peers import STAGES, CountedModel, autoattack_union, reference_model, reference_points
 
 pytest.importorskip("torchattacks")
 
