@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from irob_bench.attacks.apgd import apgd_run, checkpoint_windows
-from irob_bench.attacks.cascade import cascade_attack, random_start
-from irob_bench.attacks.common import flat_norm, input_gradient, objective
+from irob_bench.attacks.cascade import cascade_attack
+from irob_bench.attacks.common import flat_norm, input_gradient, objective, random_start
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig, StageConfig
 from irob_bench.attacks.presets import PRESETS, RANDOMIZED_EOT_SAMPLES, preset
 from irob_bench.attacks.square import square_run

@@ -22,14 +22,13 @@ from irob_bench.attacks.common import (
     Model,
     batches,
     flat_norm,
-    normalise,
-    per_example,
     predict_logits,
     progress_bar,
+    random_start,
     step_lengths,
 )
 from irob_bench.attacks.config import StageConfig
-from irob_bench.attacks.noise import example_keys, keyed_normal, keyed_uniform
+from irob_bench.attacks.noise import example_keys
 from irob_bench.attacks.pgd import pgd_run
 from irob_bench.attacks.square import square_run
 from irob_bench.attacks.verify import NORM_TOLERANCE
@@ -40,13 +39,6 @@ class CascadeFound(Found):
     """Found adversarials plus, per (example, eps ascending), the index of the stage that broke it there (-1: none)."""
 
     stage: torch.Tensor | None = None
-
-
-def random_start(x: torch.Tensor, keys: torch.Tensor, radius: float, on_sphere: bool) -> torch.Tensor:
-    """A keyed random perturbation: Gaussian direction, length radius (on_sphere) or uniform in [0, radius]; clipped."""
-    direction = normalise(keyed_normal(keys, tuple(x.shape[1:])).to(x.device))
-    length = radius * (torch.ones(len(x)) if on_sphere else keyed_uniform(keys)).to(x.device)
-    return (x + direction * per_example(length, x)).clamp(0.0, 1.0) - x
 
 
 def stage_targets(logits: torch.Tensor, y: torch.Tensor, count: int) -> list[torch.Tensor]:

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from irob_bench.attacks.config import Loss, Schedule
+from irob_bench.attacks.noise import keyed_normal, keyed_uniform
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -70,6 +71,13 @@ def project_l2(x: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor | float) 
     factor = (eps_t / flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
     delta = delta * per_example(factor.expand(len(delta)), delta)
     return (x + delta).clamp(0.0, 1.0) - x
+
+
+def random_start(x: torch.Tensor, keys: torch.Tensor, radius: float, on_sphere: bool) -> torch.Tensor:
+    """A keyed random perturbation: Gaussian direction, length radius (on_sphere) or uniform in [0, radius]; clipped."""
+    direction = normalise(keyed_normal(keys, tuple(x.shape[1:])).to(x.device))
+    length = radius * (torch.ones(len(x)) if on_sphere else keyed_uniform(keys)).to(x.device)
+    return (x + direction * per_example(length, x)).clamp(0.0, 1.0) - x
 
 
 def step_lengths(base: float, steps: int, schedule: Schedule) -> list[float]:

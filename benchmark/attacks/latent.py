@@ -131,6 +131,11 @@ def _attack_points(task: LatentTask, config: LatentAttackConfig, scale: float, t
     bar.close()
 
 
+def distance_scale(config: LatentAttackConfig, eps: list[float]) -> float:
+    """The adaptive attack's s: the image distance worth the whole clean margin (default: the largest eps)."""
+    return config.distance_scale or max(eps)
+
+
 def can_change(found: Found, eps: list[float]) -> torch.Tensor:
     """(N,) points whose closest on-manifold adversarial is still farther than the smallest eps + tolerance."""
     return found.distance > min(eps) + NORM_TOLERANCE
@@ -142,7 +147,7 @@ def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float]
     Both methods return the closest adversarial found at any distance, so r_in is not capped at the eps grid.
     With `survivor_steps`, points whose outcome at some eps can still change get a second, longer adaptive run.
     """
-    scale = config.distance_scale or max(eps)
+    scale = distance_scale(config, eps)
     found = Found.empty(task.z)
     _attack_points(task, config, scale, torch.nonzero(attack_mask).squeeze(1), found, f"latent {config.method}")
     if config.method == "adaptive" and config.survivor_steps:
@@ -165,6 +170,6 @@ def spot_check(
     todo = pool[priority[pool].argsort()[: config.spot_check]].sort().values
     before = found.distance.clone()
     longer = config.model_copy(update={"steps": config.spot_check_factor * max(config.steps, config.survivor_steps)})
-    _attack_points(task, longer, config.distance_scale or max(eps), todo, found, "latent spot-check")
+    _attack_points(task, longer, distance_scale(config, eps), todo, found, "latent spot-check")
     changed = [int(((found.distance <= e + NORM_TOLERANCE) & (before > e + NORM_TOLERANCE)).sum()) for e in eps]
     return len(todo), changed

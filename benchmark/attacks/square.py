@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from irob_bench.attacks.common import Model, margin, normalise, per_example
+from irob_bench.attacks.common import Model, margin, normalise, per_example, random_start
 from irob_bench.attacks.noise import keyed_normal, keyed_uniform, mix32
 
 P_INIT = 0.8
@@ -54,8 +54,7 @@ def square_run(
     """Square-style search on a batch of (B, C, H, W) images: (adversarial or best perturbation, broken mask)."""
     n, _, height, width = x.shape
     out_delta, broken = torch.zeros_like(x), torch.zeros(n, dtype=torch.bool, device=x.device)
-    start = keyed_normal(keys, tuple(x.shape[1:])).to(x.device)
-    delta = (x + normalise(start) * eps).clamp(0, 1) - x
+    delta = random_start(x, keys, eps, on_sphere=True)
     best = margin(model(x + delta), y)
     rows, xa, ya, ka = torch.arange(n, device=x.device), x, y, keys
     for q in range(queries + 1):
