@@ -116,3 +116,46 @@ def test_suite_in_distribution_is_not_below_what_it_verifies(problem, method) ->
     broken = ~out.robust_in & out.clean_correct[:, None]
     assert np.all(out.r_in[:, None][broken.any(axis=1)] <= EPS[-1] + 1e-5)
     assert np.all(out.r_in[~out.clean_correct] == 0)
+
+
+class StartRecorder(nn.Module):
+    """Wraps a generator and keeps the latents of every batch it generates, in order."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator, self.calls = generator, []
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls.append(z.detach().clone())
+        return self.generator(z, y)
+
+
+def test_survivors_are_the_near_misses_and_continue_from_their_closest_adversarial(problem) -> None:
+    """Only points whose closest adversarial lies beyond an eps and within ratio x it continue, from that point;
+    what they find never moves a point's closest adversarial farther."""
+    task, correct = problem
+    short = LatentAttackConfig(steps=6, lr=0.1)
+    first = latent_attack(task, short, EPS, attack_mask=correct)
+    ratio = 2.0
+    near = np.array([any(e < d <= ratio * e for e in EPS) for d in first.distance.tolist()])
+    assert near.any() and (~near & correct.numpy()).any(), "the fixture should have both near misses and others"
+
+    recorder = StartRecorder(task.generator)
+    config = short.model_copy(update={"survivor_steps": 4, "survivor_ratio": ratio})
+    one_batch = dataclasses.replace(task, generator=recorder, batch_size=N)
+    found = latent_attack(one_batch, config, EPS, attack_mask=correct)
+    # one batch each: the first phase's 7 evaluations, then the survivors' clean latents (their clean margin) and 5
+    assert len(recorder.calls) == (short.steps + 1) + 1 + (config.survivor_steps + 1)
+    clean, start = recorder.calls[short.steps + 1], recorder.calls[short.steps + 2]
+    rows = torch.as_tensor(near)
+    torch.testing.assert_close(clean, task.z[rows])
+    torch.testing.assert_close(start, first.points[rows])
+    assert torch.all(found.distance <= first.distance)
+
+
+def test_control_without_survivor_steps_nothing_continues(problem) -> None:
+    task, correct = problem
+    recorder = StartRecorder(task.generator)
+    latent_attack(dataclasses.replace(task, generator=recorder), LatentAttackConfig(steps=6, lr=0.1), EPS,
+                  attack_mask=correct)
+    assert len(torch.cat(recorder.calls)) == 7 * int(correct.sum())

@@ -61,7 +61,10 @@ class LatentAttackConfig(_Config):
     lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
     lambda_init: float = Field(1.0, gt=0, description="first lambda (weight of the margin term)")
     survivor_steps: int = Field(
-        0, ge=0, description="adaptive: a second run of this many steps on points still robust at some eps (0: none)"
+        0, ge=0, description="adaptive: survivors continue from their closest adversarial for this many steps (0: none)"
+    )
+    survivor_ratio: float | None = Field(
+        None, gt=1, description="adaptive: a survivor's closest adversarial lies beyond some eps, within ratio x it (None: any)"
     )
     spot_check: int = Field(
         0, ge=0, description="survivors re-attacked with spot_check_factor x the steps; a flag if that finds more"

@@ -48,21 +48,26 @@ def _latent_forward(
 
 
 def adaptive_batch(
-    task: LatentTask, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, config: LatentAttackConfig, scale: float
+    task: LatentTask, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, config: LatentAttackConfig, scale: float,
+    start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Our fast attack on one batch: (closest adversarial z, its distance (inf if none), found mask).
 
-    One Adam run from the stored latent on ||g(w) - x|| + lambda * scale * max(margin, 0) / margin_0, where
-    margin_0 is the clean margin (so lambda = 1 trades the whole margin for a move of `scale`), and each
-    example's lambda adapts every step: x(1 + growth) while not adversarial, /(1 + growth) once it is.
-    This replaces the Lagrangian's restarted binary search over lambda by an online one.
+    One Adam run from the stored latent (or from `start`, e.g. the closest adversarial found so far) on
+    ||g(w) - x|| + lambda * scale * max(margin, 0) / margin_0, where margin_0 is the clean margin (so lambda = 1
+    trades the whole margin for a move of `scale`), and each example's lambda adapts every step: x(1 + growth)
+    while not adversarial, /(1 + growth) once it is. This replaces the Lagrangian's restarted binary search over
+    lambda by an online one.
     """
     n = len(z)
     lam = torch.full((n,), config.lambda_init, device=z.device)
     best_z, best_dist = z.clone(), torch.full((n,), math.inf, device=z.device)
-    w = z.clone().requires_grad_(True)
+    w = (z if start is None else start).clone().requires_grad_(True)
     optimiser = torch.optim.Adam([w], lr=config.lr)
     weight = torch.ones(n, device=z.device)
+    if start is not None:
+        with torch.no_grad():
+            weight = scale / margin(task.model(task.generator(z, y)), y).clamp_min(1e-3)
     for it in range(config.steps + 1):
         sq, marg = _latent_forward(task, w, x, y)
         dist, adversarial = sq.detach().sqrt(), marg.detach() < 0
@@ -70,7 +75,7 @@ def adaptive_batch(
         best_z[closer], best_dist[closer] = w.detach()[closer], dist[closer]
         if it == config.steps:
             break
-        if it == 0:
+        if it == 0 and start is None:
             weight = scale / marg.detach().clamp_min(1e-3)
         lam = torch.where(adversarial, lam / (1 + config.lambda_growth), lam * (1 + config.lambda_growth))
         total = (sq + 1e-12).sqrt() + lam * weight * marg.clamp_min(0.0)
@@ -116,8 +121,9 @@ def evaluations_per_point(config: LatentAttackConfig) -> int:
 
 
 def _attack_points(task: LatentTask, config: LatentAttackConfig, scale: float, todo: torch.Tensor, found: Found,
-                   label: str) -> None:
-    """Run the configured method on the points `todo` and record what it finds (closer results win)."""
+                   label: str, *, resume: bool = False) -> None:
+    """Run the configured method on the points `todo` and record what it finds (closer results win); with
+    `resume`, each adaptive run starts from the point's closest adversarial found so far (its latent if none)."""
     bar = progress_bar(len(todo), label, task.progress)
     for part in batches(len(todo), task.batch_size):
         idx = todo[part]
@@ -125,7 +131,8 @@ def _attack_points(task: LatentTask, config: LatentAttackConfig, scale: float, t
         if config.method == "lagrangian":
             best, dist, hit = lagrangian_batch(task, xb, yb, zb, config)
         else:
-            best, dist, hit = adaptive_batch(task, xb, yb, zb, config, scale)
+            start = found.points[idx].to(zb.device) if resume else None
+            best, dist, hit = adaptive_batch(task, xb, yb, zb, config, scale, start)
         found.record(idx, hit, best, dist)
         bar.update(len(idx))
     bar.close()
@@ -136,40 +143,54 @@ def distance_scale(config: LatentAttackConfig, eps: list[float]) -> float:
     return config.distance_scale or max(eps)
 
 
-def can_change(found: Found, eps: list[float]) -> torch.Tensor:
-    """(N,) points whose closest on-manifold adversarial is still farther than the smallest eps + tolerance."""
-    return found.distance > min(eps) + NORM_TOLERANCE
+def can_change(found: Found, eps: list[float], ratio: float | None = None) -> torch.Tensor:
+    """(N,) points whose closest on-manifold adversarial is farther than some eps (+ tolerance) and, with a
+    `ratio`, within `ratio` x that eps: the near misses whose outcome more search can still change."""
+    d, limit = found.distance, math.inf if ratio is None else ratio
+    return torch.stack([(d > e + NORM_TOLERANCE) & (d <= limit * e) for e in eps]).any(dim=0)
+
+
+def _search(task: LatentTask, config: LatentAttackConfig, eps: list[float], todo: torch.Tensor, found: Found,
+            label: str) -> None:
+    """The configured attack on the points `todo`, then (adaptive, with `survivor_steps`) the survivors among them
+    continue from their closest adversarial; everything closer is recorded in `found`."""
+    scale = distance_scale(config, eps)
+    _attack_points(task, config, scale, todo, found, label)
+    if config.method == "adaptive" and config.survivor_steps:
+        longer = config.model_copy(update={"steps": config.survivor_steps})
+        survivors = todo[can_change(found, eps, config.survivor_ratio)[todo]]
+        _attack_points(task, longer, scale, survivors, found, f"{label} survivors", resume=True)
 
 
 def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float], *, attack_mask: torch.Tensor) -> Found:
     """Run the configured in-distribution attack on every point of `attack_mask`: closest on-manifold adversarials.
 
     Both methods return the closest adversarial found at any distance, so r_in is not capped at the eps grid.
-    With `survivor_steps`, points whose outcome at some eps can still change get a second, longer adaptive run.
+    With `survivor_steps`, the survivors (points whose closest adversarial lies beyond some eps, within
+    `survivor_ratio` x it) continue: a second adaptive run of that many steps from their closest adversarial.
     """
-    scale = distance_scale(config, eps)
     found = Found.empty(task.z)
-    _attack_points(task, config, scale, torch.nonzero(attack_mask).squeeze(1), found, f"latent {config.method}")
-    if config.method == "adaptive" and config.survivor_steps:
-        longer = config.model_copy(update={"steps": config.survivor_steps})
-        todo = torch.nonzero(attack_mask & can_change(found, eps)).squeeze(1)
-        _attack_points(task, longer, scale, todo, found, "latent survivors")
+    _search(task, config, eps, torch.nonzero(attack_mask).squeeze(1), found, f"latent {config.method}")
     return found
+
+
+def scaled_budget(config: LatentAttackConfig, factor: int) -> LatentAttackConfig:
+    """The same attack with `factor` x its budget: every phase's steps multiplied."""
+    return config.model_copy(update={"steps": factor * config.steps, "survivor_steps": factor * config.survivor_steps})
 
 
 def spot_check(
     task: LatentTask, config: LatentAttackConfig, eps: list[float], found: Found, attack_mask: torch.Tensor,
     priority: torch.Tensor,
 ) -> tuple[int, list[int]]:
-    """Convergence check: re-attack `config.spot_check` survivors (lowest `priority` first) with
-    `spot_check_factor` x the steps. Records what it finds in `found`; returns (points checked, outcomes
+    """Convergence check: re-attack `config.spot_check` survivors (lowest `priority` first) with the same attack at
+    `spot_check_factor` x its budget. Records what it finds in `found`; returns (points checked, outcomes
     changed at each eps)."""
     if config.method != "adaptive" or not config.spot_check:
         return 0, [0] * len(eps)
     pool = torch.nonzero(attack_mask & can_change(found, eps)).squeeze(1)
     todo = pool[priority[pool].argsort()[: config.spot_check]].sort().values
     before = found.distance.clone()
-    longer = config.model_copy(update={"steps": config.spot_check_factor * max(config.steps, config.survivor_steps)})
-    _attack_points(task, longer, distance_scale(config, eps), todo, found, "latent spot-check")
+    _search(task, scaled_budget(config, config.spot_check_factor), eps, todo, found, "latent spot-check")
     changed = [int(((found.distance <= e + NORM_TOLERANCE) & (before > e + NORM_TOLERANCE)).sum()) for e in eps]
     return len(todo), changed

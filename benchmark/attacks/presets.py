@@ -29,10 +29,10 @@ PRESETS: dict[str, AttackSuiteConfig] = {
     ),
     "standard": AttackSuiteConfig(
         preset="standard",
-        latent=LatentAttackConfig(spot_check=4),
+        latent=LatentAttackConfig(survivor_steps=330, survivor_ratio=1.25, spot_check=4),
         unconstrained=(
             _APGD_CE_TWICE,
-            StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=10, targets=9, restarts=2),
+            StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=20, targets=9, restarts=2),
         ),
     ),
     "thorough": AttackSuiteConfig(

@@ -18,7 +18,7 @@ import torch
 
 from irob_bench import datasets
 from irob_bench.attacks.config import LatentAttackConfig
-from irob_bench.attacks.latent import LatentTask, evaluations_per_point, latent_attack
+from irob_bench.attacks.latent import LatentTask, evaluations_per_point, latent_attack, scaled_budget
 from irob_bench.attacks.presets import preset
 from irob_bench.evaluate import DEFAULT_N_EXAMPLES, SUBSET_SEED, subset_indices
 from irob_bench.plugin import load_submission
@@ -80,7 +80,7 @@ def test_standard_in_distribution_attack_is_within_one_point_of_five_times_its_b
     task = LatentTask(model, data.generator.eval().requires_grad_(False), x, y, z, BATCH)
     eps = data.card.eps_grid
     config = preset("standard").latent
-    longer = config.model_copy(update={"steps": 5 * config.steps, "survivor_steps": 5 * config.survivor_steps})
+    longer = scaled_budget(config, 5)
     ours = benchmark.pedantic(latent_attack, args=(task, config, eps), kwargs={"attack_mask": correct},
                               rounds=1, iterations=1)
     reference_found = found_at(latent_attack(task, longer, eps, attack_mask=correct), eps)
