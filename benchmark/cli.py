@@ -8,9 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from irob_bench import __version__
+from irob_bench.commands.arguments import OneLineParser
 from irob_bench.errors import IrobError
 
-# One module per command group, each with register(subparsers); imported lazily by name.
+# One module per command group, each with register(subparsers); registering imports no torch (a test checks it).
 COMMAND_MODULES = [
     "datasets",
     "generators",
@@ -26,8 +27,8 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser; each leaf sets `handler(args) -> exit code | None`."""
-    parser = argparse.ArgumentParser(
+    """The full argument parser (one-line errors); each leaf sets `handler(args) -> exit code | None`."""
+    parser = OneLineParser(
         prog="irob-bench", description="How close does a classifier's robustness come to its data's intrinsic ceiling?"
     )
     parser.add_argument("--version", action="version", version=f"irob-bench {__version__}")

@@ -21,17 +21,9 @@ from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_atta
 from irob_bench.datasets.benchmark import BenchmarkDataset
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
-from irob_bench.metrics import ceiling_violations, compute_metrics
+from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Submission, load_submission
-from irob_bench.results import (
-    Curves,
-    DatasetRecord,
-    EvaluationResult,
-    SanityFlag,
-    Settings,
-    StageAccuracy,
-    SubmissionRecord,
-)
+from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
 from irob_bench.seeding import seed_everything
 from irob_bench.validate import ValidationReport, check_model
 
@@ -48,6 +40,7 @@ class EvaluateOptions(BaseModel):
     dataset: str | None = Field(None, description="default: the first dataset the submission targets")
     eps: list[float] | None = Field(None, description="default: the card's eps grid")
     n_examples: int | None = Field(DEFAULT_N_EXAMPLES, description="None = the whole test set")
+    indices: tuple[int, ...] | None = Field(None, description="exactly these test indices instead of the seeded subset")
     subset_seed: int = SUBSET_SEED
     seed: int = 0
     device: str = "cpu"
@@ -81,13 +74,6 @@ def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> 
     return perm[:n_examples].numpy()
 
 
-def curve_grid(eps: list[float], step: float = 0.1) -> list[float]:
-    """The eps grid of the robustness curves: 0 to the largest eps in steps of `step`, plus every eps."""
-    top = max(eps)
-    grid = {round(i * step, 6) for i in range(int(round(top / step)) + 1)} | set(eps)
-    return sorted(grid)
-
-
 def resolve_device(device: str) -> str:
     """Check the requested device exists here."""
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -109,6 +95,16 @@ def load_validated(path: str | Path, dataset: str | None, device: str = "cpu") -
     checks = check_model(model, x, y, data.num_classes, submission.metadata.randomized)
     report = ValidationReport(submission=submission.metadata.name, dataset=data.card.name, checks=checks)
     return submission, data, model.to(resolve_device(device)), report
+
+
+def _indices(test_size: int, options: EvaluateOptions) -> np.ndarray:
+    """The test indices to score: the given ones (checked to exist), else the seeded subset."""
+    if options.indices is None:
+        return subset_indices(test_size, options.n_examples, options.subset_seed)
+    chosen = np.asarray(options.indices, dtype=np.int64)
+    if len(chosen) == 0 or chosen.min() < 0 or chosen.max() >= test_size:
+        raise IrobError(f"indices must be non-empty and between 0 and {test_size - 1}")
+    return chosen
 
 
 def dataset_record(card) -> DatasetRecord:
@@ -158,7 +154,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     timings["load_validate"] = time.perf_counter() - start
 
     t = time.perf_counter()
-    indices = subset_indices(card.splits["test"].size, options.n_examples, options.subset_seed)
+    indices = _indices(card.splits["test"].size, options)
     z = data.latents("test")[indices]
     y = data.labels("test")[indices]
     x = data.generate(z, y)
@@ -180,11 +176,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         indices=indices,
     )
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
-    labels = y.numpy()
-    curves = Curves(**outcomes.curves(curve_grid(eps)))
-    metrics = compute_metrics(card, labels, outcomes.clean_correct, eps, outcomes.robust_pgd, outcomes.robust_in, curves)
-    stages = [StageAccuracy(name=name, robust_accuracy=acc) for name, acc in outcomes.stage_accuracies()]
-    metrics = metrics.model_copy(update={"unconstrained_stages": stages})
+    metrics = measured_metrics(card, outcomes)
     timings["total"] = time.perf_counter() - start
     result = EvaluationResult(
         irob_bench_version=__version__,

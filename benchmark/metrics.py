@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_overall, dataset_ceiling_per_class
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
-from irob_bench.results import Curves, EpsMetrics, EvaluationResult, Metrics, SanityFlag
+from irob_bench.results import Curves, EpsMetrics, EvaluationResult, Metrics, SanityFlag, StageAccuracy
+
+if TYPE_CHECKING:
+    from irob_bench.attacks.outcomes import AttackOutcomes
 
 VIOLATION = "above ceiling"
 HASH_FIELDS = ("generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")
@@ -45,6 +50,25 @@ def compute_metrics(
         per_eps=per_eps,
         curves=curves,
     )
+
+
+def curve_grid(eps: list[float], step: float = 0.1) -> list[float]:
+    """The eps grid of the robustness curves: 0 to the largest eps in steps of `step`, plus every eps."""
+    top = max(eps)
+    grid = {round(i * step, 6) for i in range(int(round(top / step)) + 1)} | set(eps)
+    return sorted(grid)
+
+
+def measured_metrics(card: DatasetCard, outcomes: AttackOutcomes) -> Metrics:
+    """Every metric of a result from its per-example outcomes alone: what evaluate stores, and what an import must
+    reproduce exactly."""
+    eps = list(outcomes.eps)
+    curves = Curves(**outcomes.curves(curve_grid(eps)))
+    metrics = compute_metrics(
+        card, outcomes.labels, outcomes.clean_correct, eps, outcomes.robust_pgd, outcomes.robust_in, curves
+    )
+    stages = [StageAccuracy(name=name, robust_accuracy=acc) for name, acc in outcomes.stage_accuracies()]
+    return metrics.model_copy(update={"unconstrained_stages": stages})
 
 
 def ceilings(card: DatasetCard, class_accuracy: list[float], eps: float, robust_pgd: float) -> dict:

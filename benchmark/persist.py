@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from irob_bench.artifacts import atomic_write_text
 from irob_bench.attacks.outcomes import save_outcomes
 from irob_bench.evaluate import Evaluation
-from irob_bench.leaderboard.store import SaveOutcome, Store
+from irob_bench.leaderboard.store import Provenance, SaveOutcome, Store
 from irob_bench.results import EvaluationResult
 
 
@@ -23,7 +23,11 @@ def outcomes_dir(db_url: str) -> Path:
 
 
 def persist(
-    evaluation: Evaluation, *, json_path: str | Path | None = None, store: Store | None = None
+    evaluation: Evaluation,
+    *,
+    json_path: str | Path | None = None,
+    store: Store | None = None,
+    provenance: Provenance = "evaluated",
 ) -> tuple[EvaluationResult, SaveOutcome | None]:
     """Write outcomes (`JSON.outcomes.npz`, or the store's outcomes folder), then the JSON, then the run row.
 
@@ -40,4 +44,4 @@ def persist(
     result = result.model_copy(update={"outcomes_file": str(outcomes.resolve())})
     if json_path is not None:
         atomic_write_text(json_path, result.model_dump_json(indent=2) + "\n")
-    return result, (store.save(result) if store is not None else None)
+    return result, (store.save(result, provenance) if store is not None else None)

@@ -20,30 +20,39 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
 from irob_bench.artifacts import sha256_file
-from irob_bench.errors import IrobError
+from irob_bench.errors import IrobError, field_error
 
 FACTORY_NAME = "load_model"
 
 
+# Length limits of the free-text metadata (a leaderboard row, not a document: a 50 MB description is refused).
+SHORT_TEXT = 200
+LONG_TEXT = 4000
+MAX_ITEMS = 50
+
+ShortText = Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
+
+
 class SubmissionMetadata(BaseModel):
-    """Who made the model, which datasets it targets, how it was trained."""
+    """Who made the model, which datasets it targets, how it was trained; every field has a length limit."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$", description="unique leaderboard name")
-    authors: list[str] = Field(min_length=1)
-    datasets: list[str] = Field(min_length=1, description="benchmark datasets it targets, e.g. ['mnist']")
-    training: str = Field(min_length=1, description="training method, e.g. 'standard', 'pgd-l2 eps=3', 'trades'")
-    description: str = ""
-    paper_url: str | None = None
+    authors: list[ShortText] = Field(min_length=1, max_length=MAX_ITEMS)
+    datasets: list[ShortText] = Field(min_length=1, max_length=MAX_ITEMS, description="benchmark datasets it targets, e.g. ['mnist']")
+    training: str = Field(min_length=1, max_length=SHORT_TEXT, description="training method, e.g. 'standard', 'pgd-l2 eps=3', 'trades'")
+    description: str = Field("", max_length=LONG_TEXT)
+    paper_url: str | None = Field(None, max_length=SHORT_TEXT)
     randomized: bool = Field(False, description="True if the forward pass is stochastic (skips the determinism check)")
-    weights: list[str] = Field(default_factory=list, description="weights files, relative to the submission file")
+    weights: list[ShortText] = Field(default_factory=list, max_length=MAX_ITEMS, description="weights files, relative to the submission file")
 
     @field_validator("paper_url")
     @classmethod
@@ -101,9 +110,17 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else repr(exc)
 
 
+def _user_line(exc: BaseException, path: Path) -> int | None:
+    """The line of the submission file where an exception raised at import came from (its last frame there)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    return frames[-1].lineno if frames else None
+
+
 def load_submission(path: str | Path) -> Submission:
     """Import a submission file and validate its METADATA; every failure is one IrobError line."""
     path = Path(path)
+    if path.is_dir():
+        raise IrobError(f"import: {path} is a directory; give the submission's .py file")
     if not path.is_file():
         raise IrobError(f"import: submission file not found: {path}")
     if path.suffix != ".py":
@@ -115,10 +132,11 @@ def load_submission(path: str | Path) -> Submission:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise IrobError(f"import: syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
+    except ValidationError as exc:  # METADATA = SubmissionMetadata(...) with a bad field fails at import
+        raise IrobError(f"metadata: {field_error(exc)} ({path.name} line {_user_line(exc, path)})") from None
     except Exception as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
         raise IrobError(
-            f"import: {path.name} raised {type(exc).__name__} at line {frame.lineno}: {_first_line(exc)}"
+            f"import: {path.name} raised {type(exc).__name__} at line {_user_line(exc, path)}: {_first_line(exc)}"
         ) from None
     raw = getattr(module, "METADATA", None)
     if raw is None:
@@ -126,8 +144,7 @@ def load_submission(path: str | Path) -> Submission:
     try:
         metadata = SubmissionMetadata.model_validate(raw.model_dump() if isinstance(raw, BaseModel) else raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise IrobError(f"metadata: {'.'.join(map(str, err['loc'])) or 'METADATA'}: {err['msg']}") from None
+        raise IrobError(f"metadata: {field_error(exc)}") from None
     weights = {}
     for rel in metadata.weights:
         weight_path = path.resolve().parent / rel

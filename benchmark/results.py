@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from irob_bench.errors import IrobError, field_error
 from irob_bench.plugin import SubmissionMetadata
 
 RESULT_SCHEMA_VERSION = 1
+MAX_RESULT_BYTES = 10 << 20  # a result is a few kB (the per-example data lives in the outcomes file)
+
+# Range rules every stored or imported number must obey: an accuracy or ceiling is a fraction, a gap a difference
+# of two fractions, an eps a positive radius, a count non-negative; a hash is 64 hex digits.
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Gap = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
+Radius = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class _Record(BaseModel):
@@ -21,8 +32,8 @@ class SubmissionRecord(_Record):
     """Who was evaluated: the metadata and the hashes of the plugin file and its weights."""
 
     metadata: SubmissionMetadata
-    file_sha256: str
-    weights_sha256: dict[str, str] = Field(default_factory=dict, description="weights file (relative path) -> sha256")
+    file_sha256: Sha256
+    weights_sha256: dict[str, Sha256] = Field(default_factory=dict, description="weights file (relative path) -> sha256")
 
 
 class DatasetRecord(_Record):
@@ -42,12 +53,12 @@ class DatasetRecord(_Record):
 class Settings(_Record):
     """How it was evaluated; two runs with equal settings and hashes are the same run."""
 
-    eps: list[float]
-    n_examples: int
+    eps: list[Radius] = Field(min_length=1)
+    n_examples: int = Field(ge=1)
     subset_seed: int
-    indices_sha256: str
+    indices_sha256: Sha256
     seed: int
-    batch_size: int
+    batch_size: int = Field(ge=1)
     device: str
     attacks: dict[str, Any]
 
@@ -55,14 +66,14 @@ class Settings(_Record):
 class EpsMetrics(_Record):
     """Everything measured and bounded at one eps; accuracies and ceilings are fractions in [0, 1]."""
 
-    eps: float
-    robust_accuracy_pgd: float
-    robust_accuracy_in_distribution: float | None = None
-    ceiling_classifier: float | None = None
-    ceiling_dataset_overall: float | None = None
-    ceiling_dataset_per_class: float | None = None
+    eps: Radius
+    robust_accuracy_pgd: Fraction
+    robust_accuracy_in_distribution: Fraction | None = None
+    ceiling_classifier: Fraction | None = None
+    ceiling_dataset_overall: Fraction | None = None
+    ceiling_dataset_per_class: Fraction | None = None
     ceiling_reasons: dict[str, str] = Field(default_factory=dict, description="why a ceiling is not established")
-    gap: float | None = Field(None, description="ceiling_classifier - robust_accuracy_pgd")
+    gap: Gap | None = Field(None, description="ceiling_classifier - robust_accuracy_pgd")
 
 
 class SanityFlag(_Record):
@@ -77,8 +88,8 @@ class Curves(_Record):
     """Robust accuracy as a function of eps, from per-example minimal adversarial distances."""
 
     eps: list[float]
-    unconstrained: list[float]
-    in_distribution: list[float] | None = None
+    unconstrained: list[Fraction]
+    in_distribution: list[Fraction] | None = None
 
 
 class StageAccuracy(_Record):
@@ -86,15 +97,15 @@ class StageAccuracy(_Record):
     every stage before it (AutoAttack's "robust accuracy after each attack")."""
 
     name: str
-    robust_accuracy: list[float]
+    robust_accuracy: list[Fraction]
 
 
 class Metrics(_Record):
     """Clean accuracy overall and per class, and per-eps robust accuracies and ceilings."""
 
-    clean_accuracy: float
-    per_class_accuracy: list[float]
-    per_class_count: list[int]
+    clean_accuracy: Fraction
+    per_class_accuracy: list[Fraction]
+    per_class_count: list[Count]
     per_eps: list[EpsMetrics]
     curves: Curves | None = None
     unconstrained_stages: list[StageAccuracy] = Field(default_factory=list, description="the per-stage report")
@@ -131,3 +142,18 @@ class EvaluationResult(_Record):
             "settings": self.settings.model_dump(),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def read_result_file(path: str | Path) -> EvaluationResult:
+    """A result JSON file (size-capped, schema- and range-checked), or a one-line IrobError naming the bad field."""
+    path = Path(path)
+    if path.is_dir():
+        raise IrobError(f"{path} is a directory, not a result .json file")
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            raise IrobError(f"{path}: {path.stat().st_size:,} bytes, larger than any result ({MAX_RESULT_BYTES:,} at most)")
+        return EvaluationResult.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise IrobError(f"cannot read {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        raise IrobError(f"{path}: not a valid irob-bench result: {field_error(exc)}") from None

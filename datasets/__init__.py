@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from irob_bench.datasets.benchmark import BenchmarkDataset, ConditionalGenerator
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.errors import IrobError
+from irob_bench.errors import IrobError, field_error
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -39,8 +39,7 @@ def load_card(name: str | Path) -> DatasetCard:
     try:
         return DatasetCard.model_validate_json(path.read_text())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise IrobError(f"{path}: invalid card: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise IrobError(f"{path}: invalid card: {field_error(exc)}") from None
 
 
 def load(name: str | Path) -> BenchmarkDataset:

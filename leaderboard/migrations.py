@@ -126,9 +126,16 @@ def _v2_indexes(conn: Connection) -> None:
         Index(f"ix_{table}_{column}", tables[table].c[column]).create(conn)
 
 
+def _v3_provenance(conn: Connection) -> None:
+    """Version 3: where each run's numbers come from (evaluated here / imported) and its latest spot-check."""
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN provenance VARCHAR(16) DEFAULT 'evaluated' NOT NULL")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN verification JSON")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "submissions, runs and eps_metrics tables", _v1_tables),
     Migration(2, "indexes for leaderboard lookups", _v2_indexes),
+    Migration(3, "run provenance and spot-check verification", _v3_provenance),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -130,8 +130,15 @@ def _table_columns(ranked: Sequence[_Ranked]) -> list[_Column]:
         *(_Column(f"{label}@{e:g}", _per_eps(field, e), "pct") for field, label in _TABLE_EPS_COLUMNS for e in grid),
         _Column("n", lambda r: r.row.n_examples, "int"),
         _Column("date", lambda r: r.row.created_at.date().isoformat(), "text"),
+        _Column("source", lambda r: source(r.row), "text"),
         _Column("run", lambda r: r.row.run_id, "int"),
     ]
+
+
+def source(row: LeaderboardRow) -> str:
+    """Where a row's numbers come from, and the outcome of its latest spot-check: 'imported, verified (n=100)'."""
+    check = row.verification
+    return row.provenance + ("" if check is None else f", {check.verdict} (n={check.n})")
 
 
 def _cell(column: _Column, ranked: _Ranked, fmt: str) -> str:
@@ -181,7 +188,7 @@ def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[_Ranked]]]])
         ["rank", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "attack_preset",
          "clean_accuracy"]
         + [f"{field}@{e:g}" for field, e in eps_columns]
-        + ["n_examples", "created_at", "fingerprint"]
+        + ["n_examples", "created_at", "fingerprint", "source"]
     )
     for _, (at, ranked) in groups:
         for r in ranked:
@@ -191,7 +198,7 @@ def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[_Ranked]]]])
                 [r.rank, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version,
                  row.attack_preset, row.clean_accuracy]
                 + ["" if v is None else v for v in values]
-                + [row.n_examples, row.created_at.isoformat(), row.fingerprint]
+                + [row.n_examples, row.created_at.isoformat(), row.fingerprint, source(row)]
             )
     return out.getvalue().rstrip("\n")
 

@@ -62,6 +62,8 @@ class RunRow(Base):
     irob_bench_version: Mapped[str] = mapped_column(String(40))
     result: Mapped[dict[str, Any]] = mapped_column(JSON, doc="the full EvaluationResult as JSON")
     outcomes_file: Mapped[str | None] = mapped_column(Text)
+    provenance: Mapped[str] = mapped_column(String(16), server_default="evaluated", doc="'evaluated' here or 'imported'")
+    verification: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="the latest `runs verify` outcome")
 
     submission: Mapped[SubmissionRow] = relationship(back_populates="runs")
     eps_metrics: Mapped[list[EpsMetricRow]] = relationship(

@@ -8,13 +8,13 @@ with foreign keys on, WAL journaling and synchronous=FULL, and writes take the w
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 import hashlib
 import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlalchemy import Engine, create_engine, event, select
@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from irob_bench.errors import IrobError
+from irob_bench.errors import IrobError, field_error
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
 from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord
@@ -46,6 +46,21 @@ class SaveOutcome(BaseModel):
 
     run_id: int
     created: bool
+
+
+Provenance = Literal["evaluated", "imported"]  # scored by this irob-bench, or a result file checked by `runs import`
+
+
+class Verification(BaseModel):
+    """The latest `runs verify`: a random sample re-evaluated here and paired with the stored outcomes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    verdict: Literal["verified", "disputed"]
+    n: int = Field(ge=1, description="examples re-evaluated")
+    seed: int = Field(description="seed of the sample")
+    checked_at: str = Field(description="ISO-8601, UTC")
+    detail: str = Field(description="one line: the metric that disagreed most, its drop and p-value")
 
 
 # One run's numbers at one eps as stored in eps_metrics: every field of results.EpsMetrics but the
@@ -74,6 +89,8 @@ class LeaderboardRow(BaseModel):
     created_at: datetime = Field(description="UTC")
     fingerprint: str
     attack_preset: str = Field(description="the attack preset the run used; tables never mix presets")
+    provenance: Provenance = "evaluated"
+    verification: Verification | None = None
     per_eps: list[EpsValues]  # type: ignore[valid-type]
 
     def at(self, eps: float) -> EpsValues | None:  # type: ignore[valid-type]
@@ -135,13 +152,18 @@ def _eps_row(metrics: EpsMetrics) -> EpsMetricRow:
 class Store:
     """A leaderboard database; opening it creates or upgrades the schema (IrobError if it cannot)."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, readonly: bool = False) -> None:
+        """`readonly`: a SQLite file that does not exist reads as an empty leaderboard and is not created."""
         self.url = normalize_url(url or default_db_url())
         self.label = self.url.render_as_string(hide_password=True)
+        is_file = self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:")
+        engine_url = self.url
         with self._errors():
-            if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
+            if is_file and readonly and not Path(self.url.database).exists():
+                engine_url = make_url("sqlite://")  # empty and in memory: nothing is written to disk
+            elif is_file:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            self._engine = create_engine(self.url)
+            self._engine = create_engine(engine_url)
             if self.url.get_backend_name() == "sqlite":
                 _sqlite_engine_setup(self._engine)
             self._writer = self._engine.execution_options(**{_WRITE: True})
@@ -168,19 +190,19 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def save(self, result: EvaluationResult) -> SaveOutcome:
+    def save(self, result: EvaluationResult, provenance: Provenance = "evaluated") -> SaveOutcome:
         """Store one result in a single transaction; a result whose fingerprint is stored already is not duplicated."""
         fingerprint = result.fingerprint()
         with self._errors():
             try:
-                return self._insert(result, fingerprint)
+                return self._insert(result, fingerprint, provenance)
             except IntegrityError:
                 existing = self._find(fingerprint)  # a concurrent save of the same run got there first
                 if existing is None:
                     raise
                 return SaveOutcome(run_id=existing, created=False)
 
-    def _insert(self, result: EvaluationResult, fingerprint: str) -> SaveOutcome:
+    def _insert(self, result: EvaluationResult, fingerprint: str, provenance: Provenance) -> SaveOutcome:
         created_at = _utc_naive(result.created_at)
         with Session(self._writer) as session, session.begin():
             existing = session.scalar(select(RunRow.id).where(RunRow.fingerprint == fingerprint))
@@ -203,6 +225,7 @@ class Store:
                 irob_bench_version=result.irob_bench_version,
                 result=result.model_dump(mode="json"),
                 outcomes_file=result.outcomes_file,
+                provenance=provenance,
             )
             session.add(run)
             session.flush()
@@ -210,6 +233,14 @@ class Store:
                 run.eps_metrics.append(_eps_row(metrics))
             session.flush()
             return SaveOutcome(run_id=run.id, created=True)
+
+    def record_verification(self, run_id: int, verification: Verification) -> None:
+        """Keep the latest spot-check of a run (one transaction)."""
+        with self._errors(), Session(self._writer) as session, session.begin():
+            run = session.get(RunRow, run_id)
+            if run is None:
+                raise IrobError(f"no run with id {run_id} in {self.label}")
+            run.verification = verification.model_dump(mode="json")
 
     def _find(self, fingerprint: str) -> int | None:
         with Session(self._engine) as session:
@@ -254,7 +285,7 @@ class Store:
         try:
             return EvaluationResult.model_validate(stored)
         except ValidationError as exc:
-            raise IrobError(f"run {run_id} in {self.label} does not hold a valid result: {exc.errors()[0]['msg']}") from None
+            raise IrobError(f"run {run_id} in {self.label} does not hold a valid result: {field_error(exc)}") from None
 
     def rows(self, dataset: str | None = None) -> list[LeaderboardRow]:
         """Every stored run (of the datasets matching `dataset`, a name or a glob such as saturated-cifar-*), oldest
@@ -279,6 +310,8 @@ class Store:
                     created_at=run.created_at.replace(tzinfo=timezone.utc),
                     fingerprint=run.fingerprint,
                     attack_preset=attack_preset(run.settings.get("attacks", {})),
+                    provenance=run.provenance,
+                    verification=run.verification,
                     per_eps=[EpsValues(**{name: getattr(m, name) for name in EPS_FIELDS}) for m in run.eps_metrics],
                 )
                 for run in session.scalars(query)

@@ -80,11 +80,11 @@ def test_failed_evaluation_writes_no_row(bad, db, capsys):
 
 
 def test_bad_arguments_are_one_line_errors(db, capsys):
-    assert main(["evaluate", str(TOY), "--eps", "-1", "--quiet"]) == 2
-    assert "--eps values must be positive" in capsys.readouterr().err
+    """What only the dataset can tell (its size); everything else fails while parsing (tests/test_cli.py)."""
     assert main(["evaluate", str(TOY), "--n-examples", "20000", "--quiet"]) == 2
-    assert "--n-examples must be between 1 and 10000" in capsys.readouterr().err
-    assert main(["evaluate", str(TOY), "--device", "cuda", "--quiet"]) in (0, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--n-examples must be between 1 and 10000" in err
+    assert run_count(db) == 0
 
 
 def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):

@@ -75,10 +75,10 @@ def test_chosen_eps_changes_the_ranking(rows: list[LeaderboardRow]) -> None:
 def test_table_shows_percentages_and_omits_empty_columns(rows: list[LeaderboardRow]) -> None:
     header = render(rows).splitlines()[1].split()
     assert header == ["rank", "submission", "training", "clean", "PGD@1", "PGD@3", "in-dist@1", "in-dist@3",
-                      "ceiling@1", "ceiling@3", "gap@1", "gap@3", "n", "date", "run"]  # fmt: skip
+                      "ceiling@1", "ceiling@3", "gap@1", "gap@3", "n", "date", "source", "run"]  # fmt: skip
     beta = next(line for line in render(rows).splitlines() if " beta " in line).split()
     assert beta[4:13] == ["98.0%", "70.0%", "40.0%", "—", "—", "80.0%", "80.0%", "10.0%", "40.0%"]
-    assert beta[13:] == ["500", "2025-03-02", "2"]
+    assert beta[13:] == ["500", "2025-03-02", "evaluated", "2"]
     no_ceilings = render([r for r in rows if r.submission != "beta"]).splitlines()[1]
     assert "ceiling@" not in no_ceilings and "gap@" not in no_ceilings and "in-dist@1" in no_ceilings
 

@@ -141,10 +141,12 @@ def test_sigkill_mid_save_leaves_a_readable_db_without_the_partial_run(db_path: 
 
 
 def _downgrade_to_v1(path: Path) -> None:
-    """Turn a current database into what version 1 left behind: no secondary indexes, version row 1 only."""
+    """Turn a current database into what version 1 left behind: no secondary indexes, no provenance, version row 1."""
     with sqlite3.connect(path) as conn:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'").fetchall():
             conn.execute(f"DROP INDEX {name}")
+        for column in ("provenance", "verification"):
+            conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         conn.execute("DELETE FROM schema_version WHERE version > 1")
 
 
@@ -158,7 +160,8 @@ def test_older_database_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
     with Store(url) as reopened:
         assert reopened.get(run_id) == make_result()
         assert reopened.save(make_result(seed=3)).created
-    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [r.provenance for r in reopened.rows()] == ["evaluated", "evaluated"], "old runs were evaluated here"
+    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     assert {n for (n,) in _sql(db_path, "SELECT name FROM sqlite_master WHERE name LIKE 'ix_%'")} == {
         "ix_submissions_name",
         "ix_runs_submission_id",
@@ -172,7 +175,7 @@ def test_each_migration_step_is_applied_once_in_order(tmp_path: Path) -> None:
     assert migrations.upgrade(engine, target=1) == [1]
     with engine.connect() as conn:
         assert migrations.current_version(conn) == 1
-    assert migrations.upgrade(engine) == [2]
+    assert migrations.upgrade(engine) == [2, 3]
     assert migrations.upgrade(engine) == []
     engine.dispose()
 
@@ -314,20 +317,3 @@ def test_cli_uses_env_var_database(db_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "from-env" in capsys.readouterr().out
     assert main(["leaderboard", "--db", str(db_path.parent / "other.db")]) == 0
     assert capsys.readouterr().out.strip() == "no runs stored yet"
-
-
-def test_runs_import_stores_a_result_json_once(tmp_path, capsys):
-    from irob_bench.cli import main
-
-    from .factories import make_result
-
-    path = tmp_path / "result.json"
-    path.write_text(make_result().model_dump_json())
-    db = f"sqlite:///{tmp_path / 'imp.db'}"
-    assert main(["runs", "import", str(path), "--db", db]) == 0
-    assert "stored as run 1" in capsys.readouterr().out
-    assert main(["runs", "import", str(path), "--db", db]) == 0
-    assert "already in the leaderboard as run 1" in capsys.readouterr().out
-    path.write_text('{"schema_version": 1}')
-    assert main(["runs", "import", str(path), "--db", db]) == 2
-    assert "not an irob-bench result" in capsys.readouterr().err

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from irob_bench.commands.arguments import device, n_examples, output_file, positive_float, positive_int
 from irob_bench.commands.leaderboard import add_db_option
 from irob_bench.commands.validate import add_submission_arguments
 
 ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
-
-
-
-def parse_n_examples(value: str) -> int | None:
-    """`all` or a positive integer."""
-    if value == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
-    return n
-
 
 def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions, evaluate
@@ -52,15 +38,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="validate and score a submission, then store the result")
     add_submission_arguments(parser)
-    parser.add_argument("--eps", type=float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
-    parser.add_argument("--n-examples", type=parse_n_examples, default=300, help="N or 'all' (default 300)")
+    parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
+    parser.add_argument("--n-examples", type=n_examples, default=300, help="N or 'all' (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--batch-size", type=positive_int, default=250)
     parser.add_argument("--attacks", choices=ATTACK_PRESETS, default="standard",
                         help="attack preset: quick, standard (default; the leaderboard's protocol) or thorough")
     add_db_option(parser)
-    parser.add_argument("--json", default=None, help="write the result as JSON to this file")
+    parser.add_argument("--json", type=output_file, default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_evaluate)

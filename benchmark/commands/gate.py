@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from irob_bench.commands.arguments import bounded, device, output_file, positive_float, positive_int, probability
 from irob_bench.commands.leaderboard import add_db_option
 
 
@@ -49,22 +50,6 @@ def _gate(args: argparse.Namespace) -> int:
     return 1 if report.regressed else 0
 
 
-def _bounded(low: float, high: float, cast: type = float, include_low: bool = False):
-    """An argparse type accepting numbers in (low, high], or [low, high] with include_low."""
-
-    def parse(value: str) -> float:
-        try:
-            number = cast(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-        if not (low < number <= high or (include_low and number == low)):
-            bracket = "[" if include_low else "("
-            raise argparse.ArgumentTypeError(f"expected a number in {bracket}{low:g}, {high:g}], got {value!r}")
-        return number
-
-    return parse
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "gate",
@@ -77,19 +62,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--baseline", required=True, metavar="REF", help="run id, submission name (its latest run) or results JSON file"
     )
-    parser.add_argument("--tolerance", type=_bounded(0, 100, include_low=True), default=0.5, metavar="PP", help="drops up to this many percentage points pass (default 0.5)")
-    parser.add_argument("--alpha", type=_bounded(0, 1), default=0.05, help="significance level of the test (default 0.05)")
+    parser.add_argument("--tolerance", type=bounded(0, 100, include_low=True), default=0.5, metavar="PP", help="drops up to this many percentage points pass (default 0.5)")
+    parser.add_argument("--alpha", type=probability, default=0.05, help="significance level of the test (default 0.05)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="only the first 100 examples of the baseline's subset")
-    size.add_argument("--n-examples", type=_bounded(0, float("inf"), int), default=None, metavar="N", help="override the baseline's n (a settings change)")
-    parser.add_argument("--eps", type=float, nargs="+", default=None, help="override the baseline's eps (a settings change)")
+    size.add_argument("--n-examples", type=positive_int, default=None, metavar="N", help="override the baseline's n (a settings change)")
+    parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="override the baseline's eps (a settings change)")
     parser.add_argument("--seed", type=int, default=None, help="override the baseline's attack seed (a settings change)")
     parser.add_argument("--dataset", default=None, metavar="NAME|CARD", help="dataset name or card path (default: the baseline's)")
     parser.add_argument("--allow-settings-change", action="store_true", help="compare on the common eps and examples instead of failing")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
     add_db_option(parser)
     parser.add_argument("--store", action="store_true", help="also store the gate run in the leaderboard (default: not stored)")
-    parser.add_argument("--json", default=None, metavar="OUT", help="write the gate report as JSON")
-    parser.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report (one testcase per metric)")
+    parser.add_argument("--json", type=output_file, default=None, metavar="OUT", help="write the gate report as JSON")
+    parser.add_argument("--junit", type=output_file, default=None, metavar="FILE", help="write a JUnit XML report (one testcase per metric)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_gate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from irob_bench.commands.arguments import output_file, positive_float
 from irob_bench.leaderboard import FORMATS
 
 
@@ -13,7 +14,7 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.render import render
     from irob_bench.leaderboard.store import Store
 
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         rows = store.rows(args.dataset)
         if args.dataset is not None and not rows:
             stored = ", ".join(store.datasets()) or "none"
@@ -87,12 +88,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("leaderboard", help="rank the stored runs by robust accuracy")
     parser.add_argument("--dataset", default=None, metavar="NAME",
                         help="only runs on this dataset, or on every dataset matching a glob (saturated-cifar-*)")
-    parser.add_argument("--eps", type=float, default=None, help="rank at this eps (default: the largest evaluated)")
+    parser.add_argument("--eps", type=positive_float, default=None, help="rank at this eps (default: the largest evaluated)")
     parser.add_argument("--format", choices=FORMATS, default="table")
     add_db_option(parser)
-    parser.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")
-    parser.add_argument("--plot", default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
-    parser.add_argument("--plot-saturation", default=None, metavar="PNG",
+    parser.add_argument("--out", type=output_file, default=None, metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--plot", type=output_file, default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
+    parser.add_argument("--plot-saturation", type=output_file, default=None, metavar="PNG",
                         help="also plot accuracy and ceilings against the saturation level p (at --eps, default the "
                         "grid's middle eps)")
     parser.set_defaults(handler=_leaderboard)

@@ -141,10 +141,16 @@ def _audit(args: argparse.Namespace) -> None:
               f"{'yes' if row.passed else 'NO'}")
 
 
-def _default(method: str, name: str) -> object:
-    from irob_bench.lipschitz.settings import SETTINGS
+# The estimators' defaults shown in --help: irob_bench.lipschitz.settings.SETTINGS without importing torch (the
+# package's __init__ imports the estimators); a test checks they agree.
+HELP_DEFAULTS: dict[str, dict[str, object]] = {
+    "sampling": {"samples": 100, "batch_size": 1000, "neighbors": 250},
+    "gradient": {"lanczos_steps": 30, "lanczos_tolerance": 1e-05, "starts": 2, "ascent_steps": 8},
+}
 
-    return SETTINGS[method].model_fields[name].default
+
+def _default(method: str, name: str) -> object:
+    return HELP_DEFAULTS[method][name]
 
 
 def _add_common(parser: argparse.ArgumentParser, samples: int | None, samples_help: str) -> None:

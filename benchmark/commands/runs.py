@@ -1,9 +1,10 @@
-"""`irob-bench runs list | show | import | ceilings`: the stored evaluation runs, and their ceilings from the current cards."""
+"""`irob-bench runs list | show | import | verify | ceilings`: the stored evaluation runs, and their ceilings from the current cards."""
 
 from __future__ import annotations
 
 import argparse
 
+from irob_bench.commands.arguments import non_negative_float, positive_int, probability
 from irob_bench.commands.leaderboard import add_db_option
 
 
@@ -11,7 +12,7 @@ def _list(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.render import percent, text_table
     from irob_bench.leaderboard.store import Store
 
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         rows = store.rows(args.dataset)
     if not rows:
         print(f"no runs stored in {store.label}")
@@ -36,45 +37,68 @@ def _show(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store
 
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         run_id = store.resolve(args.ref, args.dataset)
         result = store.get(run_id)
     print(result.model_dump_json(indent=2) if args.json else render_run(result, run_id))
 
 
-def _read_result(path: str):
-    """A result JSON file, or a one-line IrobError."""
-    from pydantic import ValidationError
-
-    from irob_bench.errors import IrobError
-    from irob_bench.results import EvaluationResult
-
-    try:
-        return EvaluationResult.model_validate_json(open(path).read())
-    except OSError as exc:
-        raise IrobError(f"cannot read {path}: {exc.strerror}") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise IrobError(f"{path}: not an irob-bench result: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-
-
 def _import(args: argparse.Namespace) -> None:
-    from irob_bench.leaderboard.store import Store
+    from pathlib import Path
 
-    result = _read_result(args.path)
+    from irob_bench.attacks.outcomes import load_outcomes
+    from irob_bench.errors import IrobError
+    from irob_bench.evaluate import Evaluation
+    from irob_bench.import_checks import verify_import
+    from irob_bench.leaderboard.store import Store
+    from irob_bench.persist import persist
+    from irob_bench.results import read_result_file
+
+    result = read_result_file(args.path)
+    outcomes_path = Path(args.outcomes or f"{args.path}.outcomes.npz")
+    if not outcomes_path.is_file():
+        raise IrobError(f"outcomes file not found: {outcomes_path} (an import is checked against its per-example "
+                        "outcomes; pass --outcomes FILE)")
+    outcomes = load_outcomes(outcomes_path)
+    card = verify_import(result, outcomes)
     with Store(args.db) as store:
-        saved = store.save(result)
+        stored, saved = persist(Evaluation(result=result, outcomes=outcomes), store=store, provenance="imported")
         verb = "stored as" if saved.created else "already in the leaderboard as"
-        print(f"{result.submission.metadata.name}: {verb} run {saved.run_id} ({store.label})")
+        print(f"{stored.submission.metadata.name}: checked against {card.name} v{card.version} and its outcomes; "
+              f"{verb} run {saved.run_id} ({store.label})")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from irob_bench.gate.settings import GateOptions
+    from irob_bench.leaderboard.store import Store
+    from irob_bench.spotcheck import spot_check
+
+    with Store(args.db) as store:
+        run_id = store.resolve(args.ref)
+    options = GateOptions(tolerance_pp=args.tolerance_pp, alpha=args.alpha, progress=not args.quiet)
+    check = spot_check(run_id, args.db, Path(args.submission), args.n, seed=args.seed, options=options)
+    for note in check.notes:
+        print(f"note: {note}")
+    for m in check.metrics:
+        print(f"{m.verdict:10}  {m.label}: stored {m.baseline:.1%}, here {m.new:.1%} "
+              f"(lost {m.lost}, gained {m.gained}; {m.reason})")
+    with Store(args.db) as store:
+        store.record_verification(run_id, check.verification)
+    print(f"run {run_id}: {check.verification.verdict} on {check.verification.n} re-evaluated examples "
+          f"({check.verification.detail})")
+    return 0 if check.verification.verdict == "verified" else 1
 
 
 def _ceilings(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.artifacts import atomic_write_text
     from irob_bench.metrics import with_card_ceilings
+    from irob_bench.results import read_result_file
 
     for path in args.paths:
-        result = _read_result(path)
+        result = read_result_file(path)
         card = datasets.load_card(result.dataset.name)
         updated = with_card_ceilings(result, card)
         atomic_write_text(path, updated.model_dump_json(indent=2, exclude_unset=True) + "\n")  # the fields it had
@@ -105,10 +129,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(show)
     show.set_defaults(handler=_show)
 
-    imported = actions.add_parser("import", help="store a result JSON written by `evaluate --json` (e.g. on a GPU box)")
+    imported = actions.add_parser(
+        "import", help="check a result JSON written by `evaluate --json` elsewhere against its outcomes, then store it"
+    )
     imported.add_argument("path", help="the result .json file")
+    imported.add_argument("--outcomes", default=None, metavar="NPZ", help="its outcomes (default: PATH.outcomes.npz)")
     add_db_option(imported)
     imported.set_defaults(handler=_import)
+
+    verify = actions.add_parser(
+        "verify", help="re-evaluate a random sample of a stored run here and test it against the stored outcomes"
+    )
+    verify.add_argument("ref", metavar="ID", help="run id, or a submission name (its latest run)")
+    verify.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
+    verify.add_argument("--n", type=positive_int, default=100, help="examples to re-evaluate (default 100)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")
+    verify.add_argument("--tolerance-pp", type=non_negative_float, default=0.5,
+                        help="stored minus re-evaluated accuracy always accepted, in points (default 0.5)")
+    verify.add_argument("--alpha", type=probability, default=0.05, help="level of the one-sided McNemar test (0.05)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_db_option(verify)
+    verify.set_defaults(handler=_verify)
 
     rebound = actions.add_parser(
         "ceilings", help="recompute the ceilings of result files from the current dataset cards (same test data only)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+METHODS = ("standard", "pgd", "trades")  # irob_bench.baselines.METHODS, without importing torch
+
 
 def _train(args: argparse.Namespace) -> None:
     from irob_bench.baselines import train_reference
@@ -29,8 +31,6 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from irob_bench.baselines import METHODS
-
     parser = sub.add_parser("train", help="train a reference defense on a benchmark's generated train split")
     parser.add_argument("method", choices=METHODS)
     parser.add_argument("--dataset", default="mnist")

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 
 from irob_bench.attacks.outcomes import load_outcomes
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.gate.outcomes import PerExample
 from irob_bench.leaderboard.store import Store
-from irob_bench.results import EvaluationResult
+from irob_bench.results import EvaluationResult, read_result_file
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def load_baseline(ref: str, db_url: str | None = None, dataset: str | None = Non
     """The baseline named by REF: a results JSON file, else a run id or submission name in the leaderboard at `db_url`."""
     if is_result_file(ref):
         return _from_file(Path(ref))
-    with Store(db_url) as store:
+    with Store(db_url, readonly=True) as store:
         run_id = store.resolve(ref, dataset)
         result = store.get(run_id)
         source = f"run {run_id} ({store.label})"
@@ -45,13 +44,9 @@ def load_baseline(ref: str, db_url: str | None = None, dataset: str | None = Non
 
 
 def _from_file(path: Path) -> Baseline:
-    if not path.is_file():
+    if not path.exists():
         raise IrobError(f"baseline file not found: {path}")
-    try:
-        result = EvaluationResult.model_validate_json(path.read_text())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise IrobError(f"{path}: not an irob-bench result: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    result = read_result_file(path)
     candidates = [Path(f"{path}.outcomes.npz")]  # the copy that travels with the JSON (e.g. a CI cache) first
     if result.outcomes_file:
         recorded = Path(result.outcomes_file)

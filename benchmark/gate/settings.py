@@ -11,6 +11,7 @@ from irob_bench.attacks.config import AttackSuiteConfig
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset, read_config
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import tensor_sha256
+from irob_bench.errors import field_error
 from irob_bench.evaluate import EvaluateOptions, dataset_record, subset_indices
 from irob_bench.results import EvaluationResult
 
@@ -94,9 +95,7 @@ def _attack_config(recorded: dict[str, Any]) -> tuple[AttackSuiteConfig, list[st
     try:
         config = read_config({k: v for k, v in recorded.items() if k != IN_DISTRIBUTION_KEY})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"]))
-        return preset(DEFAULT_PRESET), [f"attack config (the baseline's is not valid here: {where}: {first['msg']})"]
+        return preset(DEFAULT_PRESET), [f"attack config (the baseline's is not valid here: {field_error(exc)})"]
     changed = attack_differences(recorded, {**config.model_dump(mode="json"), IN_DISTRIBUTION_KEY: config.latent.method})
     return config, [f"attack config ({'; '.join(changed)})"] if changed else []
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from irob_bench.errors import IrobError
+from irob_bench.errors import IrobError, field_error
 
 # Fields the card's LipschitzEstimate stores in their own slots rather than in its `settings` dict.
 CARD_FIELDS = {"method", "radius", "delta", "beta", "samples"}
@@ -65,5 +65,4 @@ def make_settings(method: str, **values: Any) -> SamplingSettings | GradientSett
     try:
         return cls(**given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise IrobError(f"{method} estimator: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise IrobError(f"{method} estimator: {field_error(exc)}") from None

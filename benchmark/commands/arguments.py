@@ -1,0 +1,75 @@
+"""Argument types and the one-line argument parser shared by every command: bad values fail while parsing, before
+any heavy import, database access or scoring."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (`irob-bench evaluate: error: ...`) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def bounded(low: float, high: float = math.inf, cast: type = float, include_low: bool = False):
+    """An argparse type accepting numbers in (low, high], or [low, high] with include_low (never inf or nan)."""
+    kind = "an integer" if cast is int else "a number"
+    above = f">= {low:g}" if include_low else f"> {low:g}"
+    wanted = above if high == math.inf else f"in {'[' if include_low else '('}{low:g}, {high:g}]"
+
+    def parse(value: str) -> float:
+        try:
+            number = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {value!r}") from None
+        if not (low < number <= high or (include_low and number == low)) or number == math.inf:
+            raise argparse.ArgumentTypeError(f"expected {kind} {wanted}, got {value!r}")
+        return number
+
+    return parse
+
+
+positive_int = bounded(0, cast=int)
+positive_float = bounded(0)
+non_negative_float = bounded(0, include_low=True)
+probability = bounded(0, 1)
+
+
+def n_examples(value: str) -> int | None:
+    """`all` (None) or a positive integer."""
+    if value == "all":
+        return None
+    try:
+        return int(positive_int(value))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
+
+
+def device(value: str) -> str:
+    """cpu, cuda or cuda:N (whether CUDA is present is checked when the command runs)."""
+    kind, _, index = value.partition(":")
+    if value != "cpu" and not (kind == "cuda" and (not index or index.isdigit())):
+        raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {value!r}")
+    return value
+
+
+def output_file(value: str) -> str:
+    """A file we can create: its folder exists and is writable, and it is not itself a folder (checked up front, so
+    a long evaluation never fails at its last step)."""
+    path = Path(value)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a directory, not a file")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
+    return value

@@ -1,0 +1,132 @@
+"""What a result made elsewhere must pass before `runs import` stores it: a dataset card we know, numbers that agree
+with each other, and every metric recomputed exactly from its per-example outcomes file.
+
+Ranges (fractions in [0, 1], positive eps, hashes) are enforced by the result schema itself (results.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from irob_bench import datasets
+from irob_bench.attacks.outcomes import AttackOutcomes
+from irob_bench.attacks.presets import read_config
+from irob_bench.datasets.card import DatasetCard
+from irob_bench.datasets.frozen import tensor_sha256
+from irob_bench.errors import IrobError
+from irob_bench.evaluate import subset_indices
+from irob_bench.metrics import dataset_identity, measured_metrics, with_card_ceilings
+from irob_bench.results import EvaluationResult
+
+COUNT_SLACK = 1e-6  # an accuracy times its count must be this close to a whole number of examples
+SUM_SLACK = 1e-9  # float rounding between sums of the same counts
+
+
+def known_card(result: EvaluationResult) -> DatasetCard:
+    """The shipped card the result was measured on: same name, generator, latents, labels and test images."""
+    name = result.dataset.name
+    if name not in datasets.available():
+        raise IrobError(f"unknown dataset {name!r} (available: {', '.join(datasets.available())})")
+    card = datasets.load_card(name)
+    differing = [field for field, value in dataset_identity(card).items() if getattr(result.dataset, field) != value]
+    if differing:
+        raise IrobError(f"dataset {name}: {', '.join(differing)} differ from the {name} v{card.version} card: "
+                        "not measured on data this irob-bench knows")
+    return card
+
+
+def check_consistency(result: EvaluationResult, card: DatasetCard) -> None:
+    """The numbers agree with each other: eps, class counts, accuracies as counts out of n, robust <= clean, monotone."""
+    settings, metrics = result.settings, result.metrics
+    n, eps = settings.n_examples, settings.eps
+    if eps != sorted(set(eps)):
+        raise IrobError(f"settings.eps {eps} must be ascending without repeats")
+    if [m.eps for m in metrics.per_eps] != eps:
+        raise IrobError(f"metrics.per_eps is at eps {[m.eps for m in metrics.per_eps]}, settings.eps is {eps}")
+    counts, per_class = metrics.per_class_count, metrics.per_class_accuracy
+    if len(counts) != card.num_classes or len(per_class) != card.num_classes:
+        raise IrobError(f"metrics: {len(per_class)} per-class accuracies and {len(counts)} counts; {card.name} has "
+                        f"{card.num_classes} classes")
+    if sum(counts) != n:
+        raise IrobError(f"metrics.per_class_count sums to {sum(counts)}, settings.n_examples is {n}")
+    for k, (acc, count) in enumerate(zip(per_class, counts)):
+        _whole(f"metrics.per_class_accuracy[{k}]", acc, count)
+    _whole("metrics.clean_accuracy", metrics.clean_accuracy, n)
+    from_classes = sum(a * c for a, c in zip(per_class, counts)) / n
+    if abs(from_classes - metrics.clean_accuracy) > SUM_SLACK:
+        raise IrobError(f"metrics.clean_accuracy {metrics.clean_accuracy} disagrees with its per-class accuracies "
+                        f"({from_classes})")
+    for field in ("robust_accuracy_pgd", "robust_accuracy_in_distribution"):
+        values = [getattr(m, field) for m in metrics.per_eps]
+        if any(v is None for v in values):
+            continue
+        for m, value in zip(metrics.per_eps, values):
+            _whole(f"{field} at eps {m.eps:g}", value, n)
+        if max(values) > metrics.clean_accuracy:
+            raise IrobError(f"{field} {max(values)} exceeds the clean accuracy {metrics.clean_accuracy}")
+        if any(later > earlier for earlier, later in zip(values, values[1:])):
+            raise IrobError(f"{field} {values} grows with eps: a larger radius cannot leave more examples robust")
+    for m in metrics.per_eps:
+        if m.gap is not None and (m.ceiling_classifier is None or abs(m.ceiling_classifier - m.robust_accuracy_pgd - m.gap) > SUM_SLACK):
+            raise IrobError(f"gap at eps {m.eps:g} is not ceiling_classifier - robust_accuracy_pgd")
+
+
+def _whole(label: str, accuracy: float, count: int) -> None:
+    """An accuracy over `count` examples is a whole number of them."""
+    hits = accuracy * count
+    if count == 0 and accuracy != 0 or abs(hits - round(hits)) > COUNT_SLACK:
+        raise IrobError(f"{label} = {accuracy} is not a whole number of examples out of {count}")
+
+
+def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard) -> None:
+    """The outcomes are of the documented examples, labels, eps, seed and attacks, and reproduce every metric exactly."""
+    settings = result.settings
+    expected = subset_indices(card.splits["test"].size, settings.n_examples, settings.subset_seed)
+    indices = np.asarray(outcomes.indices, dtype=np.int64)
+    if not np.array_equal(indices, expected):
+        raise IrobError(f"outcomes: not the seeded subset of {settings.n_examples} examples (subset seed "
+                        f"{settings.subset_seed})")
+    if tensor_sha256(torch.from_numpy(indices)) != settings.indices_sha256:
+        raise IrobError("settings.indices_sha256 is not the hash of the evaluated examples")
+    labels = datasets.load(card.name).labels("test")[torch.from_numpy(indices)].numpy()
+    if not np.array_equal(np.asarray(outcomes.labels), labels):
+        raise IrobError(f"outcomes: labels differ from the {card.name} test labels")
+    if outcomes.eps != list(settings.eps) or outcomes.seed != settings.seed:
+        raise IrobError(f"outcomes: eps {outcomes.eps} and seed {outcomes.seed} differ from the result's "
+                        f"{settings.eps} and {settings.seed}")
+    recorded = {k: v for k, v in settings.attacks.items() if k != "in_distribution"}
+    if read_config(recorded) != outcomes.config:
+        raise IrobError("outcomes: attack configuration differs from settings.attacks")
+    recomputed = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
+    where = first_difference(result.metrics.model_dump(mode="json"), recomputed.metrics.model_dump(mode="json"))
+    if where is not None:
+        path, claimed, found = where
+        raise IrobError(f"metrics.{path} = {claimed} but the outcomes file gives {found}")
+
+
+def first_difference(claimed: Any, found: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first (dotted path, claimed, found) where two JSON-like values differ, or None if they are equal."""
+    if isinstance(claimed, dict) and isinstance(found, dict):
+        for key in [*claimed, *(k for k in found if k not in claimed)]:
+            hit = first_difference(claimed.get(key), found.get(key), f"{path}.{key}" if path else str(key))
+            if hit:
+                return hit
+        return None
+    if isinstance(claimed, list) and isinstance(found, list) and len(claimed) == len(found):
+        for k, (a, b) in enumerate(zip(claimed, found)):
+            hit = first_difference(a, b, f"{path}[{k}]")
+            if hit:
+                return hit
+        return None
+    return None if claimed == found else (path, claimed, found)
+
+
+def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> DatasetCard:
+    """Every import check in order (cheapest first); returns the card, raises one IrobError line at the first failure."""
+    card = known_card(result)
+    check_consistency(result, card)
+    check_outcomes(result, outcomes, card)
+    return card

@@ -1,0 +1,97 @@
+"""CLI hygiene: arguments checked before any heavy import or database access, one-line errors, read-only commands
+that create nothing, and --help / --version without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irob_bench.cli import main
+from irob_bench.commands.lipschitz import HELP_DEFAULTS
+from irob_bench.lipschitz.settings import SETTINGS
+
+TOY = Path(__file__).parent / "submissions" / "toy.py"
+
+_IMPORTS = """
+import sys
+from irob_bench.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("loaded:" + ",".join(m for m in ("torch", "numpy", "sqlalchemy") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["evaluate", "--help"], ["runs", "verify", "--help"]])
+def test_help_and_version_import_no_torch(args):
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-1] == "loaded:", f"{args} imported {done.stderr.splitlines()[-1]}"
+    assert time.perf_counter() - start < 10
+
+
+def test_the_control_a_command_that_runs_does_import_torch():
+    done = subprocess.run([sys.executable, "-c", _IMPORTS, "ceiling", "--lipschitz", "3", "--alpha", "0.1",
+                           "--delta", "0.001", "--eps", "1"], capture_output=True, text=True, check=True)
+    assert "torch" in done.stderr.splitlines()[-1]
+
+
+def test_help_defaults_are_the_estimators_defaults():
+    for method, defaults in HELP_DEFAULTS.items():
+        for name, value in defaults.items():
+            assert SETTINGS[method].model_fields[name].default == value, (method, name)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", str(TOY), "--batch-size", "0"], "argument --batch-size: expected an integer > 0, got '0'"),
+        (["evaluate", str(TOY), "--json", "/nonexistent/dir/out.json"], "argument --json: folder /nonexistent/dir does not exist"),
+        (["evaluate", str(TOY), "--eps", "1", "-2"], "argument --eps: expected a number > 0, got '-2'"),
+        (["evaluate", str(TOY), "--n-examples", "0"], "expected a positive integer or 'all', got '0'"),
+        (["evaluate", str(TOY), "--device", "gpu"], "argument --device: expected cpu or cuda[:N], got 'gpu'"),
+        (["gate", str(TOY), "--baseline", "1", "--alpha", "2"], "argument --alpha: expected a number in (0, 1], got '2'"),
+        (["runs", "verify", "1", "--submission", str(TOY), "--n", "-5"], "argument --n: expected an integer > 0"),
+        (["leaderboard", "--out", "/nonexistent/board.md"], "argument --out: folder /nonexistent does not exist"),
+        (["evaluate"], "the following arguments are required: path"),
+    ],
+)
+def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setenv("IROB_BENCH_DB", str(tmp_path / "lb.db"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_good_json_path_is_accepted_control(tmp_path, capsys):
+    out = tmp_path / "toy.json"
+    args = ["evaluate", str(TOY), "--n-examples", "4", "--eps", "1", "--attacks", "quick", "--quiet", "--no-store"]
+    assert main([*args, "--json", str(out)]) == 0
+    assert out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["leaderboard"], 0), (["leaderboard", "--format", "json"], 0), (["runs", "list"], 0), (["runs", "show", "1"], 2)],
+)
+def test_read_only_commands_create_no_database_or_folder(tmp_path, capsys, args, expected):
+    db = tmp_path / "new" / "deeper" / "lb.db"
+    assert main([*args, "--db", str(db)]) == expected
+    assert list(tmp_path.iterdir()) == []
+    if expected == 2:
+        assert "no run with id or submission name '1'" in capsys.readouterr().err
+
+
+def test_a_writing_command_does_create_it_control(tmp_path, capsys):
+    db = tmp_path / "new" / "lb.db"
+    run = Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / "mnist-pgd.json"
+    assert main(["runs", "import", str(run), "--db", str(db)]) == 0
+    assert db.is_file()

@@ -1,0 +1,197 @@
+"""`runs import` stores only results that check out against a known card and their own outcomes; `runs verify`
+re-evaluates a sample and disputes outcomes the submission does not reproduce. Each refusal has an honest control."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irob_bench import datasets
+from irob_bench.artifacts import sha256_file
+from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.cli import main
+from irob_bench.leaderboard.store import Store
+from irob_bench.metrics import measured_metrics, with_card_ceilings
+from irob_bench.results import EvaluationResult
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = sorted((REPO / "leaderboard" / "runs").glob("*.json"))
+TOY = REPO / "tests" / "submissions" / "toy.py"
+PGD_RUN = REPO / "leaderboard" / "runs" / "mnist-pgd.json"
+
+
+def copy_run(source: Path, folder: Path) -> Path:
+    """A committed run and its outcomes copied to `folder` (so a test can edit them)."""
+    target = folder / source.name
+    shutil.copy(source, target)
+    shutil.copy(f"{source}.outcomes.npz", f"{target}.outcomes.npz")
+    return target
+
+
+def edit(path: Path, change) -> Path:
+    """Apply `change(raw_json_dict)` to a result file in place."""
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def board(tmp_path: Path, capsys) -> Path:
+    """A leaderboard holding one honest import (the control), closed, so refusals can be compared byte for byte."""
+    db = tmp_path / "board" / "lb.db"
+    code, out, err = run_cli(["runs", "import", str(copy_run(PGD_RUN, tmp_path)), "--db", str(db)], capsys)
+    assert code == 0, err
+    return db
+
+
+def test_every_committed_run_imports_and_is_shown_as_imported(tmp_path, capsys):
+    db = tmp_path / "lb.db"
+    for path in RUNS:
+        code, out, err = run_cli(["runs", "import", str(path), "--db", str(db)], capsys)
+        assert code == 0, err
+        assert "checked against" in out and "stored as run" in out
+    code, out, _ = run_cli(["runs", "import", str(RUNS[0]), "--db", str(db)], capsys)
+    assert code == 0 and "already in the leaderboard as run 1" in out
+    with Store(str(db)) as store:
+        rows = store.rows()
+        assert [r.provenance for r in rows] == ["imported"] * len(RUNS)
+        assert all(Path(store.get(r.run_id).outcomes_file).is_file() for r in rows), "outcomes kept beside the db"
+    code, out, _ = run_cli(["leaderboard", "--db", str(db), "--dataset", "mnist"], capsys)
+    assert code == 0 and out.count(" imported ") == 3
+
+
+def _five_points_more(raw: dict) -> None:
+    """+5 pp PGD accuracy at the largest eps, kept consistent with everything but the outcomes (gap moved too)."""
+    last = raw["metrics"]["per_eps"][-1]
+    last["robust_accuracy_pgd"] = round(last["robust_accuracy_pgd"] + 0.05, 4)
+    last["gap"] = last["ceiling_classifier"] - last["robust_accuracy_pgd"]
+
+
+def _raise_clean(raw: dict) -> None:
+    raw["metrics"]["clean_accuracy"] = 7.5
+
+
+def _unknown_dataset(raw: dict) -> None:
+    raw["dataset"]["name"] = "mnist-hd"
+
+
+def _other_generator(raw: dict) -> None:
+    raw["dataset"]["generator_sha256"] = "0" * 64
+
+
+def _robust_above_clean(raw: dict) -> None:
+    raw["metrics"]["per_eps"][0]["robust_accuracy_pgd"] = 0.99
+
+
+def _counts_do_not_add_up(raw: dict) -> None:
+    raw["metrics"]["per_class_count"][0] += 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_raise_clean, "metrics.clean_accuracy: Input should be less than or equal to 1"),
+        (_five_points_more, "metrics.per_eps[2].robust_accuracy_pgd = 0.5388 but the outcomes file gives 0.4888"),
+        (_unknown_dataset, "unknown dataset 'mnist-hd' (available: "),
+        (_other_generator, "dataset mnist: generator_sha256 differ from the mnist v"),
+        (_robust_above_clean, "robust_accuracy_pgd 0.99 exceeds the clean accuracy 0.9774"),
+        (_counts_do_not_add_up, "metrics.per_class_count sums to 10001, settings.n_examples is 10000"),
+    ],
+    ids=["impossible-number", "plus-5pp", "unknown-card", "other-generator", "robust-above-clean", "counts"],
+)
+def test_a_forged_import_is_refused_in_one_line_without_touching_the_db(board, tmp_path, capsys, change, message):
+    before = sha256_file(board)
+    forged = edit(copy_run(PGD_RUN, tmp_path), change)
+    code, out, err = run_cli(["runs", "import", str(forged), "--db", str(board)], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err, err
+    assert sha256_file(board) == before
+    assert len(Store(str(board)).rows()) == 1
+
+
+def test_outcomes_must_be_there_and_be_the_results_own(board, tmp_path, capsys):
+    before = sha256_file(board)
+    alone = tmp_path / "alone" / PGD_RUN.name
+    alone.parent.mkdir()
+    shutil.copy(PGD_RUN, alone)
+    code, _, err = run_cli(["runs", "import", str(alone), "--db", str(board)], capsys)
+    assert code == 2 and "outcomes file not found" in err
+    other = REPO / "leaderboard" / "runs" / "mnist-standard.json.outcomes.npz"
+    code, _, err = run_cli(["runs", "import", str(alone), "--outcomes", str(other), "--db", str(board)], capsys)
+    assert code == 2 and "but the outcomes file gives" in err and err.count("\n") == 1
+    assert sha256_file(board) == before
+    own = REPO / "leaderboard" / "runs" / "mnist-pgd.json.outcomes.npz"
+    assert run_cli(["runs", "import", str(alone), "--outcomes", str(own), "--db", str(board)], capsys)[0] == 0, "control"
+
+
+def test_a_refused_import_creates_no_database(tmp_path, capsys):
+    db = tmp_path / "new" / "lb.db"
+    forged = edit(copy_run(PGD_RUN, tmp_path), _raise_clean)
+    assert run_cli(["runs", "import", str(forged), "--db", str(db)], capsys)[0] == 2
+    assert not db.parent.exists()
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory) -> Path:
+    """An honest toy evaluation (24 examples, quick preset) written as JSON + outcomes, not stored."""
+    out = tmp_path_factory.mktemp("toy") / "toy.json"
+    args = ["--n-examples", "24", "--eps", "1", "--attacks", "quick", "--quiet", "--no-store", "--json", str(out)]
+    assert main(["evaluate", str(TOY), *args]) == 0
+    return out
+
+
+def _forge_outcomes(source: Path, target: Path) -> None:
+    """A consistent forgery: outcomes that claim every example right and robust, and metrics recomputed from them."""
+    result = EvaluationResult.model_validate_json(source.read_text())
+    outcomes = load_outcomes(f"{source}.outcomes.npz")
+    outcomes.clean_correct = np.ones_like(outcomes.clean_correct)
+    outcomes.robust_pgd = np.ones_like(outcomes.robust_pgd)
+    outcomes.robust_in = np.ones_like(outcomes.robust_in)
+    outcomes.r_unc = np.full_like(outcomes.r_unc, np.inf)
+    outcomes.r_in = np.full_like(outcomes.r_in, np.inf)
+    outcomes.stage = np.full_like(outcomes.stage, -1)
+    card = datasets.load_card(result.dataset.name)
+    forged = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
+    save_outcomes(outcomes, f"{target}.outcomes.npz")
+    target.write_text(forged.model_dump_json())
+
+
+@pytest.mark.slow  # two re-evaluations of 12 toy examples: a few seconds
+def test_runs_verify_accepts_an_honest_run_and_disputes_consistent_forged_outcomes(toy_run, tmp_path, capsys):
+    db = str(tmp_path / "lb.db")
+    assert run_cli(["runs", "import", str(toy_run), "--db", db], capsys)[0] == 0
+    code, out, err = run_cli(["runs", "verify", "1", "--submission", str(TOY), "--n", "12", "--quiet", "--db", db], capsys)
+    assert code == 0, err
+    assert "run 1: verified on 12 re-evaluated examples" in out
+
+    forged = tmp_path / "forged.json"
+    _forge_outcomes(toy_run, forged)
+    forged_db = str(tmp_path / "forged.db")
+    assert run_cli(["runs", "import", str(forged), "--db", forged_db], capsys)[0] == 0, "consistent: import passes"
+    code, out, _ = run_cli(["runs", "verify", "1", "--submission", str(TOY), "--n", "12", "--quiet", "--db", forged_db], capsys)
+    assert code == 1 and "run 1: disputed on 12 re-evaluated examples" in out
+    [row] = Store(forged_db).rows()
+    assert row.verification.verdict == "disputed"
+    assert "imported, disputed (n=12)" in run_cli(["leaderboard", "--db", forged_db], capsys)[1]
+    assert "imported, verified (n=12)" in run_cli(["leaderboard", "--db", db], capsys)[1]
+
+
+def test_runs_verify_refuses_another_submission_file_before_any_work(toy_run, tmp_path, capsys):
+    db = tmp_path / "lb.db"
+    assert run_cli(["runs", "import", str(toy_run), "--db", str(db)], capsys)[0] == 0
+    before = sha256_file(db)
+    other = REPO / "tests" / "submissions" / "randomized.py"
+    code, _, err = run_cli(["runs", "verify", "1", "--submission", str(other), "--db", str(db)], capsys)
+    assert code == 2 and "is not the submission of this run" in err and err.count("\n") == 1
+    assert sha256_file(db) == before
