@@ -44,7 +44,7 @@ class EvaluateOptions(BaseModel):
     subset_seed: int = SUBSET_SEED
     seed: int = 0
     device: str = "cpu"
-    batch_size: int = 250
+    batch_size: int = Field(250, ge=1)
     preset: str = Field(DEFAULT_PRESET, description="attack preset: quick, standard (the leaderboard's) or thorough")
     attacks: AttackSuiteConfig | None = Field(None, description="a custom attack configuration instead of the preset")
     progress: bool = True
@@ -83,8 +83,11 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_validated(path: str | Path, dataset: str | None, device: str = "cpu") -> tuple[Submission, BenchmarkDataset, torch.nn.Module, ValidationReport]:
-    """Import the submission, pick its dataset, build the model and run every pre-scoring check."""
+def load_validated(
+    path: str | Path, dataset: str | None, device: str = "cpu", batch_size: int = 250
+) -> tuple[Submission, BenchmarkDataset, torch.nn.Module, ValidationReport]:
+    """Import the submission, pick its dataset, build the model and run every pre-scoring check (batch independence
+    at the evaluation's `batch_size`)."""
     submission = load_submission(path)
     data = dataset_registry.load(dataset or submission.metadata.datasets[0])
     if data.card.name not in submission.metadata.datasets:
@@ -92,7 +95,7 @@ def load_validated(path: str | Path, dataset: str | None, device: str = "cpu") -
     model = submission.build(data.card.name)
     x = data.images("test", indices=np.arange(VALIDATION_BATCH))
     y = data.labels("test")[:VALIDATION_BATCH]
-    checks = check_model(model, x, y, data.num_classes, submission.metadata.randomized)
+    checks = check_model(model, x, y, data.num_classes, submission.metadata.randomized, batch_size)
     report = ValidationReport(submission=submission.metadata.name, dataset=data.card.name, checks=checks)
     return submission, data, model.to(resolve_device(device)), report
 
@@ -144,7 +147,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         preset(options.preset)  # an unknown preset fails before any work
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    submission, data, model, report = load_validated(path, options.dataset, options.device)
+    submission, data, model, report = load_validated(path, options.dataset, options.device, options.batch_size)
     report.raise_on_failure()
     attacks = options.attack_config(submission.metadata.randomized)
     card = data.card

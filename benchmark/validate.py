@@ -44,24 +44,53 @@ class ValidationReport(BaseModel):
             raise IrobError(f"{first.name}: {first.message}")
 
 
+class _InputWritten(Exception):
+    """The model wrote into the tensor it was given."""
+
+
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits under no_grad; the input must come back unchanged (compared against a copy), or _InputWritten."""
+    original = x.clone()
     with torch.no_grad():
-        return model(x)
+        logits = model(x)
+    if not torch.equal(x, original):
+        raise _InputWritten
+    return logits
 
 
-def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, randomized: bool) -> list[CheckResult]:
-    """Run the model checks on a small labelled batch of benchmark images; stops at the first failure."""
+def _fail(checks: list[CheckResult], name: str, message: str) -> list[CheckResult]:
+    return checks + [CheckResult(name=name, status="fail", message=message)]
+
+
+def _user_error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+WRITES_INPUT = "the model wrote into its input tensor (e.g. x.mul_ or x.data.mul_); work on a copy"
+
+
+def check_model(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, randomized: bool, batch_size: int = 250
+) -> list[CheckResult]:
+    """Run the model checks on a small labelled batch of benchmark images, and on it tiled to the evaluation's batch
+    size; stops at the first failure."""
     checks: list[CheckResult] = [CheckResult(name="eval mode", status="pass", message="model.eval() set by irob-bench")]
     try:
         logits = _forward(model, x)
+    except _InputWritten:
+        return _fail(checks, "input unchanged", WRITES_INPUT)
     except Exception as exc:  # user code
-        return checks + [CheckResult(name="forward", status="fail", message=f"{type(exc).__name__}: {exc}".splitlines()[0])]
+        return _fail(checks, "forward", _user_error(exc))
+    checks.append(CheckResult(name="input unchanged", status="pass"))
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(x), num_classes):
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        return checks + [CheckResult(name="output shape", status="fail", message=f"expected ({len(x)}, {num_classes}) logits, got {shape}")]
+        return _fail(checks, "output shape", f"expected ({len(x)}, {num_classes}) logits, got {shape}")
     checks.append(CheckResult(name="output shape", status="pass", message=f"({len(x)}, {num_classes})"))
+    if logits.dtype != torch.float32:
+        return _fail(checks, "logits dtype", f"expected float32 logits, got {str(logits.dtype).removeprefix('torch.')}")
+    checks.append(CheckResult(name="logits dtype", status="pass", message="float32"))
     if not torch.isfinite(logits).all():
-        return checks + [CheckResult(name="finite logits", status="fail", message="the model returned NaN or infinite logits")]
+        return _fail(checks, "finite logits", "the model returned NaN or infinite logits")
     checks.append(CheckResult(name="finite logits", status="pass"))
 
     if randomized:
@@ -70,19 +99,13 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes:
         again = _forward(model, x.clone())
         if not torch.equal(logits, again):
             diff = (logits - again).abs().max().item()
-            return checks + [CheckResult(name="determinism", status="fail", message=f"two identical batches gave different logits (max diff {diff:.3g}); declare randomized=True if intended")]
+            return _fail(checks, "determinism", f"two identical batches gave different logits (max diff {diff:.3g}); declare randomized=True if intended")
         checks.append(CheckResult(name="determinism", status="pass"))
 
-    half = len(x) // 2
-    try:  # the same samples in smaller batches of other company must give the same logits
-        singles = torch.cat([_forward(model, x[:half]), _forward(model, x[half:])])
-    except Exception as exc:  # user code
-        return checks + [CheckResult(name="batch independence", status="fail", message=f"the model fails on smaller batches: {type(exc).__name__}: {exc}".splitlines()[0])]
-    tolerance = 1e-4 * max(1.0, logits.abs().max().item())
-    deviation = (singles - logits).abs().max().item()
-    if deviation > tolerance and not randomized:
-        return checks + [CheckResult(name="batch independence", status="fail", message=f"a sample's logits depend on the rest of the batch (max diff {deviation:.3g}); BatchNorm left in train mode?")]
-    checks.append(CheckResult(name="batch independence", status="pass"))
+    independence = _batch_independence(model, x, logits, batch_size, randomized)
+    checks.append(independence)
+    if independence.status == "fail":
+        return checks
 
     probs = logits.double()
     if (probs >= 0).all() and (probs <= 1).all() and torch.allclose(probs.sum(1), torch.ones(len(x), dtype=torch.float64), atol=1e-3):
@@ -94,6 +117,23 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes:
 
     checks.append(_gradient_check(model, x, y))
     return checks
+
+
+def _batch_independence(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, batch_size: int, randomized: bool) -> CheckResult:
+    """The same samples in two halves, and tiled up to the evaluation's batch size, must give the same logits."""
+    half = len(x) // 2
+    tiled = x.repeat(-(-batch_size // len(x)), 1, 1, 1)[: max(batch_size, len(x))]
+    try:  # the same samples in smaller and in evaluation-sized batches of other company
+        halves = torch.cat([_forward(model, x[:half]), _forward(model, x[half:])])
+        full = _forward(model, tiled)[: len(x)]
+    except Exception as exc:  # user code
+        return CheckResult(name="batch independence", status="fail", message=f"the model fails on batches of other sizes: {_user_error(exc)}")
+    tolerance = 1e-4 * max(1.0, logits.abs().max().item())
+    for other, what in ((halves, f"batches of {half}"), (full, f"the evaluation batch size {len(tiled)}")):
+        deviation = (other - logits).abs().max().item()
+        if deviation > tolerance and not randomized:
+            return CheckResult(name="batch independence", status="fail", message=f"a sample's logits depend on the rest of the batch: {what} give other logits than {len(x)} (max diff {deviation:.3g}); BatchNorm left in train mode?")
+    return CheckResult(name="batch independence", status="pass", message=f"batches of {half}, {len(x)} and {len(tiled)}")
 
 
 def _gradient_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> CheckResult:

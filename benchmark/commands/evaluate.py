@@ -26,8 +26,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         preset=args.attacks,
         progress=not args.quiet,
     )
-    store = None if args.no_store else Store(args.db)  # open (and migrate) before the work
-    result, saved = persist(evaluate(args.path, options), json_path=args.json, store=store)
+    if not args.no_store:
+        Store(args.db, readonly=True).close()  # a bad URL or a foreign file fails before the work; creates nothing
+    evaluation = evaluate(args.path, options)
+    store = None if args.no_store else Store(args.db)
+    result, saved = persist(evaluation, json_path=args.json, store=store)
     print(render_run(result, saved.run_id if saved else None))
     if saved is not None:
         verb = "stored as" if saved.created else "already in the leaderboard as"

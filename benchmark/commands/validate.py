@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from irob_bench.commands.arguments import positive_int
 
 _MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
@@ -11,7 +12,7 @@ _MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
 def _validate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import load_validated
 
-    submission, data, _, report = load_validated(args.path, args.dataset)
+    submission, data, _, report = load_validated(args.path, args.dataset, batch_size=args.batch_size)
     print(f"ok    import: {submission.path.name}")
     print(f"ok    metadata: {submission.metadata.name} ({', '.join(submission.metadata.datasets)})")
     print(f"ok    factory: nn.Module for {data.card.name} ({data.num_classes} classes)")
@@ -31,6 +32,7 @@ def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("validate", help="check a submission file without scoring it")
     add_submission_arguments(parser)
+    parser.add_argument("--batch-size", type=positive_int, default=250, help="check batch independence at this size (250)")
     parser.set_defaults(handler=_validate)
 
 
