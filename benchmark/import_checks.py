@@ -31,11 +31,16 @@ def known_card(result: EvaluationResult) -> DatasetCard:
     if name not in datasets.available():
         raise IrobError(f"unknown dataset {name!r} (available: {', '.join(datasets.available())})")
     card = datasets.load_card(name)
+    check_same_data(result, card)
+    return card
+
+
+def check_same_data(result: EvaluationResult, card: DatasetCard) -> None:
+    """The result's dataset record names this card's test examples (a Lipschitz-only version bump is the same data)."""
     differing = [field for field, value in dataset_identity(card).items() if getattr(result.dataset, field) != value]
     if differing:
-        raise IrobError(f"dataset {name}: {', '.join(differing)} differ from the {name} v{card.version} card: "
+        raise IrobError(f"dataset {card.name}: {', '.join(differing)} differ from the {card.name} v{card.version} card: "
                         "not measured on data this irob-bench knows")
-    return card
 
 
 def check_consistency(result: EvaluationResult, card: DatasetCard) -> None:
@@ -124,9 +129,15 @@ def first_difference(claimed: Any, found: Any, path: str = "") -> tuple[str, Any
     return None if claimed == found else (path, claimed, found)
 
 
-def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> DatasetCard:
-    """Every import check in order (cheapest first); returns the card, raises one IrobError line at the first failure."""
-    card = known_card(result)
+def verify_evaluation(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard) -> None:
+    """A result and its outcomes, from an import or an isolated worker, checked against `card` (one IrobError line)."""
+    check_same_data(result, card)
     check_consistency(result, card)
     check_outcomes(result, outcomes, card)
+
+
+def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> DatasetCard:
+    """Every import check in order (cheapest first); returns the shipped card the result was measured on."""
+    card = known_card(result)
+    verify_evaluation(result, outcomes, card)
     return card

@@ -73,3 +73,21 @@ def output_file(value: str) -> str:
     if not os.access(folder, os.W_OK):
         raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
     return value
+
+
+ISOLATION_ENV = "IROB_BENCH_ISOLATION"
+
+
+def add_isolation_options(parser: argparse.ArgumentParser) -> None:
+    """--isolation (default $IROB_BENCH_ISOLATION, else sandbox), --timeout and --memory-mb for untrusted code."""
+    from irob_bench.isolation import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, LEVELS as ISOLATION_LEVELS
+
+    default = os.environ.get(ISOLATION_ENV) or "sandbox"
+    if default not in ISOLATION_LEVELS:
+        parser.error(f"${ISOLATION_ENV}={default!r} is not an isolation level (available: {', '.join(ISOLATION_LEVELS)})")
+    parser.add_argument("--isolation", choices=ISOLATION_LEVELS, default=default,
+                        help=f"where the submission runs: none (this process), process, sandbox (default: ${ISOLATION_ENV}, else sandbox)")
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"wall-clock limit of the isolated worker (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--memory-mb", type=bounded(255, cast=int), default=DEFAULT_MEMORY_MB,
+                        help=f"memory limit of the worker (default {DEFAULT_MEMORY_MB})")

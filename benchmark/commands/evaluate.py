@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import device, n_examples, output_file, positive_float, positive_int
+from irob_bench.commands.arguments import (
+    add_isolation_options,
+    device,
+    n_examples,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from irob_bench.commands.leaderboard import add_db_option
 from irob_bench.commands.validate import add_submission_arguments
 
 ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from irob_bench.evaluate import EvaluateOptions, evaluate
+    from irob_bench.evaluate import EvaluateOptions
+    from irob_bench.isolation import Isolation, evaluate_isolated
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
@@ -28,7 +36,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     if not args.no_store:
         Store(args.db, readonly=True).close()  # a bad URL or a foreign file fails before the work; creates nothing
-    evaluation = evaluate(args.path, options)
+    isolation = Isolation(level=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb)
+    evaluation = evaluate_isolated(args.path, options, isolation)
     store = None if args.no_store else Store(args.db)
     result, saved = persist(evaluation, json_path=args.json, store=store)
     print(render_run(result, saved.run_id if saved else None))
@@ -52,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=output_file, default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_isolation_options(parser)
     parser.set_defaults(handler=_evaluate)
 
 

@@ -1,0 +1,180 @@
+"""Run a submission and its gradient attacks in a worker process, and trust only what the parent checks afterwards.
+
+Levels: `none` (in this process: the test suite's fast path), `process` (a worker with a scrubbed environment,
+memory / CPU / file-size limits and a wall-clock timeout), `sandbox` (the same inside bubblewrap: no network,
+the filesystem read-only except the worker's scratch folder; without bwrap, `unshare` gives the network
+namespace only). The parent receives result.json and outcomes.npz, recomputes every metric from the outcomes and
+checks the submission's hash before anything is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from irob_bench.errors import IrobError
+
+Level = Literal["none", "process", "sandbox"]
+LEVELS: tuple[str, ...] = ("none", "process", "sandbox")
+DEFAULT_TIMEOUT = 3600.0  # seconds: the default 300-point evaluation takes minutes; --n-examples all needs more
+DEFAULT_MEMORY_MB = 8192
+MAX_FILE_BYTES = 1 << 30  # no single file the worker writes may exceed 1 GiB
+
+# A worker's last line that breaks a rule -> the rule, appended to the one-line error.
+RULES = {
+    "Read-only file system": "a submission may write only in its scratch folder",
+    "Network is unreachable": "a submission has no network",
+    "Temporary failure in name resolution": "a submission has no network",
+    "MemoryError": "memory limit",
+    "Cannot allocate memory": "memory limit",
+}
+
+
+class Isolation(BaseModel):
+    """How untrusted code runs: the level, its wall-clock timeout and its memory limit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: Level = "sandbox"
+    timeout: float = Field(DEFAULT_TIMEOUT, gt=0, description="wall-clock seconds before the worker is killed")
+    memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=256, description="address-space limit of the worker")
+
+
+def sandbox_prefix(scratch: Path, submission_dir: Path) -> tuple[list[str], str]:
+    """The command that wraps the worker at the sandbox level, and what it provides (recorded with the result).
+
+    bwrap: everything read-only, a fresh /tmp, the submission's folder read-only on top, the scratch folder writable.
+    """
+    if shutil.which("bwrap"):
+        return [
+            "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--ro-bind", str(submission_dir), str(submission_dir),
+            "--bind", str(scratch), str(scratch), "--unshare-net", "--unshare-pid", "--die-with-parent",
+            "--new-session", "--chdir", str(scratch), "--",
+        ], "sandbox (bwrap: no network, read-only filesystem but scratch)"  # fmt: skip
+    if shutil.which("unshare"):
+        return ["unshare", "--net", "--map-root-user", "--"], "sandbox (unshare: no network; filesystem not read-only)"
+    raise IrobError("--isolation sandbox needs bubblewrap (apt-get install bubblewrap) or unshare; or use --isolation process")
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    """A scrubbed environment: no credentials or database URLs from the caller, home and temp in the scratch folder."""
+    keep = {key: os.environ[key] for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LANG") if key in os.environ}
+    return {**keep, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch),
+            "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": str(scratch)}  # fmt: skip
+
+
+def _limits(isolation: Isolation) -> None:
+    """In the worker before exec: memory, CPU time (timeout x cores) and file-size limits."""
+    memory = isolation.memory_mb << 20
+    cpu = int(isolation.timeout * (os.cpu_count() or 1)) + 1
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+
+
+class _Tail(threading.Thread):
+    """Forward the worker's stderr (progress bars) when asked, and keep its last lines for the error message."""
+
+    def __init__(self, stream, forward: bool) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(daemon=True)
+        self.stream, self.forward, self.tail = stream, forward, b""
+
+    def run(self) -> None:
+        for chunk in iter(lambda: self.stream.read1(4096), b""):
+            if self.forward:
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.flush()
+            self.tail = (self.tail + chunk)[-4096:]
+
+    def last_line(self) -> str:
+        lines = [line.strip() for line in self.tail.decode(errors="replace").replace("\r", "\n").splitlines()]
+        return next((line for line in reversed(lines) if line), "no output")
+
+
+def with_rule(message: str) -> str:
+    """A worker failure, with the rule it broke when it names one."""
+    rule = next((rule for marker, rule in RULES.items() if marker in message), None)
+    return message if rule is None else f"{message} (rule: {rule})"
+
+
+def run_worker(path: Path, options, isolation: Isolation) -> tuple[Path, str]:  # type: ignore[no-untyped-def]
+    """Run the worker on one request; return its scratch folder (holding result.json and outcomes.npz) and what
+    isolated it. Every failure is one IrobError line naming the rule it broke, with the scratch folder removed."""
+    from irob_bench.worker import WorkerRequest
+
+    scratch = Path(tempfile.mkdtemp(prefix="irob-bench-worker-"))
+    try:
+        (scratch / "request.json").write_text(WorkerRequest(path=str(path.resolve()), options=options).model_dump_json())
+        sandboxed = isolation.level == "sandbox"
+        prefix, label = sandbox_prefix(scratch, path.resolve().parent) if sandboxed else ([], "process")
+        command = [*prefix, sys.executable, "-m", "irob_bench.worker", str(scratch)]
+        proc = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=lambda: _limits(isolation))  # fmt: skip
+        tail = _Tail(proc.stderr, forward=options.progress)
+        tail.start()
+        try:
+            code = proc.wait(timeout=isolation.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise IrobError(f"isolation: the submission ran longer than --timeout {isolation.timeout:g} s "
+                            "(rule: wall-clock limit)") from None
+        finally:
+            tail.join(timeout=5)
+        _raise_on_failure(code, scratch, tail)
+        return scratch, label
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _raise_on_failure(code: int, scratch: Path, tail: _Tail) -> None:
+    """Exit 0: fine; 2: the worker's own one-line error; a signal or a crash: one line saying which."""
+    if code == 0:
+        return
+    if code == 2 and (scratch / "error.txt").is_file():
+        raise IrobError(with_rule((scratch / "error.txt").read_text()))
+    if code < 0:
+        name = signal.Signals(-code).name
+        rule = " (rule: CPU-time limit)" if name == "SIGXCPU" else ""
+        raise IrobError(f"isolation: the worker was killed by {name}{rule}; nothing was stored")
+    raise IrobError(with_rule(f"isolation: the worker failed (exit {code}): {tail.last_line()}"))
+
+
+def evaluate_isolated(path: str | Path, options, isolation: Isolation):  # type: ignore[no-untyped-def]
+    """evaluate() at the chosen isolation level; a worker's result counts only after the parent has checked the
+    submission hash and recomputed every metric from the outcomes. The level is recorded in the result's environment."""
+    from irob_bench import datasets
+    from irob_bench.artifacts import sha256_file
+    from irob_bench.attacks.outcomes import load_outcomes
+    from irob_bench.evaluate import Evaluation, evaluate
+    from irob_bench.import_checks import verify_evaluation
+    from irob_bench.results import read_result_file
+
+    path = Path(path)
+    if isolation.level == "none":
+        evaluation, label = evaluate(path, options), "none (in process)"
+    else:
+        scratch, label = run_worker(path, options, isolation)
+        try:
+            result, outcomes = read_result_file(scratch / "result.json"), load_outcomes(scratch / "outcomes.npz")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if result.submission.file_sha256 != sha256_file(path):
+            raise IrobError("isolation: the worker reports another submission file than the one given")
+        verify_evaluation(result, outcomes, datasets.load_card(options.dataset or result.dataset.name))
+        evaluation = Evaluation(result=result, outcomes=outcomes)
+    environment = {**evaluation.result.environment, "isolation": label}
+    return Evaluation(result=evaluation.result.model_copy(update={"environment": environment}), outcomes=evaluation.outcomes)

@@ -1,0 +1,107 @@
+"""Isolated evaluation: an honest submission is scored in a sandboxed worker and stored with its isolation level;
+one that breaks a rule (writes outside scratch, network, sleeps forever, pickle loads) gets one line naming the rule,
+a non-zero exit and no row; a SIGKILLed worker leaves no row and the next run works."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irob_bench.cli import main
+from irob_bench.leaderboard.store import Store
+
+from .test_validation import HONEST, write_submission
+
+pytestmark = [
+    pytest.mark.slow,  # each test starts a worker that imports torch: several seconds
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)"),
+]
+FAST = ["--n-examples", "8", "--eps", "1", "--attacks", "quick", "--quiet"]
+TOY = Path(__file__).parent / "submissions" / "toy.py"
+
+
+def evaluate(path: Path, db: Path, capsys, *extra: str) -> tuple[int, str]:
+    code = main(["evaluate", str(path), *FAST, "--db", str(db), "--isolation", "sandbox", *extra])
+    return code, capsys.readouterr().err
+
+
+def test_an_honest_submission_is_scored_in_the_sandbox_and_records_it(tmp_path, capsys):
+    db = tmp_path / "lb.db"
+    code, err = evaluate(write_submission(tmp_path, HONEST), db, capsys)
+    assert code == 0, err
+    with Store(str(db)) as store:
+        [row] = store.rows()
+        assert store.get(row.run_id).environment["isolation"].startswith("sandbox (bwrap")
+
+
+RULE_BREAKERS = {
+    "writes-outside-scratch": (
+        f"        open({str(Path(__file__).parent / 'escaped.txt')!r}, 'w').write('x')\n        return self.body(x)",
+        "Read-only file system",
+        "rule: a submission may write only in its scratch folder",
+    ),
+    "network": (
+        "        import socket\n        socket.create_connection(('192.0.2.1', 80), timeout=5)\n        return self.body(x)",
+        "OSError",
+        "rule: a submission has no network",
+    ),
+    "pickle-payload": (
+        "        import io\n        torch.load(io.BytesIO(b'payload'), weights_only=False)\n        return self.body(x)",
+        "forward: IrobError",
+        "rule: torch.load(weights_only=False) can run a pickle payload",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RULE_BREAKERS))
+def test_a_rule_breaking_submission_gets_one_line_naming_the_rule_and_no_row(tmp_path, capsys, case):
+    forward, what, rule = RULE_BREAKERS[case]
+    db = tmp_path / "lb.db"
+    code, err = evaluate(write_submission(tmp_path, forward), db, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert what in err and rule in err, err
+    assert not db.exists() and not (Path(__file__).parent / "escaped.txt").exists()
+
+
+def test_a_forward_that_never_returns_is_killed_at_the_timeout(tmp_path, capsys):
+    db = tmp_path / "lb.db"
+    start = time.monotonic()
+    path = write_submission(tmp_path, "        import time\n        time.sleep(3600)\n        return self.body(x)")
+    code, err = evaluate(path, db, capsys, "--timeout", "20")
+    assert code == 2 and err.count("\n") == 1
+    assert "ran longer than --timeout 20 s (rule: wall-clock limit)" in err
+    assert time.monotonic() - start < 60 and not db.exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_sigkill_of_the_worker_mid_attack_leaves_no_row_and_the_next_run_works(tmp_path):
+    db = f"sqlite:///{tmp_path / 'lb.db'}"
+    env = {**os.environ, "IROB_BENCH_DB": db, "IROB_BENCH_ISOLATION": "process"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irob_bench.cli", "evaluate", str(TOY), "--n-examples", "all", "--eps", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen, deadline = "", time.time() + 120
+    while time.time() < deadline and "apgd-ce" not in seen:  # the worker's progress bar: attacks under way
+        seen += proc.stderr.read(64)
+    [worker] = _children(proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 2
+    assert err.rstrip().endswith("irob-bench: error: isolation: the worker was killed by SIGKILL; nothing was stored")
+    assert Store(db).rows() == []
+    done = subprocess.run(
+        [sys.executable, "-m", "irob_bench.cli", "evaluate", str(TOY), *FAST], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(Store(db).rows()) == 1
