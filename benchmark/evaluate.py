@@ -25,7 +25,7 @@ from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Submission, load_submission
 from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
 from irob_bench.seeding import seed_everything
-from irob_bench.validate import ValidationReport, check_model
+from irob_bench.validate import Validated, ValidationReport, check_model
 
 DEFAULT_N_EXAMPLES = 300
 SUBSET_SEED = 0
@@ -98,6 +98,17 @@ def load_validated(
     checks = check_model(model, x, y, data.num_classes, submission.metadata.randomized, batch_size)
     report = ValidationReport(submission=submission.metadata.name, dataset=data.card.name, checks=checks)
     return submission, data, model.to(resolve_device(device)), report
+
+
+def validation(path: str | Path, dataset: str | None, batch_size: int = 250) -> Validated:
+    """`irob-bench validate` in this process: every pre-scoring check, and the lines it prints."""
+    submission, data, _, report = load_validated(path, dataset, batch_size=batch_size)
+    steps = [
+        f"ok    import: {submission.path.name}",
+        f"ok    metadata: {submission.metadata.name} ({', '.join(submission.metadata.datasets)})",
+        f"ok    factory: nn.Module for {data.card.name} ({data.num_classes} classes)",
+    ]
+    return Validated(lines=steps + [check.line() for check in report.checks], report=report)
 
 
 def _indices(test_size: int, options: EvaluateOptions) -> np.ndarray:

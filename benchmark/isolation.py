@@ -18,11 +18,15 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from irob_bench.errors import IrobError
+
+if TYPE_CHECKING:
+    from irob_bench.validate import Validated
+    from irob_bench.worker import Kind
 
 Level = Literal["none", "process", "sandbox"]
 LEVELS: tuple[str, ...] = ("none", "process", "sandbox")
@@ -108,14 +112,15 @@ def with_rule(message: str) -> str:
     return message if rule is None else f"{message} (rule: {rule})"
 
 
-def run_worker(path: Path, options, isolation: Isolation) -> tuple[Path, str]:  # type: ignore[no-untyped-def]
-    """Run the worker on one request; return its scratch folder (holding result.json and outcomes.npz) and what
+def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate") -> tuple[Path, str]:  # type: ignore[no-untyped-def]
+    """Run the worker on one request (evaluate or validate); return its scratch folder (holding its files) and what
     isolated it. Every failure is one IrobError line naming the rule it broke, with the scratch folder removed."""
     from irob_bench.worker import WorkerRequest
 
     scratch = Path(tempfile.mkdtemp(prefix="irob-bench-worker-"))
     try:
-        (scratch / "request.json").write_text(WorkerRequest(path=str(path.resolve()), options=options).model_dump_json())
+        request = WorkerRequest(kind=kind, path=str(path.resolve()), options=options)
+        (scratch / "request.json").write_text(request.model_dump_json())
         sandboxed = isolation.level == "sandbox"
         prefix, label = sandbox_prefix(scratch, path.resolve().parent) if sandboxed else ([], "process")
         command = [*prefix, sys.executable, "-m", "irob_bench.worker", str(scratch)]
@@ -178,3 +183,22 @@ def evaluate_isolated(path: str | Path, options, isolation: Isolation):  # type:
         evaluation = Evaluation(result=result, outcomes=outcomes)
     environment = {**evaluation.result.environment, "isolation": label}
     return Evaluation(result=evaluation.result.model_copy(update={"environment": environment}), outcomes=evaluation.outcomes)
+
+
+def validate_isolated(path: str | Path, options, isolation: Isolation) -> Validated:  # type: ignore[no-untyped-def]
+    """`irob-bench validate` (the options' dataset and batch size) at the chosen isolation level; in a worker, a check
+    that failed because the submission broke a rule names the rule."""
+    from irob_bench.evaluate import validation
+    from irob_bench.validate import Validated
+    from irob_bench.worker import VALIDATION_FILE
+
+    if isolation.level == "none":
+        return validation(path, options.dataset, options.batch_size)
+    scratch, _ = run_worker(Path(path), options, isolation, kind="validate")
+    try:
+        validated = Validated.model_validate_json((scratch / VALIDATION_FILE).read_text())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report = validated.report
+    checks = [c.model_copy(update={"message": with_rule(c.message)}) if c.status == "fail" else c for c in report.checks]
+    return validated.model_copy(update={"report": report.model_copy(update={"checks": checks})})

@@ -12,6 +12,7 @@ from irob_bench.attacks.common import margin
 from irob_bench.errors import IrobError
 
 Status = Literal["pass", "warn", "fail"]
+_MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
 class CheckResult(BaseModel):
@@ -20,6 +21,10 @@ class CheckResult(BaseModel):
     name: str
     status: Status
     message: str = ""
+
+    def line(self) -> str:
+        """The check as `irob-bench validate` prints it."""
+        return f"{_MARK[self.status]}  {self.name}" + (f": {self.message}" if self.message else "")
 
 
 class ValidationReport(BaseModel):
@@ -42,6 +47,14 @@ class ValidationReport(BaseModel):
         if self.failed:
             first = self.failed[0]
             raise IrobError(f"{first.name}: {first.message}")
+
+
+class Validated(BaseModel):
+    """What `irob-bench validate` prints before its verdict (import, metadata, factory, then every check) and the
+    report; the isolated worker hands it back as JSON."""
+
+    lines: list[str]
+    report: ValidationReport
 
 
 class _InputWritten(Exception):

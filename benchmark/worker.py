@@ -1,5 +1,6 @@
 """The untrusted side of an isolated evaluation (`python -m irob_bench.worker SCRATCH`): read request.json, run the
-submission and its gradient attacks, write result.json and outcomes.npz (or error.txt) into SCRATCH, nothing else.
+submission and its gradient attacks, write result.json and outcomes.npz (or error.txt) into SCRATCH, nothing else;
+a validate request runs only the pre-scoring checks and writes validation.json.
 
 The parent (isolation.py) chose the sandbox, limits and environment; it checks everything written here.
 """
@@ -8,19 +9,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from irob_bench.evaluate import EvaluateOptions
 
+Kind = Literal["evaluate", "validate"]
+VALIDATION_FILE = "validation.json"
 UNSAFE_LOAD = "rule: torch.load(weights_only=False) can run a pickle payload; load weights with irob_bench.plugin.load_weights"
 
 
 class WorkerRequest(BaseModel):
-    """What the parent asks the worker to evaluate."""
+    """What the parent asks the worker to do: evaluate, or only validate (using the options' dataset and batch size)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    kind: Kind = "evaluate"
     path: str
     options: EvaluateOptions
 
@@ -41,21 +46,31 @@ def _forbid_pickle_loads() -> None:
     torch.load = load
 
 
-def main(scratch: Path) -> int:
-    """Run the request in `scratch`; exit 0 with the result files, 2 with error.txt (one line)."""
+def _run(request: WorkerRequest, scratch: Path) -> None:
+    """Carry out the request, writing its files into `scratch`."""
     from irob_bench.attacks.outcomes import save_outcomes
+    from irob_bench.evaluate import evaluate, validation
+
+    if request.kind == "validate":
+        validated = validation(request.path, request.options.dataset, request.options.batch_size)
+        (scratch / VALIDATION_FILE).write_text(validated.model_dump_json())
+        return
+    evaluation = evaluate(request.path, request.options)
+    save_outcomes(evaluation.outcomes, scratch / "outcomes.npz")
+    (scratch / "result.json").write_text(evaluation.result.model_dump_json())
+
+
+def main(scratch: Path) -> int:
+    """Run the request in `scratch`; exit 0 with its files, 2 with error.txt (one line)."""
     from irob_bench.errors import IrobError
-    from irob_bench.evaluate import evaluate
 
     request = WorkerRequest.model_validate_json((scratch / "request.json").read_text())
     _forbid_pickle_loads()
     try:
-        evaluation = evaluate(request.path, request.options)
+        _run(request, scratch)
     except IrobError as exc:
         (scratch / "error.txt").write_text(str(exc).splitlines()[0])
         return 2
-    save_outcomes(evaluation.outcomes, scratch / "outcomes.npz")
-    (scratch / "result.json").write_text(evaluation.result.model_dump_json())
     return 0
 
 

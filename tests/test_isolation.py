@@ -1,6 +1,7 @@
 """Isolated evaluation: an honest submission is scored in a sandboxed worker and stored with its isolation level;
 one that breaks a rule (writes outside scratch, network, sleeps forever, pickle loads) gets one line naming the rule,
-a non-zero exit and no row; a SIGKILLed worker leaves no row and the next run works."""
+a non-zero exit and no row; a SIGKILLed worker leaves no row and the next run works. `validate` runs in the same
+worker: an honest submission passes there, a file-writing one is refused naming the rule."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ def test_an_honest_submission_is_scored_in_the_sandbox_and_records_it(tmp_path, 
     with Store(str(db)) as store:
         [row] = store.rows()
         assert store.get(row.run_id).environment["isolation"].startswith("sandbox (bwrap")
+
+
+def validate(path: Path, capsys) -> tuple[int, str, str]:
+    code = main(["validate", str(path), "--isolation", "sandbox"])
+    return code, *capsys.readouterr()
+
+
+def test_an_honest_submission_validates_in_the_sandbox_control(tmp_path, capsys):
+    code, out, err = validate(write_submission(tmp_path, HONEST), capsys)
+    assert code == 0, err
+    assert "ok    input unchanged" in out and out.endswith("generated: valid (0 warning(s))\n"), out
 
 
 RULE_BREAKERS = {
@@ -105,3 +117,11 @@ def test_sigkill_of_the_worker_mid_attack_leaves_no_row_and_the_next_run_works(t
     )
     assert done.returncode == 0, done.stderr
     assert len(Store(db).rows()) == 1
+
+
+def test_a_submission_writing_outside_scratch_fails_validate_naming_the_rule(tmp_path, capsys):
+    forward, what, rule = RULE_BREAKERS["writes-outside-scratch"]
+    code, out, err = validate(write_submission(tmp_path, forward), capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("irob-bench: error: forward: OSError") and what in err and rule in err, err
+    assert "FAIL  forward" in out and not (Path(__file__).parent / "escaped.txt").exists()

@@ -8,7 +8,10 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from irob_bench.isolation import Isolation
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -91,3 +94,10 @@ def add_isolation_options(parser: argparse.ArgumentParser) -> None:
                         help=f"wall-clock limit of the isolated worker (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--memory-mb", type=bounded(255, cast=int), default=DEFAULT_MEMORY_MB,
                         help=f"memory limit of the worker (default {DEFAULT_MEMORY_MB})")
+
+
+def isolation_of(args: argparse.Namespace) -> Isolation:
+    """The Isolation asked for by --isolation, --timeout and --memory-mb."""
+    from irob_bench.isolation import Isolation
+
+    return Isolation(level=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb)

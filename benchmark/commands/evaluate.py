@@ -7,6 +7,7 @@ import argparse
 from irob_bench.commands.arguments import (
     add_isolation_options,
     device,
+    isolation_of,
     n_examples,
     output_file,
     positive_float,
@@ -19,7 +20,7 @@ ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets
 
 def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions
-    from irob_bench.isolation import Isolation, evaluate_isolated
+    from irob_bench.isolation import evaluate_isolated
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
@@ -36,8 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     if not args.no_store:
         Store(args.db, readonly=True).close()  # a bad URL or a foreign file fails before the work; creates nothing
-    isolation = Isolation(level=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb)
-    evaluation = evaluate_isolated(args.path, options, isolation)
+    evaluation = evaluate_isolated(args.path, options, isolation_of(args))
     store = None if args.no_store else Store(args.db)
     result, saved = persist(evaluation, json_path=args.json, store=store)
     print(render_run(result, saved.run_id if saved else None))

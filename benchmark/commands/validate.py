@@ -1,25 +1,23 @@
-"""`irob-bench validate PATH`: only the pre-scoring checks of a submission, one line each."""
+"""`irob-bench validate PATH`: only the pre-scoring checks of a submission, one line each, run in the same isolated
+worker as evaluate."""
 
 from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import positive_int
-
-_MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
+from irob_bench.commands.arguments import add_isolation_options, isolation_of, positive_int
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from irob_bench.evaluate import load_validated
+    from irob_bench.evaluate import EvaluateOptions
+    from irob_bench.isolation import validate_isolated
 
-    submission, data, _, report = load_validated(args.path, args.dataset, batch_size=args.batch_size)
-    print(f"ok    import: {submission.path.name}")
-    print(f"ok    metadata: {submission.metadata.name} ({', '.join(submission.metadata.datasets)})")
-    print(f"ok    factory: nn.Module for {data.card.name} ({data.num_classes} classes)")
-    for check in report.checks:
-        print(f"{_MARK[check.status]}  {check.name}" + (f": {check.message}" if check.message else ""))
-    report.raise_on_failure()
-    print(f"{submission.metadata.name}: valid ({len(report.warnings)} warning(s))")
+    options = EvaluateOptions(dataset=args.dataset, batch_size=args.batch_size, progress=False)
+    validated = validate_isolated(args.path, options, isolation_of(args))
+    for line in validated.lines:
+        print(line)
+    validated.report.raise_on_failure()
+    print(f"{validated.report.submission}: valid ({len(validated.report.warnings)} warning(s))")
     return 0
 
 
@@ -33,6 +31,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("validate", help="check a submission file without scoring it")
     add_submission_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=250, help="check batch independence at this size (250)")
+    add_isolation_options(parser)
     parser.set_defaults(handler=_validate)
-
-
