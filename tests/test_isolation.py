@@ -59,11 +59,6 @@ RULE_BREAKERS = {
         "Read-only file system",
         "rule: a submission may write only in its scratch folder",
     ),
-    "network": (
-        "        import socket\n        socket.create_connection(('192.0.2.1', 80), timeout=5)\n        return self.body(x)",
-        "OSError",
-        "rule: a submission has no network",
-    ),
     "pickle-payload": (
         "        import io\n        torch.load(io.BytesIO(b'payload'), weights_only=False)\n        return self.body(x)",
         "forward: IrobError",
@@ -125,3 +120,38 @@ def test_a_submission_writing_outside_scratch_fails_validate_naming_the_rule(tmp
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("irob-bench: error: forward: OSError") and what in err and rule in err, err
     assert "FAIL  forward" in out and not (Path(__file__).parent / "escaped.txt").exists()
+
+
+@pytest.fixture()
+def host_listener():
+    """A TCP listener on the host's loopback: reachable from a plain worker, not from inside the sandbox's own
+    network namespace. Only loopback is ever a target."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_a_sandboxed_submission_cannot_reach_the_hosts_network_and_a_plain_worker_can_control(
+    tmp_path, capsys, host_listener
+):
+    forward = (f"        import socket\n        socket.create_connection(('127.0.0.1', {host_listener}), timeout=5).close()\n"
+               "        return self.body(x)")
+    path, db = write_submission(tmp_path, forward), tmp_path / "lb.db"
+    code, err = evaluate(path, db, capsys)
+    assert code == 2 and err.count("\n") == 1 and ("Connection refused" in err or "unreachable" in err), err
+    assert not db.exists()
+    code = main(["evaluate", str(path), *FAST, "--db", str(db), "--isolation", "process"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_a_forward_that_allocates_past_the_memory_limit_is_refused_naming_the_rule(tmp_path, capsys):
+    """7 GiB of address space (torch.empty) is past the default 8 GiB limit once torch is loaded; the honest
+    submission under the same default limit (first test) is the control."""
+    forward = "        self.hoard = torch.empty(7 * 2**30, dtype=torch.uint8)\n        return self.body(x)"
+    db = tmp_path / "lb.db"
+    code, err = evaluate(write_submission(tmp_path, forward), db, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "rule: memory limit" in err and not db.exists(), err
