@@ -1,9 +1,12 @@
-"""`irob-bench generators train|checker|quality`: train a generator or its real-data checker, or score a generator."""
+"""`irob-bench generators train|train-sngan|export-sngan|checker|quality`: train or export a generator, train its
+real-data checker, or score a generator."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from irob_bench.commands.arguments import bounded, non_negative_float, positive_int
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -14,6 +17,36 @@ def _train(args: argparse.Namespace) -> None:
         width=args.width, fake_class_weight=args.fake_class_weight, quiet=args.quiet,
     )
     print(f"wrote {args.out}/generator.pt (sha256 {summary.weights_sha256[:12]}) in {summary.seconds:.0f}s")
+
+
+def _train_sngan(args: argparse.Namespace) -> None:
+    import torch
+
+    from irob_bench.generators.train_sngan import DEFAULT_CHECKER, SNGANConfig, train_sngan
+
+    torch.set_num_threads(args.threads)
+    config = SNGANConfig(seed=args.seed, batch_size=args.batch_size, g_width=args.g_width, d_width=args.d_width,
+                         n_dis=args.n_dis)
+    state = train_sngan(
+        args.data, args.checkpoint_dir, args.iterations, config=config, resume=args.resume,
+        checker=args.checker or DEFAULT_CHECKER, probe_every=args.probe_every, log_every=args.log_every,
+        checkpoint_seconds=60 * args.checkpoint_minutes,
+    )
+    print(f"at iteration {state.iteration} ({state.seconds / 3600:.2f} training hours) in {args.checkpoint_dir}", flush=True)
+    if args.export:
+        _export(args.checkpoint_dir, args.export)
+
+
+def _export_sngan(args: argparse.Namespace) -> None:
+    _export(args.checkpoint_dir, args.out)
+
+
+def _export(checkpoint_dir: str, out: str) -> None:
+    """Write out/generator.pt from a train-sngan checkpoint's EMA generator and say so."""
+    from irob_bench.generators.train_sngan import export_generator
+
+    sha = export_generator(checkpoint_dir, out)
+    print(f"wrote {out}/generator.pt (sha256 {sha[:12]}) and {out}/export.json")
 
 
 def _checker(args: argparse.Namespace) -> None:
@@ -77,6 +110,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--fake-class-weight", type=float, default=1.0,
                        help="weight of D's class loss on generated images (0: D classifies real images only)")
     train.set_defaults(handler=_train)
+
+    sngan = group.add_parser("train-sngan", help="train (or resume) the SNGAN-style CIFAR-10 generator with checkpoints")
+    sngan.add_argument("--data", required=True, help="the real CIFAR-10 folder (.npz), e.g. ../shared/data/cifar10")
+    sngan.add_argument("--checkpoint-dir", required=True, help="folder of checkpoint.pt (keep it outside the repo)")
+    sngan.add_argument("--iterations", type=bounded(0, cast=int, include_low=True), required=True,
+                       help="train until this many generator steps in total")
+    sngan.add_argument("--resume", action="store_true",
+                       help="continue the folder's checkpoint (same settings); starts fresh if there is none")
+    sngan.add_argument("--export", default=None, metavar="OUT", help="then write OUT/generator.pt from the EMA generator")
+    sngan.add_argument("--seed", type=int, default=0)
+    sngan.add_argument("--batch-size", type=bounded(1, cast=int), default=64)
+    sngan.add_argument("--g-width", type=positive_int, default=64, help="channels of every generator block")
+    sngan.add_argument("--d-width", type=positive_int, default=64, help="channels of every discriminator block")
+    sngan.add_argument("--n-dis", type=positive_int, default=1, help="discriminator steps per generator step")
+    sngan.add_argument("--checker", default=None, help="probe checker weights (default: datasets/cifar-generator/checker.pt)")
+    sngan.add_argument("--probe-every", type=bounded(0, cast=int, include_low=True), default=1000,
+                       help="log the EMA generator's label agreement every N iterations (0: never)")
+    sngan.add_argument("--log-every", type=positive_int, default=100)
+    sngan.add_argument("--checkpoint-minutes", type=non_negative_float, default=5.0)
+    sngan.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    sngan.set_defaults(handler=_train_sngan)
+
+    export = group.add_parser("export-sngan", help="write generator.pt from a train-sngan checkpoint (also while it runs)")
+    export.add_argument("--checkpoint-dir", required=True)
+    export.add_argument("--out", required=True, help="output folder for generator.pt and export.json")
+    export.set_defaults(handler=_export_sngan)
 
     checker = _real_data_parser(group, "checker", "train the real-data classifier that scores a generator's label agreement",
                                 "checker weights file to write (e.g. checker.pt)", epochs=2)

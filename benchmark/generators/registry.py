@@ -10,11 +10,12 @@ from torch import nn
 
 from irob_bench.errors import IrobError
 from irob_bench.generators import biggan
-from irob_bench.generators import acgan, cifar
+from irob_bench.generators import acgan, cifar, sngan
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     acgan.ARCHITECTURE_ID: acgan.ACGANGenerator,
     cifar.ARCHITECTURE_ID: cifar.CifarGenerator,
+    sngan.ARCHITECTURE_ID: sngan.SNGANGenerator,
 }
 
 
