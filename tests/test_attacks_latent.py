@@ -12,7 +12,13 @@ from torch import nn
 from tests.factories import apgd_stages
 from irob_bench.attacks.common import flat_norm
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
-from irob_bench.attacks.latent import LatentTask, evaluations_per_point, latent_attack
+from irob_bench.attacks.latent import (
+    LatentTask,
+    evaluations_per_point,
+    generator_jacobian,
+    image_coordinates,
+    latent_attack,
+)
 from irob_bench.attacks.suite import run_attacks
 
 N = 24
@@ -159,3 +165,68 @@ def test_control_without_survivor_steps_nothing_continues(problem) -> None:
     latent_attack(dataclasses.replace(task, generator=recorder), LatentAttackConfig(steps=6, lr=0.1), EPS,
                   attack_mask=correct)
     assert len(torch.cat(recorder.calls)) == 7 * int(correct.sum())
+
+
+def test_generator_jacobian_is_the_exact_jacobian(problem) -> None:
+    """The batched forward-mode Jacobian equals autograd's reverse-mode Jacobian of each example's image."""
+    task = problem[0]
+    z, y = task.z[:3], task.y[:3]
+    ours = generator_jacobian(task.generator, z, y, chunk=7)
+    for i in range(3):
+        exact = torch.autograd.functional.jacobian(lambda v: task.generator(v[None], y[i : i + 1]).flatten(), z[i])
+        torch.testing.assert_close(ours[i], exact, atol=1e-5, rtol=1e-4)
+
+
+class LinearGenerator(nn.Module):
+    """g(z) = A z as a 1x4x4 image, with A's singular values spanning 1,000x (the ill-conditioning of real GANs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        u, _ = torch.linalg.qr(torch.randn(16, 8))
+        v, _ = torch.linalg.qr(torch.randn(8, 8))
+        self.register_buffer("u", u)
+        self.register_buffer("a", u @ torch.diag(torch.tensor([10, 5, 2, 1, 0.3, 0.1, 0.03, 0.01])) @ v.T)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (z @ self.a.T).view(-1, 1, 4, 4)
+
+
+class SlowDirectionClassifier(nn.Module):
+    """Two classes; class 0 until the image moves 0.1 from `centre` along the generator's slowest direction."""
+
+    def __init__(self, direction: torch.Tensor, centre: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("direction", direction)
+        self.register_buffer("centre", centre.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        along = (x.flatten(1) - self.centre) @ self.direction
+        return torch.stack([torch.zeros_like(along), 10 * along - 1], dim=1)
+
+
+def test_image_coordinates_give_every_direction_the_same_image_step() -> None:
+    """B = V (S^2 + mu^2)^-1/2: J B has orthogonal columns of length s / sqrt(s^2 + mu^2)."""
+    generator = LinearGenerator()
+    z, y = torch.randn(2, 8), torch.zeros(2, dtype=torch.long)
+    basis = image_coordinates(generator, z, y, floor=1e-3)
+    moved = generator.a @ basis  # (2, 16, 8): the image step of each unit coordinate
+    s = torch.linalg.svdvals(generator.a).flip(0)  # ascending, like eigh
+    expected = s**2 / (s**2 + (1e-3 * s.max()) ** 2)
+    torch.testing.assert_close(moved.transpose(1, 2) @ moved, torch.diag_embed(expected).expand(2, 8, 8),
+                               atol=1e-4, rtol=1e-3)
+
+
+def test_preconditioned_attack_reaches_an_adversarial_along_the_slowest_direction() -> None:
+    """The closest adversarial is 0.1 away in the image but 10 latent units away: 40 Adam steps on z cannot get
+    there (the control), the same 40 steps in image coordinates find it."""
+    generator = LinearGenerator()
+    z, y = torch.zeros(4, 8), torch.zeros(4, dtype=torch.long)
+    x = generator(z, y)
+    model = SlowDirectionClassifier(generator.u[:, 7], x).eval()
+    task = LatentTask(model, generator, x, y, z, batch_size=4)
+    plain = LatentAttackConfig(steps=40, lr=0.05)
+    preconditioned = plain.model_copy(update={"precondition": 1e-3, "lr": 0.02})
+    assert not latent_attack(task, plain, [0.2], attack_mask=torch.ones(4, dtype=torch.bool)).found.any()
+    found = latent_attack(task, preconditioned, [0.2], attack_mask=torch.ones(4, dtype=torch.bool))
+    assert found.found.all() and torch.all(found.distance <= 0.12), found.distance

@@ -58,7 +58,14 @@ class LatentAttackConfig(_Config):
     )
     outer_steps: int = Field(5, ge=1, description="lagrangian: binary-search steps over lambda")
     inner_steps: int = Field(100, ge=1, description="lagrangian: Adam iterations per lambda")
-    lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate on z (with `precondition`: in image-space units)")
+    precondition: float | None = Field(
+        None, gt=0, description="adaptive: Adam runs in the generator's local image coordinates, latent steps scaled by "
+        "(J^T J + mu^2)^-1/2 with J g's Jacobian at the start and mu = this x its largest singular value (None: plain z)"
+    )
+    basis_every: int = Field(
+        55, ge=1, description="adaptive with precondition: steps between recomputing J at the current iterate"
+    )
     lambda_init: float = Field(1.0, gt=0, description="first lambda (weight of the margin term)")
     survivor_steps: int = Field(
         0, ge=0, description="adaptive: survivors continue from their closest adversarial for this many steps (0: none)"
