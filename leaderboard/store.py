@@ -102,8 +102,24 @@ LEGACY_PRESET = "pgd-2x40"  # runs made before the presets (irob-bench < 0.2): P
 
 
 def attack_preset(attacks: dict[str, Any]) -> str:
-    """The preset recorded in a result's attack settings (runs from before presets: LEGACY_PRESET)."""
-    return str(attacks.get("preset", LEGACY_PRESET))
+    """The preset recorded in a result's attack settings (runs from before presets: LEGACY_PRESET); a run made with
+    an earlier definition of a preset is labelled `name@fingerprint` of its settings, so that a preset whose budgets
+    changed between releases never puts old and new runs in one ranked table."""
+    from irob_bench.attacks.config import AttackSuiteConfig
+    from irob_bench.attacks.presets import PRESETS, read_config
+
+    name = str(attacks.get("preset", LEGACY_PRESET))
+    if name not in PRESETS:
+        return name
+    repeated = {"eot_samples", "verify_draws"}  # set for randomized models on top of any preset
+    settings = {k: v for k, v in attacks.items() if k in AttackSuiteConfig.model_fields or k == "pgd"}
+    try:
+        recorded = read_config(settings).model_dump(exclude=repeated)
+    except ValidationError:  # settings of a release whose fields we no longer know: never the current preset
+        recorded = {k: v for k, v in settings.items() if k not in repeated}
+    if recorded == PRESETS[name].model_dump(exclude=repeated):
+        return name
+    return f"{name}@{hashlib.sha256(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:8]}"
 
 
 def normalize_url(url: str) -> URL:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from irob_bench.attacks.config import StageConfig
+from irob_bench.attacks.presets import preset
 from irob_bench.plugin import SubmissionMetadata
 from irob_bench.results import (
     Curves,
@@ -92,7 +93,7 @@ def make_result(
             seed=seed,
             batch_size=256,
             device="cpu",
-            attacks={"preset": "standard", "unconstrained": [{"name": "apgd-ce", "attack": "apgd", "steps": 100}]},
+            attacks=preset("standard").model_dump(mode="json"),
         ),
         metrics=Metrics(
             clean_accuracy=clean,

@@ -180,3 +180,19 @@ def test_render_run_shows_the_per_stage_report() -> None:
     assert block[0].split() == ["after", "stage", "eps", "1", "eps", "2", "eps", "3"]
     assert block[2].split() == ["apgd-ce", "95.0%", "70.0%", "40.0%"]
     assert block[3].split() == ["apgd-t", "91.2%", "65.5%", "30.1%"]
+
+
+def test_a_run_made_with_an_earlier_definition_of_a_preset_gets_its_own_label() -> None:
+    """The current `standard` reads as `standard`; the same name with other budgets as `standard@<fingerprint>`
+    (the control: changing one budget changes the label), so old and new runs are never ranked together."""
+    from irob_bench.attacks.presets import PRESETS
+    from irob_bench.leaderboard.store import attack_preset
+
+    current = PRESETS["standard"].model_dump()
+    assert attack_preset(current) == "standard"
+    assert attack_preset({**current, "eot_samples": 20, "verify_draws": 5}) == "standard", "randomized copies match"
+    older = {**current, "latent": {**current["latent"], "precondition": None}}
+    label = attack_preset(older)
+    assert label.startswith("standard@") and len(label) == len("standard@") + 8
+    assert attack_preset({**older, "latent": {**older["latent"], "steps": 100}}) not in (label, "standard")
+    assert attack_preset({"pgd": {"steps": 40}}) == "pgd-2x40"
