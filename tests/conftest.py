@@ -11,7 +11,7 @@ import torch
 from irob_bench import datasets
 from irob_bench.datasets.build import freeze
 from irob_bench.datasets.card import SplitSpec
-from irob_bench.datasets.definitions import mnist_draft
+from irob_bench.datasets.drafts import mnist_draft
 from irob_bench.generators.acgan import ACGANGenerator
 from irob_bench.generators.train import save_frozen_generator
 

@@ -27,9 +27,9 @@ from irob_bench.evaluate import EvaluateOptions, evaluate
 from irob_bench.persist import persist
 from irob_bench.gate.compare import compare_metrics, compare_one
 from irob_bench.gate.outcomes import PerExample, common_eps
-from irob_bench.gate.render import github_annotations
+from irob_bench.gate.report import github_annotations
 from irob_bench.gate.report import GateReport
-from irob_bench.gate.stats import discordant, mcnemar_worse
+from irob_bench.gate.compare import discordant, mcnemar_worse
 from irob_bench.generators.acgan import ACGANGenerator
 from irob_bench.generators.train import save_frozen_generator
 from irob_bench.leaderboard.store import Store

@@ -20,7 +20,7 @@ from irob_bench.artifacts import sha256_file
 from irob_bench.cli import main
 from irob_bench.datasets.build import freeze, freeze_latents
 from irob_bench.datasets.card import SplitSpec
-from irob_bench.datasets.definitions import IMAGENET10_PENDING, imagenet10_draft
+from irob_bench.datasets.drafts import IMAGENET10_PENDING, imagenet10_draft
 from irob_bench.datasets.frozen import read_npz, sample_latents, tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.generators import biggan

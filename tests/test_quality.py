@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from irob_bench import datasets
-from irob_bench.datasets.real_mnist import load_real_mnist
+from irob_bench.generators.real_mnist import load_real_mnist
 import numpy as np
 
-from irob_bench.quality import frechet_distance, label_agreement, load_checker, real_accuracy
+from irob_bench.generators.quality import frechet_distance, label_agreement, load_checker, real_accuracy
 
 from .conftest import SHARED_DATA
 
@@ -40,7 +40,7 @@ def test_checker_is_not_fooled_by_a_random_generator(random_mnist, mnist_checker
 
 
 def test_flip_and_shift_only_flips_and_translates() -> None:
-    from irob_bench.training import flip_and_shift
+    from irob_bench.reference.training import flip_and_shift
 
     x = torch.rand(16, 3, 32, 32)
     same_place = flip_and_shift(x, torch.Generator().manual_seed(0), max_shift=0)
@@ -66,7 +66,7 @@ def test_checker_command_trains_with_augmentation_and_reports_real_accuracy(tmp_
     """`generators checker cifar --augment` on a slice of real CIFAR-10: writes loadable weights, prints real accuracy."""
     from irob_bench.cli import main
     from irob_bench.generators import train as train_module
-    from irob_bench.quality import load_checker_file
+    from irob_bench.generators.quality import load_checker_file
 
     recipe = train_module.RECIPES["cifar"]
 

@@ -8,7 +8,7 @@ import torch
 
 from irob_bench import datasets
 from irob_bench.datasets.build import verify
-from irob_bench.datasets.definitions import SATURATION_LEVELS
+from irob_bench.datasets.drafts import SATURATION_LEVELS
 from irob_bench.generators.transforms import saturate
 from irob_bench.metrics import compute_metrics
 
@@ -58,7 +58,7 @@ def test_saturated_levels_say_why_they_have_no_ceiling_and_p2_has_one(p):
 
 def test_real_cifar_checker_recognises_the_unsaturated_level():
     """The target is 70% label agreement; the shipped generator measures 84.6% (every class at least 75%)."""
-    from irob_bench.quality import label_agreement, load_checker
+    from irob_bench.generators.quality import label_agreement, load_checker
 
     data = datasets.load("saturated-cifar-p2")
     checker = load_checker(data)
@@ -70,8 +70,8 @@ def test_real_cifar_checker_recognises_the_unsaturated_level():
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
 def test_cifar_checker_is_a_real_cifar_classifier():
     """The shipped checker was trained on real CIFAR-10 (15 epochs, flips and shifts): 73.3% on the real test set."""
-    from irob_bench.datasets.real_cifar import load_real_cifar
-    from irob_bench.quality import load_checker, real_accuracy
+    from irob_bench.generators.real_cifar import load_real_cifar
+    from irob_bench.generators.quality import load_checker, real_accuracy
 
     checker = load_checker(datasets.load("saturated-cifar-p2"))
     images, labels = load_real_cifar(SHARED_DATA / "cifar10", "test")

@@ -23,17 +23,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text
-from irob_bench.datasets import PACKAGE_DIR
-from irob_bench.datasets.real_cifar import load_real_cifar
+from irob_bench.datasets import DATA_DIR
+from irob_bench.generators.real_cifar import load_real_cifar
 from irob_bench.errors import IrobError
 from irob_bench.generators.diffaugment import diff_augment
 from irob_bench.generators.sngan import ARCHITECTURE_ID, ProjectionDiscriminator, SNGANGenerator
 from irob_bench.generators.train import save_frozen_generator
-from irob_bench.quality import fidelity, load_checker_file
-from irob_bench.seeding import seed_everything
+from irob_bench.generators.quality import fidelity, load_checker_file
+from irob_bench.runtime import seed_everything
 
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULT_CHECKER = PACKAGE_DIR / "cifar-generator" / "checker.pt"  # saturated-cifar's shipped real-CIFAR checker
+DEFAULT_CHECKER = DATA_DIR / "cifar-generator" / "checker.pt"  # saturated-cifar's shipped real-CIFAR checker
 
 
 class SNGANConfig(BaseModel):

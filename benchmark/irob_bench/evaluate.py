@@ -18,13 +18,13 @@ from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
-from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Submission, load_submission
 from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
-from irob_bench.seeding import seed_everything
+from irob_bench.runtime import seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
 DEFAULT_N_EXAMPLES = 300

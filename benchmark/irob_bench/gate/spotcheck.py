@@ -1,5 +1,5 @@
 """`runs verify`: re-evaluate a random sample of a stored run's examples here and test, example by example, whether the
-stored outcomes claim more than the submission achieves (the gate's one-sided paired McNemar test, gate/stats.py).
+stored outcomes claim more than the submission achieves (the gate's one-sided paired McNemar test, gate/compare.py).
 
 Imports are checked for consistency with their outcomes file; only a re-evaluation shows the outcomes are real.
 """

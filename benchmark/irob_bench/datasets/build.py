@@ -9,7 +9,7 @@ import torch
 from pydantic import BaseModel
 
 from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file
-from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.datasets.card import DatasetCard, SplitSpec
 from irob_bench.datasets.frozen import image_signature, sample_latents, tensor_sha256, write_npz
 from irob_bench.errors import IrobError

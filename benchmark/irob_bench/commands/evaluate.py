@@ -20,7 +20,7 @@ ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets
 
 def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions
-    from irob_bench.isolation import evaluate_isolated
+    from irob_bench.isolation.sandbox import evaluate_isolated
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist

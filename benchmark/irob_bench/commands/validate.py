@@ -10,7 +10,7 @@ from irob_bench.commands.arguments import add_isolation_options, isolation_of, p
 
 def _validate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions
-    from irob_bench.isolation import validate_isolated
+    from irob_bench.isolation.sandbox import validate_isolated
 
     options = EvaluateOptions(dataset=args.dataset, batch_size=args.batch_size, progress=False)
     validated = validate_isolated(args.path, options, isolation_of(args))

@@ -9,10 +9,10 @@ import torch
 from pydantic import BaseModel
 
 from irob_bench.artifacts import atomic_torch_save
-from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.metrics import per_class_accuracy
-from irob_bench.models import SmallCNN
-from irob_bench.training import FitReport, accuracy, augmented, clean_cross_entropy, fit, to_float_nchw
+from irob_bench.reference.models import SmallCNN
+from irob_bench.reference.training import FitReport, accuracy, augmented, clean_cross_entropy, fit, to_float_nchw
 
 CHECKER_FILE = "checker.pt"
 

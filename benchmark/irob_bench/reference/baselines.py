@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from irob_bench import datasets
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.errors import IrobError
-from irob_bench.models import SmallCNN
-from irob_bench.training import FitReport, clean_cross_entropy, fit, pgd_loss, trades_loss
+from irob_bench.reference.models import SmallCNN
+from irob_bench.reference.training import FitReport, clean_cross_entropy, fit, pgd_loss, trades_loss
 
 Method = Literal["standard", "pgd", "trades"]
 METHODS: tuple[str, ...] = ("standard", "pgd", "trades")

@@ -85,11 +85,11 @@ def _preview(args: argparse.Namespace) -> None:
 def _freeze(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.datasets.build import freeze
-    from irob_bench.datasets.definitions import DRAFTS
+    from irob_bench.datasets.drafts import DRAFTS
 
     if args.name not in DRAFTS:
         raise IrobError(f"no dataset definition for {args.name!r} (known: {', '.join(DRAFTS)})")
-    root = args.root or datasets.PACKAGE_DIR / args.name
+    root = args.root or datasets.DATA_DIR / args.name
     card = freeze(DRAFTS[args.name](), root, args.weights)
     print(f"froze {card.name} v{card.version} into {root} (test images sha256 {card.splits['test'].images_sha256[:12]})")
 

@@ -26,7 +26,7 @@ from irob_bench.errors import IrobError
 
 if TYPE_CHECKING:
     from irob_bench.validate import Validated
-    from irob_bench.worker import Kind
+    from irob_bench.isolation.worker import Kind
 
 Level = Literal["none", "process", "sandbox"]
 LEVELS: tuple[str, ...] = ("none", "process", "sandbox")
@@ -115,7 +115,7 @@ def with_rule(message: str) -> str:
 def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate") -> tuple[Path, str]:  # type: ignore[no-untyped-def]
     """Run the worker on one request (evaluate or validate); return its scratch folder (holding its files) and what
     isolated it. Every failure is one IrobError line naming the rule it broke, with the scratch folder removed."""
-    from irob_bench.worker import WorkerRequest
+    from irob_bench.isolation.worker import WorkerRequest
 
     scratch = Path(tempfile.mkdtemp(prefix="irob-bench-worker-"))
     try:
@@ -123,7 +123,7 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
         (scratch / "request.json").write_text(request.model_dump_json())
         sandboxed = isolation.level == "sandbox"
         prefix, label = sandbox_prefix(scratch, path.resolve().parent) if sandboxed else ([], "process")
-        command = [*prefix, sys.executable, "-m", "irob_bench.worker", str(scratch)]
+        command = [*prefix, sys.executable, "-m", "irob_bench.isolation.worker", str(scratch)]
         proc = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
                                 preexec_fn=lambda: _limits(isolation))  # fmt: skip
@@ -190,7 +190,7 @@ def validate_isolated(path: str | Path, options, isolation: Isolation) -> Valida
     that failed because the submission broke a rule names the rule."""
     from irob_bench.evaluate import validation
     from irob_bench.validate import Validated
-    from irob_bench.worker import VALIDATION_FILE
+    from irob_bench.isolation.worker import VALIDATION_FILE
 
     if isolation.level == "none":
         return validation(path, options.dataset, options.batch_size)

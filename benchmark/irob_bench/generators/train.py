@@ -17,12 +17,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
-from irob_bench.datasets.real_cifar import load_real_cifar
-from irob_bench.datasets.real_mnist import load_real_mnist
+from irob_bench.generators.real_cifar import load_real_cifar
+from irob_bench.generators.real_mnist import load_real_mnist
 from irob_bench.errors import IrobError
 from irob_bench.generators import acgan, cifar
-from irob_bench.seeding import seed_everything
-from irob_bench.training import to_float_nchw
+from irob_bench.runtime import seed_everything
+from irob_bench.reference.training import to_float_nchw
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ def _gate(args: argparse.Namespace) -> int:
     from irob_bench.artifacts import atomic_write_text
     from irob_bench.datasets import load_card
     from irob_bench.gate.baseline import load_baseline
-    from irob_bench.gate.render import github_annotations, junit_xml, render_table
+    from irob_bench.gate.report import github_annotations, junit_xml, render_table
     from irob_bench.gate.run import run_gate
     from irob_bench.gate.settings import GateOptions
     from irob_bench.leaderboard.store import Store

@@ -1,4 +1,4 @@
-"""The untrusted side of an isolated evaluation (`python -m irob_bench.worker SCRATCH`): read request.json, run the
+"""The untrusted side of an isolated evaluation (`python -m irob_bench.isolation.worker SCRATCH`): read request.json, run the
 submission and its gradient attacks, write result.json and outcomes.npz (or error.txt) into SCRATCH, nothing else;
 a validate request runs only the pre-scoring checks and writes validation.json.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from irob_bench.isolation import Isolation
+    from irob_bench.isolation.sandbox import Isolation
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -83,7 +83,7 @@ ISOLATION_ENV = "IROB_BENCH_ISOLATION"
 
 def add_isolation_options(parser: argparse.ArgumentParser) -> None:
     """--isolation (default $IROB_BENCH_ISOLATION, else sandbox), --timeout and --memory-mb for untrusted code."""
-    from irob_bench.isolation import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, LEVELS as ISOLATION_LEVELS
+    from irob_bench.isolation.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, LEVELS as ISOLATION_LEVELS
 
     default = os.environ.get(ISOLATION_ENV) or "sandbox"
     if default not in ISOLATION_LEVELS:
@@ -98,6 +98,6 @@ def add_isolation_options(parser: argparse.ArgumentParser) -> None:
 
 def isolation_of(args: argparse.Namespace) -> Isolation:
     """The Isolation asked for by --isolation, --timeout and --memory-mb."""
-    from irob_bench.isolation import Isolation
+    from irob_bench.isolation.sandbox import Isolation
 
     return Isolation(level=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb)

@@ -1,23 +1,36 @@
-"""Benchmark distributions: `load(name)` gives the frozen generator, card and splits of one of them."""
+"""Benchmark distributions: `load(name)` gives the frozen generator, card and splits of one of them.
+
+The shipped distributions (card, generator weights, test latents, checker) are package data under `data/`, read
+through importlib.resources: in the repository `data` is a symlink to the top-level `datasets/` folder, which a wheel
+stores as real files (see pyproject.toml).
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from irob_bench.datasets.benchmark import BenchmarkDataset, ConditionalGenerator
+from irob_bench.datasets.distribution import BenchmarkDataset, ConditionalGenerator
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError, field_error
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 
-__all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "available", "card_path", "load", "load_card"]
+
+def _data_dir() -> Path:
+    """The folder of shipped distributions, one subfolder (holding card.json) per name."""
+    return Path(str(resources.files(__name__).joinpath("data"))).resolve()
+
+
+DATA_DIR = _data_dir()
+
+__all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "DATA_DIR", "available", "card_path", "load", "load_card"]
 
 
 def available() -> list[str]:
     """Names of the benchmark distributions shipped with the package (folders holding a card.json)."""
-    return sorted(p.parent.name for p in PACKAGE_DIR.glob("*/card.json"))
+    return sorted(p.parent.name for p in DATA_DIR.glob("*/card.json"))
 
 
 def card_path(name: str | Path) -> Path:
@@ -27,7 +40,7 @@ def card_path(name: str | Path) -> Path:
         return candidate.resolve()
     if (candidate / "card.json").is_file() and (candidate.is_absolute() or str(name).startswith(".") or "/" in str(name)):
         return (candidate / "card.json").resolve()
-    shipped = PACKAGE_DIR / str(name) / "card.json"
+    shipped = DATA_DIR / str(name) / "card.json"
     if shipped.is_file():
         return shipped
     raise IrobError(f"unknown dataset {str(name)!r} (available: {', '.join(available()) or 'none'})")

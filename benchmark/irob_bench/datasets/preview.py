@@ -8,7 +8,7 @@ import torch
 from torchvision.utils import save_image
 
 from irob_bench.artifacts import atomic_path
-from irob_bench.datasets.benchmark import BenchmarkDataset
+from irob_bench.datasets.distribution import BenchmarkDataset
 
 
 def save_grid(dataset: BenchmarkDataset, out: str | Path, per_class: int = 10) -> Path:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-METHODS = ("standard", "pgd", "trades")  # irob_bench.baselines.METHODS, without importing torch
+METHODS = ("standard", "pgd", "trades")  # irob_bench.reference.baselines.METHODS, without importing torch
 
 
 def _train(args: argparse.Namespace) -> None:
-    from irob_bench.baselines import train_reference
+    from irob_bench.reference.baselines import train_reference
 
     record = train_reference(
         args.method,

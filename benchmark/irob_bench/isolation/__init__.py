@@ -1,0 +1,1 @@
+"""Isolated evaluation: the trusted parent (sandbox: levels, limits, bubblewrap) and the untrusted worker process."""
