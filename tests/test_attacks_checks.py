@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from tests.factories import apgd_stages
 from irob_bench.attacks.common import Found
-from irob_bench.attacks.config import StageConfig, AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
+from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, StageConfig
 from irob_bench.attacks.flags import in_distribution_flags, monotonicity_flags
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.attacks.suite import run_attacks
 from irob_bench.attacks.verify import verify_images, verify_latents
+from tests.factories import apgd_stages
 
 
 class Threshold(nn.Module):

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from tests.factories import apgd_stages
 from irob_bench.attacks.common import flat_norm
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 from irob_bench.attacks.latent import (
@@ -20,6 +19,7 @@ from irob_bench.attacks.latent import (
     latent_attack,
 )
 from irob_bench.attacks.suite import run_attacks
+from tests.factories import apgd_stages
 
 N = 24
 EPS = [0.5, 1.5]

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from tests.factories import apgd_stages
+from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.common import flat_norm
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, MinimalConfig
 from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
-from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.suite import run_attacks
 from irob_bench.errors import IrobError
+from tests.factories import apgd_stages
 
 FAST = AttackSuiteConfig(
     unconstrained=apgd_stages(10, 2),

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from irob_bench import datasets
+from irob_bench.artifacts import read_npz
 from irob_bench.cli import main
 from irob_bench.datasets.build import build_split, verify
-from irob_bench.datasets.frozen import read_npz, sample_latents, tensor_sha256
+from irob_bench.datasets.frozen import sample_latents, tensor_sha256
 from irob_bench.errors import IrobError
 
 from .conftest import SHARED_DATA
@@ -93,7 +94,7 @@ def test_corrupted_weights_fail_with_hash_mismatch(random_mnist, tmp_path, capsy
 
 def test_verify_names_a_tampered_latent_file(random_mnist, tmp_path, capsys):
     root = _copy_card(random_mnist, tmp_path)
-    from irob_bench.datasets.frozen import write_npz
+    from irob_bench.artifacts import write_npz
 
     arrays = read_npz(root / "test_latents.npz")
     arrays["latents"][0, 0] += 1.0

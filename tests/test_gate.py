@@ -17,23 +17,21 @@ import numpy as np
 import pytest
 import torch
 
-from tests.factories import apgd_stages
 from irob_bench import datasets
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig
 from irob_bench.cli import main
 from irob_bench.datasets.build import freeze
 from irob_bench.datasets.card import SplitSpec
 from irob_bench.evaluate import EvaluateOptions, evaluate
-from irob_bench.persist import persist
-from irob_bench.gate.compare import compare_metrics, compare_one
+from irob_bench.gate.compare import compare_metrics, compare_one, discordant, mcnemar_worse
 from irob_bench.gate.outcomes import PerExample, common_eps
-from irob_bench.gate.report import github_annotations
-from irob_bench.gate.report import GateReport
-from irob_bench.gate.compare import discordant, mcnemar_worse
+from irob_bench.gate.report import GateReport, github_annotations
 from irob_bench.generators.acgan import ACGANGenerator
 from irob_bench.generators.train import save_frozen_generator
 from irob_bench.leaderboard.store import Store
+from irob_bench.persist import persist
 from irob_bench.results import EvaluationResult
+from tests.factories import apgd_stages
 
 from .conftest import freeze_random_mnist
 

@@ -10,20 +10,19 @@ import numpy as np
 import pytest
 import requests
 import torch
-from pytorch_pretrained_biggan import BigGAN, BigGANConfig
-from pytorch_pretrained_biggan import file_utils
+from pytorch_pretrained_biggan import BigGAN, BigGANConfig, file_utils
 from torch.nn import functional as F
 
-from tests.factories import apgd_stages
 from irob_bench import datasets
-from irob_bench.artifacts import sha256_file
+from irob_bench.artifacts import read_npz, sha256_file
 from irob_bench.cli import main
 from irob_bench.datasets.build import freeze, freeze_latents
 from irob_bench.datasets.card import SplitSpec
 from irob_bench.datasets.drafts import IMAGENET10_PENDING, imagenet10_draft
-from irob_bench.datasets.frozen import read_npz, sample_latents, tensor_sha256
+from irob_bench.datasets.frozen import sample_latents, tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.generators import biggan
+from tests.factories import apgd_stages
 
 TEST_SIZE = 64
 TINY_SIDE = 32  # the tiny BigGAN's output side (4x4 -> 3 upsampling blocks), already the card's 32x32
@@ -245,7 +244,7 @@ def test_other_weights_fail_verify_and_loading(card_root, tiny, tmp_path, monkey
 def test_tampered_latents_fail_verify(card_root, use_weights, tmp_path, capsys):
     root = tmp_path / "copy"
     shutil.copytree(card_root, root)
-    from irob_bench.datasets.frozen import write_npz
+    from irob_bench.artifacts import write_npz
 
     arrays = read_npz(root / "test_latents.npz")
     arrays["latents"][3, 7] += 0.5

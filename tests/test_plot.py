@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from matplotlib.axes import Axes
 
 from irob_bench import datasets
 from irob_bench.datasets.card import DatasetCard, LipschitzEstimate, LipschitzSection
 from irob_bench.errors import IrobError
-from irob_bench.leaderboard import plot
 from irob_bench.leaderboard.plot import plot_saturation, saturation_p
 
 from .factories import make_result
@@ -38,13 +38,13 @@ def test_plot_saturation_draws_ceilings_and_runs(tmp_path: Path, monkeypatch: py
     cards = [with_constants(p2, 5.0), with_constants(p8, 20.0), pinf]
     runs = [make_result(f"{n}-pgd", dataset=n, eps=(0.25, 0.5, 1.0)) for n in SATURATION[:2]]
     drawn: list[tuple[list[float], list[float], str]] = []
-    real_plot = plot.plt.Axes.plot
+    real_plot = Axes.plot
 
     def spy(self, xs, ys, *args, **kwargs):
         drawn.append((list(xs), list(ys), kwargs.get("label", "")))
         return real_plot(self, xs, ys, *args, **kwargs)
 
-    monkeypatch.setattr(plot.plt.Axes, "plot", spy)
+    monkeypatch.setattr(Axes, "plot", spy)
     out = plot_saturation(runs, cards, 0.5, tmp_path / "p.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     labels = {label: (xs, ys) for xs, ys, label in drawn}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from irob_bench import datasets
-from irob_bench.generators.real_mnist import load_real_mnist
-import numpy as np
-
 from irob_bench.generators.quality import frechet_distance, label_agreement, load_checker, real_accuracy
+from irob_bench.generators.real_mnist import load_real_mnist
 
 from .conftest import SHARED_DATA
 

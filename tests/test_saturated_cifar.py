@@ -70,8 +70,8 @@ def test_real_cifar_checker_recognises_the_unsaturated_level():
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
 def test_cifar_checker_is_a_real_cifar_classifier():
     """The shipped checker was trained on real CIFAR-10 (15 epochs, flips and shifts): 73.3% on the real test set."""
-    from irob_bench.generators.real_cifar import load_real_cifar
     from irob_bench.generators.quality import load_checker, real_accuracy
+    from irob_bench.generators.real_cifar import load_real_cifar
 
     checker = load_checker(datasets.load("saturated-cifar-p2"))
     images, labels = load_real_cifar(SHARED_DATA / "cifar10", "test")

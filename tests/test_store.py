@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, inspect
 
 from irob_bench.cli import main
 from irob_bench.errors import IrobError
-from irob_bench.leaderboard import migrations, store as store_module
+from irob_bench.leaderboard import migrations
+from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.schema import Base
 from irob_bench.leaderboard.store import Store, default_db_url
 

@@ -1,16 +1,21 @@
-"""Hashes and atomic writes for every file irob-bench produces, so no half-written file survives."""
+"""Hashes, atomic writes and byte-reproducible .npz files for every file irob-bench produces, so no half-written
+file survives."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
-import tempfile
+import secrets
+import stat
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -32,15 +37,27 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_file(target.parent, f".{target.name}.", ".tmp")
     try:
+        mode = stat.S_IMODE(tmp_path.stat().st_mode)  # 0o666 less the umask: what a plain open() would have made
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new, empty file with a random name in `folder`, with the permissions open() gives (the process umask
+    applies; the umask itself is never read or changed)."""
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def atomic_write_text(target: str | Path, text: str) -> None:
@@ -63,3 +80,26 @@ def atomic_torch_save(obj: object, target: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(target, buffer.getvalue())
+
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Write an .npz with fixed timestamps so identical arrays give identical bytes; atomic."""
+    import numpy as np  # here: the CLI's parsers import this module and no numpy
+
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method) as zf:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH), buf.getvalue(), compress_type=method)
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read every array of an .npz file (no pickles)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -9,19 +9,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 from scipy.stats import norm
 
+from irob_bench.common import FrozenModel
 from irob_bench.errors import IrobError
 
 PRIOR_SUM_TOLERANCE = 1e-6
 Lipschitz = float | Sequence[float]  # one constant shared by every class, or one per class
 
 
-class Bound(BaseModel):
+class Bound(FrozenModel):
     """One ceiling: `value` (clipped to [0, 1]) when established, else None with a `reason`; `raw` is unclipped."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     value: float | None
     raw: float | None

@@ -12,19 +12,19 @@ import numpy as np
 import pydantic
 import scipy
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
+from irob_bench.common import FrozenModel, indices_sha256
 from irob_bench.datasets.distribution import BenchmarkDataset
-from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Submission, load_submission
 from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
-from irob_bench.runtime import seed_everything
+from irob_bench.runtime import deterministic, place, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
 DEFAULT_N_EXAMPLES = 300
@@ -32,10 +32,8 @@ SUBSET_SEED = 0
 VALIDATION_BATCH = 16
 
 
-class EvaluateOptions(BaseModel):
+class EvaluateOptions(FrozenModel):
     """What to evaluate and how; the defaults are the documented benchmark protocol."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     dataset: str | None = Field(None, description="default: the first dataset the submission targets")
     eps: list[float] | None = Field(None, description="default: the card's eps grid")
@@ -74,15 +72,6 @@ def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> 
     return perm[:n_examples].numpy()
 
 
-def resolve_device(device: str) -> str:
-    """Check the requested device exists here."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise IrobError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise IrobError(f"--device must be cpu or cuda[:N], got {device!r}")
-    return device
-
-
 def load_validated(
     path: str | Path, dataset: str | None, device: str = "cpu", batch_size: int = 250
 ) -> tuple[Submission, BenchmarkDataset, torch.nn.Module, ValidationReport]:
@@ -97,7 +86,7 @@ def load_validated(
     y = data.labels("test")[:VALIDATION_BATCH]
     checks = check_model(model, x, y, data.num_classes, submission.metadata.randomized, batch_size)
     report = ValidationReport(submission=submission.metadata.name, dataset=data.card.name, checks=checks)
-    return submission, data, model.to(resolve_device(device)), report
+    return submission, data, place(model, resolve_device(device)), report
 
 
 def validation(path: str | Path, dataset: str | None, batch_size: int = 250) -> Validated:
@@ -175,20 +164,21 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     timings["generate"] = time.perf_counter() - t
 
     seed_everything(options.seed)
-    outcomes = run_attacks(
-        model,
-        x,
-        y,
-        eps,
-        attacks,
-        generator=data.generator,
-        z=z,
-        seed=options.seed,
-        batch_size=options.batch_size,
-        device=options.device,
-        progress=options.progress,
-        indices=indices,
-    )
+    with deterministic():
+        outcomes = run_attacks(
+            model,
+            x,
+            y,
+            eps,
+            attacks,
+            generator=place(data.generator, options.device),
+            z=z,
+            seed=options.seed,
+            batch_size=options.batch_size,
+            device=options.device,
+            progress=options.progress,
+            indices=indices,
+        )
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
     metrics = measured_metrics(card, outcomes)
     timings["total"] = time.perf_counter() - start
@@ -203,7 +193,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
             eps=eps,
             n_examples=len(indices),
             subset_seed=options.subset_seed,
-            indices_sha256=tensor_sha256(torch.from_numpy(indices.astype(np.int64))),
+            indices_sha256=indices_sha256(indices),
             seed=options.seed,
             batch_size=options.batch_size,
             device=options.device,

@@ -14,8 +14,8 @@ import torch
 from irob_bench import datasets
 from irob_bench.attacks.outcomes import AttackOutcomes
 from irob_bench.attacks.presets import read_config
+from irob_bench.common import indices_sha256
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.datasets.frozen import tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import subset_indices
 from irob_bench.metrics import dataset_identity, measured_metrics, with_card_ceilings
@@ -94,7 +94,7 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
     if not np.array_equal(indices, expected):
         raise IrobError(f"outcomes: not the seeded subset of {settings.n_examples} examples (subset seed "
                         f"{settings.subset_seed})")
-    if tensor_sha256(torch.from_numpy(indices)) != settings.indices_sha256:
+    if indices_sha256(indices) != settings.indices_sha256:
         raise IrobError("settings.indices_sha256 is not the hash of the evaluated examples")
     labels = datasets.load(card.name).labels("test")[torch.from_numpy(indices)].numpy()
     if not np.array_equal(np.asarray(outcomes.labels), labels):

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_overall, dataset_ceiling_per_class
-from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
 from irob_bench.results import Curves, EpsMetrics, EvaluationResult, Metrics, SanityFlag, StageAccuracy
 
 if TYPE_CHECKING:
     from irob_bench.attacks.outcomes import AttackOutcomes
+    from irob_bench.datasets.card import DatasetCard
 
 VIOLATION = "above ceiling"
 HASH_FIELDS = ("generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from irob_bench.artifacts import atomic_write_text
 from irob_bench.attacks.outcomes import save_outcomes
+from irob_bench.common import user_dir
 from irob_bench.evaluate import Evaluation
 from irob_bench.leaderboard.store import Provenance, SaveOutcome, Store
 from irob_bench.results import EvaluationResult
@@ -19,7 +19,7 @@ def outcomes_dir(db_url: str) -> Path:
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return Path(url.database).expanduser().resolve().parent / "outcomes"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "irob-bench" / "outcomes"
+    return user_dir("data", "outcomes")
 
 
 def persist(

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from torch import nn
 
 from irob_bench.artifacts import sha256_file
-from irob_bench.errors import IrobError, field_error
+from irob_bench.common import FrozenModel, field_error
+from irob_bench.errors import IrobError
 
 FACTORY_NAME = "load_model"
 
@@ -40,10 +41,8 @@ MAX_ITEMS = 50
 ShortText = Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
 
 
-class SubmissionMetadata(BaseModel):
+class SubmissionMetadata(FrozenModel):
     """Who made the model, which datasets it targets, how it was trained; every field has a length limit."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$", description="unique leaderboard name")
     authors: list[ShortText] = Field(min_length=1, max_length=MAX_ITEMS)

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from irob_bench.errors import IrobError, field_error
+from irob_bench.common import FrozenModel, field_error, same_eps
+from irob_bench.errors import IrobError
 from irob_bench.plugin import SubmissionMetadata
 
 RESULT_SCHEMA_VERSION = 1
@@ -24,8 +25,8 @@ Count = Annotated[int, Field(ge=0)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Record(FrozenModel):
+    """The base of every part of a result."""
 
 
 class SubmissionRecord(_Record):
@@ -113,7 +114,7 @@ class Metrics(_Record):
     def at(self, eps: float) -> EpsMetrics:
         """The metrics at one eps."""
         for m in self.per_eps:
-            if abs(m.eps - eps) < 1e-9:
+            if same_eps(m.eps, eps):
                 return m
         raise KeyError(eps)
 

@@ -1,17 +1,57 @@
-"""Explicit seeding: every random draw in irob-bench comes from a seed recorded with its result."""
+"""The global state of a run, each piece with one owner: seeding, deterministic mode (set and restored around the
+work that needs it) and the device (one function moves models, generators and tensors)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
+from typing import TypeVar
 
 import numpy as np
 import torch
 
+from irob_bench.errors import IrobError
+
+Movable = TypeVar("Movable", torch.Tensor, torch.nn.Module)
+
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch, make torch deterministic, and return a CPU generator."""
+    """Seed Python, NumPy and torch, and return a CPU generator (deterministic mode: `deterministic()`)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """torch's deterministic algorithms (warn-only) and deterministic cuDNN inside the block; the caller's settings
+    are restored afterwards, whatever happens in it."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+
+
+def resolve_device(device: str) -> str:
+    """Check the requested device exists here."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise IrobError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise IrobError(f"--device must be cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def place(obj: Movable, device: str | torch.device) -> Movable:
+    """The one way irob-bench moves a model, a generator or a tensor to the device it computes on."""
+    return obj.to(device)

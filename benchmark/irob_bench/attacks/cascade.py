@@ -32,6 +32,7 @@ from irob_bench.attacks.noise import example_keys
 from irob_bench.attacks.pgd import pgd_run
 from irob_bench.attacks.square import square_run
 from irob_bench.attacks.verify import NORM_TOLERANCE
+from irob_bench.runtime import place
 
 
 @dataclass
@@ -99,8 +100,8 @@ def cascade_attack(
                     stream = ((e_index * 64 + s_index) * 64 + restart) * 64 + t_index
                     for part in batches(len(todo), batch_size):
                         idx = todo[part]
-                        xb, yb = x[idx].to(device), y[idx].to(device)
-                        tb = None if target is None else target[idx].to(device)
+                        xb, yb = place(x[idx], device), place(y[idx], device)
+                        tb = None if target is None else place(target[idx], device)
                         keys = example_keys(base_key, indices[idx], stream=stream)
                         delta, broken = run_stage(model, stage, xb, yb, radius, keys, tb, eot_samples)
                         found.record(idx, broken, xb + delta, flat_norm(delta))

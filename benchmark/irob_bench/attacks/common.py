@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from irob_bench.attacks.config import Loss, Schedule
 from irob_bench.attacks.noise import keyed_normal, keyed_uniform
+from irob_bench.runtime import place
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -98,7 +99,7 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 @torch.no_grad()
 def predict_logits(model: Model, x: torch.Tensor, batch_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
     """(N, K) logits, computed in batches on `device`, returned on the CPU."""
-    out = [model(x[s].to(device)).float().cpu() for s in batches(len(x), batch_size)]
+    out = [model(place(x[s], device)).float().cpu() for s in batches(len(x), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
 
 

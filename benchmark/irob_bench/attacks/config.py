@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from irob_bench.common import FrozenModel
 
 Loss = Literal["margin", "ce", "dlr", "dlr-targeted"]
 Schedule = Literal["constant", "cosine", "step"]
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Config(FrozenModel):
+    """The base of every attack configuration."""
 
 
 class StageConfig(_Config):

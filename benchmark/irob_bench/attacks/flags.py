@@ -22,6 +22,7 @@ from irob_bench.attacks.common import Model, batches, flat_norm, input_gradient,
 from irob_bench.attacks.config import FlagsConfig, Loss
 from irob_bench.attacks.noise import example_keys, keyed_normal, mix32
 from irob_bench.results import SanityFlag
+from irob_bench.runtime import place
 
 
 def monotonicity_flags(eps: list[float], accuracy: np.ndarray, what: str, tolerance: float = 0.0) -> list[SanityFlag]:
@@ -110,7 +111,7 @@ def gradient_flags(
     bad = 0
     for part in batches(len(rows), batch_size):
         idx = rows[part]
-        _, _, grad = input_gradient(model, x[idx].to(device), y[idx].to(device), loss)
+        _, _, grad = input_gradient(model, place(x[idx], device), place(y[idx], device), loss)
         norm = flat_norm(grad)
         bad += int((~torch.isfinite(norm) | (norm == 0)).sum())
     fraction = bad / len(rows)
@@ -165,7 +166,7 @@ def black_box_flags(
         for part in batches(len(rows), batch_size):
             idx = rows[part]
             keys = example_keys(base_key, indices[idx], stream=j)
-            hit_noise, hit_any = random_search(model, x[idx].to(device), y[idx].to(device), e, keys,
+            hit_noise, hit_any = random_search(model, place(x[idx], device), place(y[idx], device), e, keys,
                                                config.noise_draws, config.random_search_queries)
             noise += int(hit_noise.sum())
             search += int(hit_any.sum())

@@ -19,6 +19,7 @@ from torch.func import jvp, vmap
 from irob_bench.attacks.common import Found, Model, batches, margin, progress_bar
 from irob_bench.attacks.config import LatentAttackConfig
 from irob_bench.attacks.verify import NORM_TOLERANCE
+from irob_bench.runtime import place
 
 
 @dataclass
@@ -36,7 +37,7 @@ class LatentTask:
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x, y, z) of the examples `idx`, on the device."""
-        return self.x[idx].to(self.device), self.y[idx].to(self.device), self.z[idx].to(self.device)
+        return place(self.x[idx], self.device), place(self.y[idx], self.device), place(self.z[idx], self.device)
 
 
 def _latent_forward(
@@ -172,7 +173,7 @@ def _attack_points(task: LatentTask, config: LatentAttackConfig, scale: float, t
         if config.method == "lagrangian":
             best, dist, hit = lagrangian_batch(task, xb, yb, zb, config)
         else:
-            start = found.points[idx].to(zb.device) if resume else None
+            start = place(found.points[idx], zb.device) if resume else None
             best, dist, hit = adaptive_batch(task, xb, yb, zb, config, scale, start)
         found.record(idx, hit, best, dist)
         bar.update(len(idx))

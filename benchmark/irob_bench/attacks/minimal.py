@@ -25,6 +25,7 @@ from irob_bench.attacks.common import (
 )
 from irob_bench.attacks.config import MinimalConfig
 from irob_bench.attacks.verify import NORM_TOLERANCE
+from irob_bench.runtime import place
 
 
 def min_norm_run(
@@ -81,12 +82,12 @@ def min_norm_attack(
     bar = progress_bar(len(todo), "minimum-norm", progress)
     for part in batches(len(todo), batch_size):
         idx = todo[part]
-        xb, yb = x[idx].to(device), y[idx].to(device)
+        xb, yb = place(x[idx], device), place(y[idx], device)
         if start is None:
             delta, norm = min_norm_run(model, xb, yb, config)
         else:
-            delta, norm = min_norm_run(model, xb, yb, config, (start.points[idx].to(device) - xb),
-                                       start.found[idx].to(device))
+            delta, norm = min_norm_run(model, xb, yb, config, (place(start.points[idx], device) - xb),
+                                       place(start.found[idx], device))
         found.record(idx, torch.isfinite(norm), xb + delta, norm)
         bar.update(len(idx))
     bar.close()

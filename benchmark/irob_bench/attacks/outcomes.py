@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from irob_bench.artifacts import read_npz, write_npz
 from irob_bench.attacks.config import AttackSuiteConfig
 from irob_bench.attacks.flags import stage_robust
-from irob_bench.attacks.presets import read_config
 from irob_bench.attacks.minimal import robust_accuracy_curve
-from irob_bench.datasets.frozen import read_npz, write_npz
+from irob_bench.attacks.presets import read_config
 from irob_bench.errors import IrobError
 from irob_bench.results import SanityFlag
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from irob_bench.attacks.config import AttackSuiteConfig, LatentAttackConfig, MinimalConfig, StageConfig
-from irob_bench.errors import IrobError
+from irob_bench.registry import Registry
 
 DEFAULT_PRESET = "standard"
 RANDOMIZED_EOT_SAMPLES = 20  # AutoAttack's rand version: EOT over 20 passes per step
@@ -18,7 +18,7 @@ RANDOMIZED_VERIFY_DRAWS = 5
 _APGD_CE = StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=100)
 _APGD_CE_TWICE = StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=50, restarts=2)
 
-PRESETS: dict[str, AttackSuiteConfig] = {
+_PRESETS: dict[str, AttackSuiteConfig] = {
     "quick": AttackSuiteConfig(
         preset="quick",
         unconstrained=(
@@ -48,6 +48,9 @@ PRESETS: dict[str, AttackSuiteConfig] = {
         minimal=MinimalConfig(steps=200),
     ),
 }
+PRESETS: Registry[AttackSuiteConfig] = Registry("attack preset")
+for _name, _config in _PRESETS.items():
+    PRESETS.add(_name, _config)
 
 
 # The attack suite of irob-bench 0.1 (PGD-L2, CE then margin, 2 x 40 steps), as cascade stages: how results
@@ -72,9 +75,7 @@ def read_config(recorded: dict[str, Any]) -> AttackSuiteConfig:
 
 def preset(name: str, randomized: bool = False) -> AttackSuiteConfig:
     """The named preset; for randomized models with EOT gradients and repeated verification."""
-    if name not in PRESETS:
-        raise IrobError(f"unknown attack preset {name!r} (available: {', '.join(PRESETS)})")
-    config = PRESETS[name]
+    config = PRESETS.get(name)
     if randomized:
         config = config.model_copy(update={"eot_samples": RANDOMIZED_EOT_SAMPLES, "verify_draws": RANDOMIZED_VERIFY_DRAWS})
     return config

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from irob_bench.attacks import flags as sanity
+from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.common import Model, misclassified
 from irob_bench.attacks.config import AttackSuiteConfig
-from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.latent import LatentTask, latent_attack, spot_check
 from irob_bench.attacks.minimal import min_norm_attack
 from irob_bench.attacks.noise import draw_base, example_keys, keyed_uniform

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from irob_bench.attacks.common import Found, Model, batches, flat_norm, misclassified
+from irob_bench.runtime import place
 
 NORM_TOLERANCE = 1e-5
 
@@ -81,7 +82,7 @@ def regenerate(
     generator: nn.Module, z: torch.Tensor, y: torch.Tensor, batch_size: int, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """g(z, y) in fresh batches on the device, returned on the CPU."""
-    parts = [generator(z[s].to(device), y[s].to(device)).float().cpu() for s in batches(len(z), batch_size)]
+    parts = [generator(place(z[s], device), place(y[s], device)).float().cpu() for s in batches(len(z), batch_size)]
     return torch.cat(parts) if parts else torch.empty(0)
 
 

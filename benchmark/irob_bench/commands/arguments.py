@@ -83,7 +83,8 @@ ISOLATION_ENV = "IROB_BENCH_ISOLATION"
 
 def add_isolation_options(parser: argparse.ArgumentParser) -> None:
     """--isolation (default $IROB_BENCH_ISOLATION, else sandbox), --timeout and --memory-mb for untrusted code."""
-    from irob_bench.isolation.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, LEVELS as ISOLATION_LEVELS
+    from irob_bench.isolation.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+    from irob_bench.isolation.sandbox import LEVELS as ISOLATION_LEVELS
 
     default = os.environ.get(ISOLATION_ENV) or "sandbox"
     if default not in ISOLATION_LEVELS:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from irob_bench.errors import IrobError
-
 
 def _list(args: argparse.Namespace) -> None:
     from irob_bench import datasets
@@ -87,10 +85,9 @@ def _freeze(args: argparse.Namespace) -> None:
     from irob_bench.datasets.build import freeze
     from irob_bench.datasets.drafts import DRAFTS
 
-    if args.name not in DRAFTS:
-        raise IrobError(f"no dataset definition for {args.name!r} (known: {', '.join(DRAFTS)})")
+    draft = DRAFTS.get(args.name)  # "unknown dataset draft NAME (available: ...)"
     root = args.root or datasets.DATA_DIR / args.name
-    card = freeze(DRAFTS[args.name](), root, args.weights)
+    card = freeze(draft(), root, args.weights)
     print(f"froze {card.name} v{card.version} into {root} (test images sha256 {card.splits['test'].images_sha256[:12]})")
 
 

@@ -50,8 +50,8 @@ def _export(checkpoint_dir: str, out: str) -> None:
 
 
 def _checker(args: argparse.Namespace) -> None:
-    from irob_bench.generators.train import RECIPES
     from irob_bench.generators.quality import load_checker_file, real_accuracy, train_checker
+    from irob_bench.generators.train import RECIPES
 
     recipe = RECIPES[args.name]
     images, labels = recipe.load(args.data, "train")
@@ -66,8 +66,8 @@ def _checker(args: argparse.Namespace) -> None:
 
 def _quality(args: argparse.Namespace) -> None:
     from irob_bench import datasets
-    from irob_bench.generators.train import recipe_for
     from irob_bench.generators.quality import default_checker_path, fidelity, label_agreement, load_checker
+    from irob_bench.generators.train import recipe_for
 
     data = datasets.load(args.dataset)
     source = args.checker or default_checker_path(data)

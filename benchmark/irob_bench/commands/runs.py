@@ -72,8 +72,8 @@ def _verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from irob_bench.gate.settings import GateOptions
-    from irob_bench.leaderboard.store import Store
     from irob_bench.gate.spotcheck import spot_check
+    from irob_bench.leaderboard.store import Store
 
     with Store(args.db) as store:
         run_id = store.resolve(args.ref)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-METHODS = ("standard", "pgd", "trades")  # irob_bench.reference.baselines.METHODS, without importing torch
+METHODS = ("standard", "pgd", "trades")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
 
 
 def _train(args: argparse.Namespace) -> None:
-    from irob_bench.reference.baselines import train_reference
+    from irob_bench import datasets
+    from irob_bench.reference.baselines import check_method, train_reference
 
+    check_method(args.method, args.eps)
     record = train_reference(
         args.method,
-        args.dataset,
+        datasets.load(args.dataset),
         args.out,
         eps=args.eps,
         epochs=args.epochs,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from irob_bench.datasets.distribution import BenchmarkDataset, ConditionalGenerator
+from irob_bench.common import field_error
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.errors import IrobError, field_error
-
+from irob_bench.datasets.distribution import BenchmarkDataset, ConditionalGenerator
+from irob_bench.errors import IrobError
 
 
 def _data_dir() -> Path:

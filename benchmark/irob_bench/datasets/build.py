@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel
 
-from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file
-from irob_bench.datasets.distribution import BenchmarkDataset
+from irob_bench.artifacts import atomic_path, atomic_write_text, sha256_file, write_npz
+from irob_bench.common import user_dir
 from irob_bench.datasets.card import DatasetCard, SplitSpec
-from irob_bench.datasets.frozen import image_signature, sample_latents, tensor_sha256, write_npz
+from irob_bench.datasets.distribution import BenchmarkDataset
+from irob_bench.datasets.frozen import image_signature, sample_latents, tensor_sha256
 from irob_bench.errors import IrobError
 from irob_bench.generators.registry import EXTERNAL_WEIGHTS
 
@@ -19,10 +20,8 @@ LATENTS_FILE = "test_latents.npz"
 
 
 def default_cache_dir() -> Path:
-    """Where `datasets build` writes unless told otherwise (IROB_BENCH_CACHE overrides)."""
-    import os
-
-    return Path(os.environ.get("IROB_BENCH_CACHE", Path.home() / ".cache" / "irob-bench")) / "datasets"
+    """Where `datasets build` writes unless told otherwise: the irob-bench cache (common.user_dir) / datasets."""
+    return user_dir("cache", "datasets")
 
 
 def freeze(draft: DatasetCard, root: str | Path, weights: str | Path | None = None) -> DatasetCard:

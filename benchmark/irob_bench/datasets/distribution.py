@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from irob_bench.artifacts import sha256_file
+from irob_bench.artifacts import read_npz, sha256_file
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.datasets.frozen import read_npz, sample_latents
+from irob_bench.datasets.frozen import sample_latents
 from irob_bench.errors import IrobError
 from irob_bench.generators.registry import EXTERNAL_WEIGHTS, build_architecture
 from irob_bench.generators.transforms import apply_output_transform
+from irob_bench.runtime import place
 
 
 class ConditionalGenerator(nn.Module):
@@ -117,10 +118,10 @@ class BenchmarkDataset:
     @torch.no_grad()
     def generate(self, latents: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
         """Images g(z, y) as float32 in [0, 1], generated in the card's fixed chunk size."""
-        gen = self.generator.to(device)
+        gen = place(self.generator, device)
         step = self.card.generation_batch_size
         chunks = [
-            gen(latents[i : i + step].to(device), labels[i : i + step].to(device)).float().cpu()
+            gen(place(latents[i : i + step], device), place(labels[i : i + step], device)).float().cpu()
             for i in range(0, len(latents), step)
         ]
         if not chunks:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from irob_bench.datasets.card import DatasetCard, GeneratorSpec, SplitSpec
 from irob_bench.generators import biggan, cifar
 from irob_bench.generators.acgan import ARCHITECTURE_ID as ACGAN_ID
+from irob_bench.registry import Registry
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 
@@ -126,8 +129,9 @@ def saturated_cifar_draft(p: str) -> DatasetCard:
     )
 
 
-DRAFTS = {
-    "mnist": mnist_draft,
-    "imagenet10": imagenet10_draft,
-    **{f"saturated-cifar-p{p}": (lambda p=p: saturated_cifar_draft(p)) for p in SATURATION_LEVELS},
-}
+DRAFTS: Registry[Callable[[], DatasetCard]] = Registry("dataset draft")
+"""Dataset name -> its draft card (what `irob-bench datasets freeze NAME` freezes)."""
+DRAFTS.add("mnist", mnist_draft)
+DRAFTS.add("imagenet10", imagenet10_draft)
+for _p in SATURATION_LEVELS:
+    DRAFTS.add(f"saturated-cifar-p{_p}", lambda p=_p: saturated_cifar_draft(p))

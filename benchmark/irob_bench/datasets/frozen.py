@@ -1,17 +1,10 @@
-"""Seeded latents, canonical hashes and byte-reproducible .npz files for frozen splits."""
+"""Seeded latents and canonical hashes of frozen splits (their .npz files: artifacts.write_npz)."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-from pathlib import Path
-
-import numpy as np
 import torch
 
-from irob_bench.artifacts import atomic_path, sha256_bytes
-
-_EPOCH = (1980, 1, 1, 0, 0, 0)
+from irob_bench.artifacts import sha256_bytes
 
 
 def sample_latents(seed: int, size: int, latent_dim: int, priors: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,19 +37,3 @@ def image_signature(images: torch.Tensor) -> list[float]:
                              generator=torch.Generator().manual_seed(SIGNATURE_SEED))
     projected = flat @ (directions / directions.norm(dim=1, keepdim=True)).T
     return [float(v) for v in projected.mean(dim=0)] + [float(v) for v in projected.pow(2).mean(dim=0).sqrt()]
-
-
-def write_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
-    """Write an .npz with fixed timestamps so identical arrays give identical bytes; atomic."""
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method) as zf:
-        for name, array in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH), buf.getvalue(), compress_type=method)
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Read every array of an .npz file (no pickles)."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from irob_bench.attacks.outcomes import load_outcomes
-from irob_bench.datasets.frozen import tensor_sha256
+from irob_bench.common import indices_sha256
 from irob_bench.errors import IrobError
 from irob_bench.gate.outcomes import PerExample
 from irob_bench.leaderboard.store import Store
@@ -62,7 +61,7 @@ def _with_outcomes(result: EvaluationResult, candidates: list[Path], source: str
         raise IrobError(f"baseline {source}: per-example outcomes file not found (looked for {looked})")
     outcomes = load_outcomes(found)
     indices = np.asarray(outcomes.indices, dtype=np.int64)
-    if tensor_sha256(torch.from_numpy(indices)) != result.settings.indices_sha256:
+    if indices_sha256(indices) != result.settings.indices_sha256:
         raise IrobError(f"baseline {source}: outcomes file {found} holds other examples than its result")
     if [round(e, 9) for e in outcomes.eps] != [round(e, 9) for e in result.settings.eps]:
         raise IrobError(f"baseline {source}: outcomes file {found} holds other eps than its result")

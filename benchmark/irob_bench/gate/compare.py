@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.stats import binomtest
 
+from irob_bench.common import FrozenModel
 from irob_bench.gate.outcomes import PerExample
 
 Kind = Literal["clean", "pgd", "in_distribution"]
@@ -52,10 +53,8 @@ def mcnemar_worse(lost: int, gained: int) -> float:
     return float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue)
 
 
-class MetricComparison(BaseModel):
+class MetricComparison(FrozenModel):
     """One metric of the baseline against the new run on the same examples; accuracies are fractions."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(description="short id, e.g. 'clean', 'pgd@eps=1', 'in-dist@eps=2'")
     kind: Kind

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irob_bench.attacks.outcomes import AttackOutcomes
+from irob_bench.common import same_eps
 from irob_bench.errors import IrobError
 
 
@@ -52,14 +53,14 @@ class PerExample:
 
     def _eps_column(self, eps: float) -> int:
         for k, e in enumerate(self.eps):
-            if abs(e - eps) < 1e-9:
+            if same_eps(e, eps):
                 return k
         raise IrobError(f"eps {eps:g} is not in these outcomes (they have {', '.join(f'{e:g}' for e in self.eps)})")
 
 
 def common_eps(first: PerExample, second: PerExample) -> list[float]:
     """The eps both evaluated, ascending."""
-    return [e for e in first.eps if any(abs(e - f) < 1e-9 for f in second.eps)]
+    return [e for e in first.eps if any(same_eps(e, f) for f in second.eps)]
 
 
 def common_indices(baseline: PerExample, new: PerExample) -> np.ndarray:

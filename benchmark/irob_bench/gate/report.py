@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from irob_bench.common import FrozenModel
 from irob_bench.gate.compare import MetricComparison
 from irob_bench.leaderboard.render import percent, text_table
 
 JUNIT_SUITE = "irob-bench gate"
 
 
-class GateReport(BaseModel):
+class GateReport(FrozenModel):
     """A new run compared metric by metric with its baseline on the same examples; `regressed` decides the exit code."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     submission: str
     baseline_source: str = Field(description="the run or file the baseline came from")

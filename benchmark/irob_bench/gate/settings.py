@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from irob_bench.attacks.config import AttackSuiteConfig
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset, read_config
+from irob_bench.common import FrozenModel, field_error, indices_sha256, same_eps
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.datasets.frozen import tensor_sha256
-from irob_bench.errors import field_error
 from irob_bench.evaluate import EvaluateOptions, dataset_record, subset_indices
 from irob_bench.results import EvaluationResult
 
@@ -32,10 +30,8 @@ _DATASET_FIELDS = {
 }
 
 
-class GateOptions(BaseModel):
+class GateOptions(FrozenModel):
     """How strict the gate is and which baseline settings (if any) a run overrides; None repeats the baseline."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     tolerance_pp: float = Field(0.5, ge=0, description="drops up to this many percentage points always pass")
     alpha: float = Field(0.05, gt=0, le=1, description="significance level of the one-sided McNemar test")
@@ -119,7 +115,7 @@ def _index_differences(baseline: EvaluationResult, card: DatasetCard) -> list[st
     if settings.n_examples > size:
         return [f"n_examples (baseline {settings.n_examples}, the test set here has {size})"]
     indices = subset_indices(size, settings.n_examples, settings.subset_seed)
-    if tensor_sha256(torch.from_numpy(indices.astype("int64"))) != settings.indices_sha256:
+    if indices_sha256(indices) != settings.indices_sha256:
         return [f"example indices (subset seed {settings.subset_seed} selects other examples here)"]
     return []
 
@@ -135,7 +131,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _same_floats(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(abs(x - y) < 1e-9 for x, y in zip(a, b))
+    return len(a) == len(b) and all(same_eps(x, y) for x, y in zip(a, b))
 
 
 def _floats(values: list[float]) -> str:

@@ -16,7 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from irob_bench.artifacts import sha256_file
+from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
+from irob_bench.generators.registry import ExternalWeights
 
 if TYPE_CHECKING:  # pytorch_pretrained_biggan takes ~1 s to import: only the loading functions import it
     from pytorch_pretrained_biggan import BigGAN
@@ -54,8 +56,8 @@ class BigGANFiles(BaseModel):
 
 
 def cache_dir() -> Path:
-    """Where downloaded BigGAN files are kept: <IROB_BENCH_CACHE or ~/.cache/irob-bench>/biggan."""
-    return Path(os.environ.get("IROB_BENCH_CACHE", Path.home() / ".cache" / "irob-bench")) / "biggan"
+    """Where downloaded BigGAN files are kept: the irob-bench cache (common.user_dir) / biggan."""
+    return user_dir("cache", "biggan")
 
 
 def pretrained_urls() -> tuple[str, str]:
@@ -177,3 +179,7 @@ def load_imagenet10_biggan(
                 f"file {actual[:12]}): not the biggan-deep-128 checkpoint the card was frozen with"
             )
     return ImageNet10BigGAN(read_biggan(files), downsample=downsample, image_size=image_size)
+
+
+EXTERNAL_WEIGHTS = ExternalWeights(weights_sha256, load_imagenet10_biggan)
+"""How the generator registry finds and loads this architecture's pretrained weights."""

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from pydantic import BaseModel
 
 from irob_bench.artifacts import atomic_torch_save
-from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.metrics import per_class_accuracy
 from irob_bench.reference.models import SmallCNN
 from irob_bench.reference.training import FitReport, accuracy, augmented, clean_cross_entropy, fit, to_float_nchw
+
+if TYPE_CHECKING:  # annotations only: datasets imports generators, not the reverse
+    from irob_bench.datasets.distribution import BenchmarkDataset
 
 CHECKER_FILE = "checker.pt"
 

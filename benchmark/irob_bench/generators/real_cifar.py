@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
 
 
@@ -14,7 +15,7 @@ def load_real_cifar(data_dir: str | Path | None, split: str = "train") -> tuple[
     if data_dir is None:
         from torchvision.datasets import CIFAR10
 
-        ds = CIFAR10(Path.home() / ".cache" / "irob-bench" / "cifar10", train=split == "train", download=True)
+        ds = CIFAR10(user_dir("cache", "cifar10"), train=split == "train", download=True)
         return ds.data, np.asarray(ds.targets, dtype=np.uint8)
     path = Path(data_dir) / f"cifar10-{split}.npz"
     if not Path(data_dir).is_dir():

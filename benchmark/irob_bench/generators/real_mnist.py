@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
 
 _FILES = {
@@ -38,7 +39,7 @@ def load_real_mnist(data_dir: str | Path | None, split: str = "train") -> tuple[
     if data_dir is None:
         from torchvision.datasets import MNIST
 
-        ds = MNIST(Path.home() / ".cache" / "irob-bench" / "mnist", train=split == "train", download=True)
+        ds = MNIST(user_dir("cache", "mnist"), train=split == "train", download=True)
         return ds.data.numpy(), ds.targets.numpy().astype(np.uint8)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():

@@ -1,4 +1,4 @@
-"""Maps a card's architecture id to the module that builds its generator."""
+"""Maps a card's architecture id to what builds its generator (lazy: a module is imported when its id is used)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from typing import NamedTuple
 
 from torch import nn
 
-from irob_bench.errors import IrobError
-from irob_bench.generators import biggan
-from irob_bench.generators import acgan, cifar, sngan
+from irob_bench.registry import Registry
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    acgan.ARCHITECTURE_ID: acgan.ACGANGenerator,
-    cifar.ARCHITECTURE_ID: cifar.CifarGenerator,
-    sngan.ARCHITECTURE_ID: sngan.SNGANGenerator,
-}
+ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("generator architecture")
+ARCHITECTURES.add_lazy("acgan-mnist-v1", "irob_bench.generators.acgan:ACGANGenerator")
+ARCHITECTURES.add_lazy("acgan-cifar32-v1", "irob_bench.generators.cifar:CifarGenerator")
+ARCHITECTURES.add_lazy("sngan-cifar32-v1", "irob_bench.generators.sngan:SNGANGenerator")
 
 
 class ExternalWeights(NamedTuple):
@@ -26,15 +23,10 @@ class ExternalWeights(NamedTuple):
     load: Callable[..., nn.Module]  # load(source, expected_sha256, **card kwargs): hash-checked network
 
 
-EXTERNAL_WEIGHTS: dict[str, ExternalWeights] = {
-    biggan.ARCHITECTURE_ID: ExternalWeights(biggan.weights_sha256, biggan.load_imagenet10_biggan),
-}
+EXTERNAL_WEIGHTS: Registry[ExternalWeights] = Registry("generator with external weights")
+EXTERNAL_WEIGHTS.add_lazy("biggan-deep-128-imagenet10-v1", "irob_bench.generators.biggan:EXTERNAL_WEIGHTS")
 
 
 def build_architecture(architecture: str, **kwargs: object) -> nn.Module:
     """Instantiate an untrained generator of a registered architecture."""
-    try:
-        factory = ARCHITECTURES[architecture]
-    except KeyError:
-        raise IrobError(f"unknown generator architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})") from None
-    return factory(**kwargs)
+    return ARCHITECTURES.get(architecture)(**kwargs)

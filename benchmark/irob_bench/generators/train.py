@@ -17,12 +17,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
-from irob_bench.generators.real_cifar import load_real_cifar
-from irob_bench.generators.real_mnist import load_real_mnist
 from irob_bench.errors import IrobError
 from irob_bench.generators import acgan, cifar
-from irob_bench.runtime import seed_everything
+from irob_bench.generators.real_cifar import load_real_cifar
+from irob_bench.generators.real_mnist import load_real_mnist
 from irob_bench.reference.training import to_float_nchw
+from irob_bench.runtime import deterministic, seed_everything
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def save_frozen_generator(generator: nn.Module, path: Path) -> str:
     return sha256_file(path)
 
 
+@deterministic()  # torch's deterministic mode for the training only; the caller's setting comes back after
 def train_generator(
     name: str,
     data_dir: str | Path | None,

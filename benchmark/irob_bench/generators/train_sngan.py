@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text
-from irob_bench.datasets import DATA_DIR
-from irob_bench.generators.real_cifar import load_real_cifar
 from irob_bench.errors import IrobError
 from irob_bench.generators.diffaugment import diff_augment
+from irob_bench.generators.quality import fidelity, load_checker_file
+from irob_bench.generators.real_cifar import load_real_cifar
 from irob_bench.generators.sngan import ARCHITECTURE_ID, ProjectionDiscriminator, SNGANGenerator
 from irob_bench.generators.train import save_frozen_generator
-from irob_bench.generators.quality import fidelity, load_checker_file
-from irob_bench.runtime import seed_everything
+from irob_bench.runtime import deterministic, seed_everything
 
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULT_CHECKER = DATA_DIR / "cifar-generator" / "checker.pt"  # saturated-cifar's shipped real-CIFAR checker
+# (found as package data, not through irob_bench.datasets: datasets imports generators)
+DEFAULT_CHECKER = Path(str(resources.files("irob_bench.datasets").joinpath("data", "cifar-generator", "checker.pt"))).resolve()  # saturated-cifar's shipped real-CIFAR checker
 
 
 class SNGANConfig(BaseModel):
@@ -230,6 +231,7 @@ def _start(directory: Path, config: SNGANConfig, resume: bool) -> TrainState:
     return state
 
 
+@deterministic()  # torch's deterministic mode for the training only; the caller's setting comes back after
 def train_sngan(
     data_dir: str | Path,
     checkpoint_dir: str | Path,

@@ -20,13 +20,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from irob_bench.common import FrozenModel
 from irob_bench.errors import IrobError
 
 if TYPE_CHECKING:
-    from irob_bench.validate import Validated
     from irob_bench.isolation.worker import Kind
+    from irob_bench.validate import Validated
 
 Level = Literal["none", "process", "sandbox"]
 LEVELS: tuple[str, ...] = ("none", "process", "sandbox")
@@ -44,10 +45,8 @@ RULES = {
 }
 
 
-class Isolation(BaseModel):
+class Isolation(FrozenModel):
     """How untrusted code runs: the level, its wall-clock timeout and its memory limit."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     level: Level = "sandbox"
     timeout: float = Field(DEFAULT_TIMEOUT, gt=0, description="wall-clock seconds before the worker is killed")
@@ -189,8 +188,8 @@ def validate_isolated(path: str | Path, options, isolation: Isolation) -> Valida
     """`irob-bench validate` (the options' dataset and batch size) at the chosen isolation level; in a worker, a check
     that failed because the submission broke a rule names the rule."""
     from irob_bench.evaluate import validation
-    from irob_bench.validate import Validated
     from irob_bench.isolation.worker import VALIDATION_FILE
+    from irob_bench.validate import Validated
 
     if isolation.level == "none":
         return validation(path, options.dataset, options.batch_size)

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from irob_bench.common import FrozenModel
 from irob_bench.evaluate import EvaluateOptions
 
 Kind = Literal["evaluate", "validate"]
@@ -20,10 +19,8 @@ VALIDATION_FILE = "validation.json"
 UNSAFE_LOAD = "rule: torch.load(weights_only=False) can run a pickle payload; load weights with irob_bench.plugin.load_weights"
 
 
-class WorkerRequest(BaseModel):
+class WorkerRequest(FrozenModel):
     """What the parent asks the worker to do: evaluate, or only validate (using the options' dataset and batch size)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Kind = "evaluate"
     path: str

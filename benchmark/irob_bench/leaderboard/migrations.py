@@ -33,8 +33,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    inspect,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Connection

@@ -1,4 +1,8 @@
-"""Plots of stored runs (PNG via matplotlib): robust accuracy against eps with ceilings, and against saturation p."""
+"""Plots of stored runs (PNG via matplotlib): robust accuracy against eps with ceilings, and against saturation p.
+
+Figures use matplotlib's object API (a Figure with its own Agg canvas): no backend is chosen and no pyplot state is
+touched, so importing or plotting changes nothing for the caller's own matplotlib use.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,28 @@ import math
 from pathlib import Path
 
 import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from irob_bench.artifacts import atomic_path
+from irob_bench.bounds import classifier_ceiling, dataset_ceiling_per_class
+from irob_bench.common import same_eps
+from irob_bench.datasets import load_card
+from irob_bench.datasets.card import DatasetCard
+from irob_bench.errors import IrobError
+from irob_bench.results import EvaluationResult
 
-from irob_bench.artifacts import atomic_path  # noqa: E402
-from irob_bench.bounds import classifier_ceiling, dataset_ceiling_per_class  # noqa: E402
-from irob_bench.datasets import load_card  # noqa: E402
-from irob_bench.datasets.card import DatasetCard  # noqa: E402
-from irob_bench.errors import IrobError  # noqa: E402
-from irob_bench.results import EvaluationResult  # noqa: E402
+
+def _figure() -> tuple[Figure, Axes]:
+    """A 7.5 x 4.8 inch, 120 dpi figure on its own Agg canvas, and its one axes."""
+    fig = Figure(figsize=(7.5, 4.8), dpi=120)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _colours() -> list[str]:
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def ceiling_curve(result: EvaluationResult, eps_grid: list[float]) -> list[float | None]:
@@ -36,8 +52,8 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
     runs = [r for r in results if r.metrics.curves is not None]
     if not runs:
         raise IrobError("no run with robustness curves to plot")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = _figure()
+    colours = _colours()
     for k, result in enumerate(runs):
         colour, curves, name = colours[k % len(colours)], result.metrics.curves, result.submission.metadata.name
         ax.plot(curves.eps, curves.unconstrained, color=colour, lw=2, label=f"{name}: PGD / min-norm")
@@ -64,7 +80,6 @@ def _finish(fig, ax, ylabel: str, title: str, out: str | Path, legend: str = "lo
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return out
 
 
@@ -85,16 +100,16 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
     runs = [(p, r) for r in results if (p := saturation_p(load_card(r.dataset.name))) is not None]  # (level, run)
     if not ceilings and not runs:
         raise IrobError("nothing to plot: no saturation level with Lipschitz constants and no run on one")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    fig, ax = _figure()
     if ceilings:
         ax.plot(*zip(*ceilings), color="black", lw=1.5, ls=":", marker="x",
                 label=f"dataset ceiling (Thm 4.4, every class risk >= {levels[0][1].reference_alpha:g})")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = _colours()
     methods = sorted({r.submission.metadata.training for _, r in runs})
     for k, method in enumerate(methods):
         colour = colours[k % len(colours)]
         mine = sorted(((p, r) for p, r in runs if r.submission.metadata.training == method), key=lambda pr: pr[0])
-        at_eps = [(p, next((m for m in r.metrics.per_eps if abs(m.eps - eps) < 1e-9), None)) for p, r in mine]
+        at_eps = [(p, next((m for m in r.metrics.per_eps if same_eps(m.eps, eps)), None)) for p, r in mine]
         ax.plot([p for p, _ in mine], [r.metrics.clean_accuracy for _, r in mine], color=colour, lw=1, ls="--",
                 marker="o", mfc="white", label=f"{method}: clean")
         robust = [(p, m.robust_accuracy_pgd) for p, m in at_eps if m is not None]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
+from irob_bench.common import same_eps
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import FORMATS
 from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
@@ -94,7 +95,7 @@ def _rank(rows: list[LeaderboardRow], eps: float | None) -> tuple[float, list[_R
     if not grid:
         raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
     at = grid[-1] if eps is None else eps
-    if not any(abs(e - at) < 1e-9 for e in grid):
+    if not any(same_eps(e, at) for e in grid):
         raise IrobError(f"{rows[0].dataset}: no run evaluated eps {at:g} (stored eps: {', '.join(f'{e:g}' for e in grid)})")
     scored = [(row.at(at), row) for row in rows]
     ordered = sorted(

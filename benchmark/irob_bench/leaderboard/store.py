@@ -22,7 +22,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from irob_bench.errors import IrobError, field_error
+from irob_bench.common import FrozenModel, field_error, same_eps, user_dir
+from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
 from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord
@@ -32,14 +33,13 @@ _WRITE = "irob_write"  # execution option: this transaction writes, so take SQLi
 
 
 def default_db_url() -> str:
-    """$IROB_BENCH_DB, else SQLite at $XDG_DATA_HOME/irob-bench/leaderboard.db (~/.local/share if XDG is unset)."""
+    """$IROB_BENCH_DB, else SQLite at the irob-bench data folder (common.user_dir) / leaderboard.db."""
     if os.environ.get(DB_ENV):
         return os.environ[DB_ENV]
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return f"sqlite:///{Path(data_home) / 'irob-bench' / 'leaderboard.db'}"
+    return f"sqlite:///{user_dir('data', 'leaderboard.db')}"
 
 
-class SaveOutcome(BaseModel):
+class SaveOutcome(FrozenModel):
     """What `Store.save` did: the run's id and whether it was new (False: the same fingerprint was stored already)."""
 
     model_config = ConfigDict(frozen=True)
@@ -53,8 +53,6 @@ Provenance = Literal["evaluated", "imported"]  # scored by this irob-bench, or a
 
 class Verification(BaseModel):
     """The latest `runs verify`: a random sample re-evaluated here and paired with the stored outcomes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     verdict: Literal["verified", "disputed"]
     n: int = Field(ge=1, description="examples re-evaluated")
@@ -95,7 +93,7 @@ class LeaderboardRow(BaseModel):
 
     def at(self, eps: float) -> EpsValues | None:  # type: ignore[valid-type]
         """The values at one eps, or None if this run did not evaluate it."""
-        return next((v for v in self.per_eps if abs(v.eps - eps) < 1e-9), None)
+        return next((v for v in self.per_eps if same_eps(v.eps, eps)), None)
 
 
 LEGACY_PRESET = "pgd-2x40"  # runs made before the presets (irob-bench < 0.2): PGD-L2, 2 restarts x 40 steps

@@ -14,9 +14,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tqdm import tqdm
 
+from irob_bench.common import FrozenModel
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
 from irob_bench.lipschitz.estimate import Checkpoint, Generator
@@ -25,10 +26,8 @@ from irob_bench.lipschitz.gradient import top_singular
 from irob_bench.lipschitz.sampling import Slopes
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(FrozenModel):
     """Fresh anchors (a seed other than the card's) and Lanczos run to a tight tolerance."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: Literal["audit"] = "audit"
     samples: int = Field(3000, ge=1, description="fresh anchors per class")
@@ -39,10 +38,8 @@ class AuditSettings(BaseModel):
     batch_size: int = Field(250, ge=1, description="anchors per generator call")
 
 
-class ClassAudit(BaseModel):
+class ClassAudit(FrozenModel):
     """One class: the card's constant against the (1 - delta) quantile and the max of sigma_max on fresh anchors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     label: int
     constant: float
@@ -55,10 +52,8 @@ class ClassAudit(BaseModel):
         return self.constant >= self.quantile
 
 
-class Audit(BaseModel):
+class Audit(FrozenModel):
     """The audit of one card."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     dataset: str
     version: str

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from tqdm import tqdm
 
+from irob_bench.common import FrozenModel
 from irob_bench.datasets.card import LipschitzEstimate
 from irob_bench.errors import IrobError
 from irob_bench.lipschitz.geometry import ESTIMATOR_STREAM, class_map, draw_anchors, stream
@@ -27,10 +28,8 @@ from irob_bench.lipschitz.stats import OrderStatistic, order_statistic, upper_bo
 Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class ClassEstimate(BaseModel):
+class ClassEstimate(FrozenModel):
     """L_y(r) of one class: v_(k) of its per-anchor slopes (the run's statistic says which k), with its cost."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     label: int
     name: str
@@ -40,10 +39,8 @@ class ClassEstimate(BaseModel):
     seconds: float
 
 
-class LipschitzRun(BaseModel):
+class LipschitzRun(FrozenModel):
     """One estimator's result over some classes, with the settings and the order statistic that produced it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     settings: SamplingSettings | GradientSettings = Field(discriminator="method")
     statistic: OrderStatistic

@@ -5,18 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
+from irob_bench.common import FrozenModel
 from irob_bench.errors import IrobError
 from irob_bench.lipschitz.estimate import Generator, estimate
 from irob_bench.lipschitz.settings import GradientSettings, SamplingSettings
 
 
-class RadiusCheck(BaseModel):
+class RadiusCheck(FrozenModel):
     """r * L_y(r) per class against eps: the ceilings are established only where it reaches eps."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     radius: float
     eps: float
@@ -36,10 +34,8 @@ def check_radius(constants: Sequence[float], radius: float, eps: float = 3.0) ->
     return RadiusCheck(radius=radius, eps=eps, products=[radius * c for c in constants])
 
 
-class RadiusSearch(BaseModel):
+class RadiusSearch(FrozenModel):
     """The smallest tried radius at which every class passes, and every (r, L_y(r)) tried on the way."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     eps: float
     radius: float

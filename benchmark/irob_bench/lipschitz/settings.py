@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from irob_bench.errors import IrobError, field_error
+from irob_bench.common import FrozenModel, field_error
+from irob_bench.errors import IrobError
+from irob_bench.registry import Registry
 
 # Fields the card's LipschitzEstimate stores in their own slots rather than in its `settings` dict.
 CARD_FIELDS = {"method", "radius", "delta", "beta", "samples"}
 
 
-class EstimatorSettings(BaseModel):
+class EstimatorSettings(FrozenModel):
     """What every estimator shares: ball radius r, failure mass delta, confidence beta, anchors per class, seed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     radius: float = Field(0.5, gt=0, description="radius r of the latent ball B(z, r)")
     delta: float = Field(0.001, gt=0, lt=1, description="latent mass on which the Lipschitz property may fail")
@@ -50,14 +50,15 @@ class GradientSettings(EstimatorSettings):
     min_fraction: float = Field(0.01, gt=0, lt=1, description="iterates are kept at least r * min_fraction from z")
 
 
-SETTINGS = {"sampling": SamplingSettings, "gradient": GradientSettings}
+ESTIMATORS: Registry[type[SamplingSettings] | type[GradientSettings]] = Registry("Lipschitz estimator")
+"""Estimator name -> its settings model (estimate.py runs the estimator the settings name)."""
+ESTIMATORS.add("sampling", SamplingSettings)
+ESTIMATORS.add("gradient", GradientSettings)
 
 
 def make_settings(method: str, **values: Any) -> SamplingSettings | GradientSettings:
     """Validated settings of `method`, ignoring values given as None; bad values raise one-line IrobErrors."""
-    if method not in SETTINGS:
-        raise IrobError(f"unknown Lipschitz estimator {method!r} (known: {', '.join(SETTINGS)})")
-    cls = SETTINGS[method]
+    cls = ESTIMATORS.get(method)
     given = {k: v for k, v in values.items() if v is not None}
     unknown = sorted(set(given) - set(cls.model_fields))
     if unknown:

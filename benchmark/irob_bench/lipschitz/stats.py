@@ -12,20 +12,20 @@ import math
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.stats import binom
+
+from irob_bench.common import FrozenModel
 
 DEFAULT_BETA = 0.95
 
 
-class OrderStatistic(BaseModel):
+class OrderStatistic(FrozenModel):
     """Which order statistic v_(k) of S per-anchor values is reported, and the delta it bounds at confidence beta.
 
     `established`: v_(k) bounds q_{1-delta} for the requested delta. Otherwise S is too small for it and k = S (the
     maximum), which bounds q_{1-delta'} with delta' = 1 - (1 - beta)^(1/S) > delta: the bound then `holds_at` delta'.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     samples: int = Field(ge=1, description="S, per-anchor values per class")
     rank: int = Field(ge=1, description="k, 1-based: v_(S) is the maximum")

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from irob_bench import datasets
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.errors import IrobError
 from irob_bench.reference.models import SmallCNN
 from irob_bench.reference.training import FitReport, clean_cross_entropy, fit, pgd_loss, trades_loss
+from irob_bench.registry import Registry
+
+if TYPE_CHECKING:
+    from irob_bench.datasets.distribution import BenchmarkDataset
+    from irob_bench.reference.training import BatchLoss
 
 Method = Literal["standard", "pgd", "trades"]
-METHODS: tuple[str, ...] = ("standard", "pgd", "trades")
+
+METHODS: Registry[Callable[[float, float, int], BatchLoss]] = Registry("training method")
+"""Training method -> loss(eps, beta, attack_steps), the objective `fit` minimises."""
+METHODS.add("standard", lambda eps, beta, steps: clean_cross_entropy)
+METHODS.add("pgd", lambda eps, beta, steps: pgd_loss(eps, steps))
+METHODS.add("trades", lambda eps, beta, steps: trades_loss(eps, beta, steps))
 
 _TEMPLATE = '''"""{title}: a reference irob-bench submission written by `irob-bench train {method}`."""
 
@@ -65,9 +75,16 @@ def training_description(method: str, eps: float | None, beta: float, steps: int
     return f"TRADES (Zhang et al.), beta={beta:g}, L2 eps={eps:g}, {steps} steps"
 
 
+def check_method(method: str, eps: float | None) -> None:
+    """A known method, and a positive eps for the adversarial ones: checked before any work."""
+    METHODS.get(method)
+    if method != "standard" and (eps is None or eps <= 0):
+        raise IrobError(f"--eps must be a positive number for {method} training")
+
+
 def train_reference(
     method: str,
-    dataset: str,
+    data: BenchmarkDataset,
     out: str | Path,
     *,
     eps: float | None = None,
@@ -81,11 +98,7 @@ def train_reference(
     progress: bool = True,
 ) -> TrainingRecord:
     """Train a SmallCNN with `method` on the dataset's generated train split; write model.pt and submission.py."""
-    if method not in METHODS:
-        raise IrobError(f"unknown training method {method!r} (known: {', '.join(METHODS)})")
-    if method != "standard" and (eps is None or eps <= 0):
-        raise IrobError(f"--eps must be a positive number for {method} training")
-    data = datasets.load(dataset)
+    check_method(method, eps)
     card = data.card
     z, y = data.latents("train"), data.labels("train")
     if train_points is not None:
@@ -93,7 +106,7 @@ def train_reference(
     x = data.generate(z, y)
     channels, side, _ = card.image_shape
     model = SmallCNN(in_channels=channels, num_classes=card.num_classes, image_size=side, width=width)
-    loss_fn = {"standard": lambda: clean_cross_entropy, "pgd": lambda: pgd_loss(eps, attack_steps), "trades": lambda: trades_loss(eps, beta, attack_steps)}[method]()
+    loss_fn = METHODS.get(method)(eps, beta, attack_steps)  # type: ignore[arg-type]  # eps checked above
     report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress)
     out = Path(out)
     atomic_torch_save(model.state_dict(), out / "model.pt")
