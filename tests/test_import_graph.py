@@ -144,6 +144,7 @@ def test_every_file_path_is_its_import_name_and_data_folders_hold_no_code():
     for folder in ("datasets", "leaderboard"):
         code = sorted(str(p.relative_to(REPO)) for p in (REPO / folder).rglob("*.py"))
         assert code == [], f"{folder}/ holds data only"
+    assert (SOURCE / PACKAGE / "data").resolve() == REPO / "datasets", "the shipped data is package data by a symlink"
     pyproject = (REPO / "pyproject.toml").read_text()
     assert 'package-dir = { "" = "benchmark" }' in pyproject
 

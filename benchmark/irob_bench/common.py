@@ -1,5 +1,5 @@
 """Small helpers shared by every subpackage: the frozen pydantic base, eps comparison, the evaluated-indices hash,
-pydantic errors as one line, and the one rule for irob-bench's cache and data folders.
+pydantic errors as one line, where the shipped data is, and the one rule for irob-bench's cache and data folders.
 
 Import-light on purpose (no torch, no numpy): the CLI's parsers and the leaderboard import it.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -48,6 +49,14 @@ def field_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(map(str, first["loc"])) or "value"
     return f"{where}: {first['msg']}"
+
+
+def shipped_data_dir() -> Path:
+    """The shipped distributions' files (one folder per name: card.json, generator weights, test latents, checker).
+
+    Package data at irob_bench/data, read through importlib.resources: in the repository a symlink to the top-level
+    datasets/ folder, in a wheel real files (pyproject.toml says why)."""
+    return Path(str(resources.files("irob_bench").joinpath("data"))).resolve()
 
 
 def user_dir(kind: Literal["cache", "data"], *parts: str) -> Path:

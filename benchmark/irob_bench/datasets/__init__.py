@@ -1,29 +1,21 @@
 """Benchmark distributions: `load(name)` gives the frozen generator, card and splits of one of them.
 
-The shipped distributions (card, generator weights, test latents, checker) are package data under `data/`, read
-through importlib.resources: in the repository `data` is a symlink to the top-level `datasets/` folder, which a wheel
-stores as real files (see pyproject.toml).
+The shipped distributions (card, generator weights, test latents, checker) are package data: common.shipped_data_dir().
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from irob_bench.common import field_error
+from irob_bench.common import field_error, shipped_data_dir
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.distribution import BenchmarkDataset, ConditionalGenerator
 from irob_bench.errors import IrobError
 
-
-def _data_dir() -> Path:
-    """The folder of shipped distributions, one subfolder (holding card.json) per name."""
-    return Path(str(resources.files(__name__).joinpath("data"))).resolve()
-
-
-DATA_DIR = _data_dir()
+DATA_DIR = shipped_data_dir()
+"""The folder of shipped distributions, one subfolder (holding card.json) per name."""
 
 __all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "DATA_DIR", "available", "card_path", "load", "load_card"]
 

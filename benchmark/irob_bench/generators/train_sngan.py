@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text
+from irob_bench.common import shipped_data_dir
 from irob_bench.errors import IrobError
 from irob_bench.generators.diffaugment import diff_augment
 from irob_bench.generators.quality import fidelity, load_checker_file
@@ -33,8 +33,7 @@ from irob_bench.generators.train import save_frozen_generator
 from irob_bench.runtime import deterministic, seed_everything
 
 CHECKPOINT_FILE = "checkpoint.pt"
-# (found as package data, not through irob_bench.datasets: datasets imports generators)
-DEFAULT_CHECKER = Path(str(resources.files("irob_bench.datasets").joinpath("data", "cifar-generator", "checker.pt"))).resolve()  # saturated-cifar's shipped real-CIFAR checker
+DEFAULT_CHECKER = shipped_data_dir() / "cifar-generator" / "checker.pt"  # saturated-cifar's shipped real-CIFAR checker
 
 
 class SNGANConfig(BaseModel):
