@@ -48,6 +48,7 @@ def test_the_project_registries_share_the_error_form():
     from irob_bench.datasets.drafts import DRAFTS
     from irob_bench.generators import acgan, biggan, cifar, sngan
     from irob_bench.generators.registry import ARCHITECTURES, EXTERNAL_WEIGHTS, build_architecture
+    from irob_bench.generators.train import RECIPES
     from irob_bench.lipschitz.settings import ESTIMATORS
     from irob_bench.reference.baselines import METHODS
 
@@ -57,7 +58,8 @@ def test_the_project_registries_share_the_error_form():
     assert tuple(METHODS.list()) == CLI_METHODS and tuple(PRESETS.list()) == ATTACK_PRESETS
     assert DRAFTS.list("saturated-cifar-*") == [f"saturated-cifar-p{p}" for p in ("2", "4", "8", "16", "64", "inf")]
     for registry, kind in [(ARCHITECTURES, "generator architecture"), (DRAFTS, "dataset draft"),
-                           (METHODS, "training method"), (PRESETS, "attack preset"), (ESTIMATORS, "Lipschitz estimator")]:
+                           (METHODS, "training method"), (PRESETS, "attack preset"), (ESTIMATORS, "Lipschitz estimator"),
+                           (RECIPES, "generator trainer")]:
         with pytest.raises(IrobError, match=rf"^unknown {kind} 'nope' \(available: {', '.join(registry.list())}\)$"):
             registry.get("nope")
     with pytest.raises(IrobError, match="unknown generator architecture 'nope'"):

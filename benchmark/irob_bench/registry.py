@@ -15,6 +15,7 @@ from typing import Generic, TypeVar, cast
 from irob_bench.errors import IrobError
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 class _Lazy:
@@ -53,11 +54,14 @@ class Registry(Generic[T]):
         self._check_new(name)
         self._entries[name] = _Lazy(target)
 
-    def get(self, name: str) -> T:
-        """The entry called `name`; an unknown name is an IrobError listing the available ones."""
+    def get(self, name: str, default: object = _MISSING) -> T:
+        """The entry called `name`; an unknown name is an IrobError listing the available ones (or `default`, if
+        given, as dict.get does)."""
         try:
             entry = self._entries[name]
         except (KeyError, TypeError):
+            if default is not _MISSING:
+                return default  # type: ignore[return-value]
             raise IrobError(self.unknown(name)) from None
         if isinstance(entry, _Lazy):
             entry = cast(T, entry.resolve())
@@ -89,6 +93,13 @@ class Registry(Generic[T]):
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
+
+    def __setitem__(self, name: str, entry: T) -> None:
+        """Replace (or add) an entry: for tests that swap one in (pytest's monkeypatch.setitem)."""
+        self._entries[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}: {', '.join(self._entries)})"

@@ -22,6 +22,7 @@ from irob_bench.generators import acgan, cifar
 from irob_bench.generators.real_cifar import load_real_cifar
 from irob_bench.generators.real_mnist import load_real_mnist
 from irob_bench.reference.training import to_float_nchw
+from irob_bench.registry import Registry
 from irob_bench.runtime import deterministic, seed_everything
 
 
@@ -35,15 +36,15 @@ class GANRecipe:
     discriminator: Callable[[], nn.Module]
 
 
-RECIPES = {
-    "mnist": GANRecipe(acgan.ARCHITECTURE_ID, load_real_mnist, acgan.ACGANGenerator, acgan.ACGANDiscriminator),
-    "cifar": GANRecipe(cifar.ARCHITECTURE_ID, load_real_cifar, cifar.CifarGenerator, cifar.CifarDiscriminator),
-}
+RECIPES: Registry[GANRecipe] = Registry("generator trainer")
+"""`generators train NAME` -> how to train that generator."""
+RECIPES.add("mnist", GANRecipe(acgan.ARCHITECTURE_ID, load_real_mnist, acgan.ACGANGenerator, acgan.ACGANDiscriminator))
+RECIPES.add("cifar", GANRecipe(cifar.ARCHITECTURE_ID, load_real_cifar, cifar.CifarGenerator, cifar.CifarDiscriminator))
 
 
 def recipe_for(architecture: str) -> GANRecipe:
     """The recipe that trains generators of a card's architecture id."""
-    for recipe in RECIPES.values():
+    for _, recipe in RECIPES.items():
         if recipe.architecture == architecture:
             return recipe
     raise IrobError(f"no real-data recipe for generator architecture {architecture!r}")
@@ -94,9 +95,7 @@ def train_generator(
     `width` (channels of the first/last layer of G and D) overrides the architecture's default.
     `fake_class_weight` weighs D's class loss on generated images: at 0 D's classifier learns real images only,
     so G must make images that a real-data classifier recognises (not features only D's fake-classifier sees)."""
-    if name not in RECIPES:
-        raise IrobError(f"no generator trainer for {name!r} (known: {', '.join(RECIPES)})")
-    recipe = RECIPES[name]
+    recipe = RECIPES.get(name)  # "unknown generator trainer NAME (available: ...)"
     if width is not None and "width" not in inspect.signature(recipe.generator).parameters:
         raise IrobError(f"the {name} generator has a fixed width; drop --width")
     images, labels = recipe.load(data_dir, "train")
