@@ -97,6 +97,7 @@ def adaptive_batch(
     lam = torch.full((n,), config.lambda_init, device=z.device)
     best_z, best_dist = z.clone(), torch.full((n,), math.inf, device=z.device)
     origin, basis = (z if start is None else start).clone(), None
+    u = origin  # re-bound at it == 0 before any use; bound here so every path defines it
     weight = torch.ones(n, device=z.device)
     if start is not None:
         with torch.no_grad():
