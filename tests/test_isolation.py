@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -155,3 +156,23 @@ def test_a_forward_that_allocates_past_the_memory_limit_is_refused_naming_the_ru
     code, err = evaluate(write_submission(tmp_path, forward), db, capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert "rule: memory limit" in err and not db.exists(), err
+
+
+def test_python_under_tmp_is_rebound_over_the_sandbox_fresh_tmp(monkeypatch) -> None:
+    """A virtualenv or source tree under /tmp (hidden by the sandbox's empty /tmp) is re-bound read-only, once per
+    outermost folder; folders elsewhere are not (the control)."""
+    from irob_bench.isolation.sandbox import python_under_tmp
+
+    venv = Path(tempfile.mkdtemp(dir="/tmp", prefix="irob-venv-"))
+    try:
+        (venv / "lib" / "site-packages").mkdir(parents=True)
+        elsewhere = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="irob-src-"))
+        monkeypatch.setattr(sys, "prefix", str(venv))
+        monkeypatch.setattr(sys, "path", [str(venv / "lib" / "site-packages"), str(elsewhere), ""])
+        assert python_under_tmp() == ["--ro-bind", str(venv.resolve()), str(venv.resolve())]
+        monkeypatch.setattr(sys, "prefix", str(elsewhere))
+        monkeypatch.setattr(sys, "path", [str(elsewhere)])
+        assert python_under_tmp() == []
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)

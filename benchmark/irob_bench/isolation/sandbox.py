@@ -53,6 +53,16 @@ class Isolation(FrozenModel):
     memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=256, description="address-space limit of the worker")
 
 
+def python_under_tmp() -> list[str]:
+    """bwrap arguments that re-bind, read-only over the sandbox's fresh /tmp, what the worker's Python needs from
+    /tmp (a virtualenv or a source tree there), which the empty /tmp would otherwise hide."""
+    tmp = Path("/tmp").resolve()
+    needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, *sys.path) if p and Path(p).exists()}
+    under = sorted(p for p in needed if p != tmp and p.is_relative_to(tmp))
+    roots = [p for p in under if not any(p != q and p.is_relative_to(q) for q in under)]
+    return [arg for root in roots for arg in ("--ro-bind", str(root), str(root))]
+
+
 def sandbox_prefix(scratch: Path, submission_dir: Path) -> tuple[list[str], str]:
     """The command that wraps the worker at the sandbox level, and what it provides (recorded with the result).
 
@@ -61,6 +71,7 @@ def sandbox_prefix(scratch: Path, submission_dir: Path) -> tuple[list[str], str]
     if shutil.which("bwrap"):
         return [
             "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            *python_under_tmp(),
             "--ro-bind", str(submission_dir), str(submission_dir),
             "--bind", str(scratch), str(scratch), "--unshare-net", "--unshare-pid", "--die-with-parent",
             "--new-session", "--chdir", str(scratch), "--",
