@@ -8,6 +8,7 @@ with foreign keys on, WAL journaling and synchronous=FULL, and writes take the w
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -109,15 +110,27 @@ def attack_preset(attacks: dict[str, Any]) -> str:
     name = str(attacks.get("preset", LEGACY_PRESET))
     if name not in PRESETS:
         return name
-    repeated = {"eot_samples", "verify_draws"}  # set for randomized models on top of any preset
+    repeated = set(_REPEATED)
     settings = {k: v for k, v in attacks.items() if k in AttackSuiteConfig.model_fields or k == "pgd"}
     try:
         recorded = read_config(settings).model_dump(exclude=repeated)
     except ValidationError:  # settings of a release whose fields we no longer know: never the current preset
         recorded = {k: v for k, v in settings.items() if k not in repeated}
-    if recorded == PRESETS[name].model_dump(exclude=repeated):
+    dumped = json.dumps(recorded, sort_keys=True)
+    if dumped == _preset_settings(name):
         return name
-    return f"{name}@{hashlib.sha256(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:8]}"
+    return f"{name}@{hashlib.sha256(dumped.encode()).hexdigest()[:8]}"
+
+
+_REPEATED = frozenset({"eot_samples", "verify_draws"})  # set for randomized models on top of any preset
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_settings(name: str) -> str:
+    """The current definition of preset `name` as JSON, dumped once per process (presets are frozen)."""
+    from irob_bench.attacks.presets import PRESETS
+
+    return json.dumps(PRESETS[name].model_dump(exclude=set(_REPEATED)), sort_keys=True)
 
 
 def normalize_url(url: str) -> URL:
