@@ -61,8 +61,12 @@ def test_generators_refuse_width_for_the_fixed_mnist_generator(tmp_path, capsys)
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="needs ../shared/data/cifar10")
-def test_checker_command_trains_with_augmentation_and_reports_real_accuracy(tmp_path, monkeypatch, capsys) -> None:
-    """`generators checker cifar --augment` on a slice of real CIFAR-10: writes loadable weights, prints real accuracy."""
+@pytest.mark.parametrize("architecture", [[], ["--architecture", "resnet9", "--width", "4", "--optimizer", "sgd"]])
+def test_checker_command_trains_with_augmentation_and_reports_real_accuracy(
+    tmp_path, monkeypatch, capsys, architecture
+) -> None:
+    """`generators checker cifar --augment` on a slice of real CIFAR-10: writes loadable weights (with their
+    architecture), prints real accuracy."""
     from irob_bench.cli import main
     from irob_bench.generators import train as train_module
     from irob_bench.generators.quality import load_checker_file
@@ -76,7 +80,7 @@ def test_checker_command_trains_with_augmentation_and_reports_real_accuracy(tmp_
     monkeypatch.setitem(train_module.RECIPES, "cifar", dataclasses.replace(recipe, load=small))
     out = tmp_path / "checker.pt"
     args = ["generators", "checker", "cifar", "--data", str(SHARED_DATA / "cifar10"), "--out", str(out), "--epochs", "1"]
-    assert main([*args, "--augment", "--quiet"]) == 0
+    assert main([*args, *architecture, "--augment", "--quiet"]) == 0
     assert "real cifar test accuracy" in capsys.readouterr().out
     checker = load_checker_file(out, 3, 32)
     assert checker(torch.rand(2, 3, 32, 32)).shape == (2, 10)

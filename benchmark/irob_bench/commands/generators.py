@@ -50,15 +50,16 @@ def _export(checkpoint_dir: str, out: str) -> None:
 
 
 def _checker(args: argparse.Namespace) -> None:
-    from irob_bench.generators.quality import load_checker_file, real_accuracy, train_checker
+    from irob_bench.generators.quality import CheckerRecipe, load_checker_file, real_accuracy, train_checker
     from irob_bench.generators.train import RECIPES
 
-    recipe = RECIPES[args.name]
-    images, labels = recipe.load(args.data, "train")
-    report = train_checker(
-        images, labels, args.out, epochs=args.epochs, seed=args.seed, augment=args.augment, progress=not args.quiet
-    )
-    test_images, test_labels = recipe.load(args.data, "test")
+    load = RECIPES[args.name].load
+    images, labels = load(args.data, "train")
+    recipe = CheckerRecipe(architecture=args.architecture, width=args.width, epochs=args.epochs,
+                           optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, augment=args.augment)
+    report = train_checker(images, labels, args.out, recipe, seed=args.seed, progress=not args.quiet,
+                           checkpoint=args.checkpoint)
+    test_images, test_labels = load(args.data, "test")
     channels = 1 if test_images.ndim == 3 else test_images.shape[3]
     acc = real_accuracy(load_checker_file(args.out, channels, test_images.shape[1]), test_images, test_labels)
     print(f"wrote {args.out}: real {args.name} test accuracy {acc:.2%} after {report.epochs} epochs ({report.seconds:.0f}s)")
@@ -140,6 +141,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     checker = _real_data_parser(group, "checker", "train the real-data classifier that scores a generator's label agreement",
                                 "checker weights file to write (e.g. checker.pt)", epochs=2)
     checker.add_argument("--augment", action="store_true", help="random flips and shifts (for CIFAR)")
+    checker.add_argument("--architecture", default="smallcnn", help="smallcnn (default) or resnet9")
+    checker.add_argument("--width", type=positive_int, default=None, help="channels of the first layer (default: the architecture's)")
+    checker.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    checker.add_argument("--lr", type=bounded(0.0), default=1e-3, help="peak learning rate of the one-cycle schedule")
+    checker.add_argument("--weight-decay", type=non_negative_float, default=0.0)
+    checker.add_argument("--checkpoint", default=None,
+                         help="resumable state file, saved after every epoch; a rerun with the same settings continues it")
     checker.set_defaults(handler=_checker)
 
     quality = group.add_parser("quality", help="score a benchmark's generated test set with its real-data checker")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from torch import nn
 
 from irob_bench.artifacts import atomic_torch_save
 from irob_bench.metrics import per_class_accuracy
-from irob_bench.reference.models import SmallCNN
+from irob_bench.reference.models import ResNet9, SmallCNN
 from irob_bench.reference.training import FitReport, accuracy, augmented, clean_cross_entropy, fit, to_float_nchw
+from irob_bench.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: datasets imports generators, not the reverse
     from irob_bench.datasets.distribution import BenchmarkDataset
@@ -42,32 +45,64 @@ class Fidelity(BaseModel):
     real_floor: float
 
 
+CHECKER_ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("checker architecture")
+CHECKER_ARCHITECTURES.add("smallcnn", SmallCNN)
+CHECKER_ARCHITECTURES.add("resnet9", ResNet9)
+
+
+class CheckerRecipe(BaseModel):
+    """How a checker is trained: its architecture (and width) and optimiser; the defaults are the first checkers'."""
+
+    model_config = ConfigDict(frozen=True)
+
+    architecture: str = "smallcnn"
+    width: int | None = None
+    epochs: int = 2
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = False
+
+
+def _checker_model(architecture: str, width: int | None, channels: int, side: int, num_classes: int) -> nn.Module:
+    build = CHECKER_ARCHITECTURES.get(architecture)
+    extra = {} if width is None else {"width": width}
+    return build(in_channels=channels, num_classes=num_classes, image_size=side, **extra)
+
+
 def train_checker(
     images: np.ndarray,
     labels: np.ndarray,
     out: str | Path,
+    recipe: CheckerRecipe = CheckerRecipe(),
     *,
-    epochs: int = 2,
     seed: int = 0,
-    augment: bool = False,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> FitReport:
-    """Train a SmallCNN on real uint8 images (N, H, W[, C]) and save its state_dict atomically.
+    """Train a checker on real uint8 images (N, H, W[, C]) and save it atomically with its architecture.
 
-    `augment` adds random flips and shifts (right for CIFAR, wrong for digits)."""
+    `recipe.augment` adds random flips and shifts (right for CIFAR, wrong for digits); `checkpoint` makes the
+    training resumable epoch by epoch."""
     x = to_float_nchw(images)
     y = torch.from_numpy(labels.astype(np.int64))
-    model = SmallCNN(in_channels=x.shape[1], image_size=x.shape[-1])
-    loss = augmented(clean_cross_entropy) if augment else clean_cross_entropy
-    report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss, progress=progress)
-    atomic_torch_save(model.state_dict(), out)
+    model = _checker_model(recipe.architecture, recipe.width, x.shape[1], x.shape[-1], int(y.max()) + 1)
+    loss = augmented(clean_cross_entropy) if recipe.augment else clean_cross_entropy
+    report = fit(model, x, y, epochs=recipe.epochs, seed=seed, lr=recipe.lr, optimizer=recipe.optimizer,
+                 weight_decay=recipe.weight_decay, loss_fn=loss, progress=progress, checkpoint=checkpoint)
+    atomic_torch_save({"architecture": recipe.architecture, "width": recipe.width, "state_dict": model.state_dict()}, out)
     return report
 
 
-def load_checker_file(path: str | Path, channels: int, side: int, num_classes: int = 10) -> SmallCNN:
-    """A checker's SmallCNN from its weights file (weights_only load)."""
-    model = SmallCNN(in_channels=channels, num_classes=num_classes, image_size=side)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+def load_checker_file(path: str | Path, channels: int, side: int, num_classes: int = 10) -> nn.Module:
+    """A checker from its weights file (weights_only load): {architecture, width, state_dict}, or a bare SmallCNN
+    state_dict (the checkers saved before architectures were recorded)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    architecture, width = "smallcnn", None
+    if "state_dict" in saved:
+        architecture, width, saved = saved["architecture"], saved["width"], saved["state_dict"]
+    model = _checker_model(architecture, width, channels, side, num_classes)
+    model.load_state_dict(saved)
     return model.eval()
 
 
@@ -76,14 +111,14 @@ def default_checker_path(dataset: BenchmarkDataset) -> Path:
     return dataset.weights_path().parent / CHECKER_FILE
 
 
-def load_checker(dataset: BenchmarkDataset, path: str | Path | None = None) -> SmallCNN:
+def load_checker(dataset: BenchmarkDataset, path: str | Path | None = None) -> nn.Module:
     """The dataset's real-data checker (weights_only load): `path`, else its default_checker_path."""
     channels, side, _ = dataset.card.image_shape
     path = path if path is not None else default_checker_path(dataset)
     return load_checker_file(path, channels, side, dataset.num_classes)
 
 
-def real_accuracy(checker: SmallCNN, images: np.ndarray, labels: np.ndarray) -> float:
+def real_accuracy(checker: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     """The checker's accuracy on real held-out data (uint8 images)."""
     return accuracy(checker, to_float_nchw(images), torch.from_numpy(labels.astype(np.int64)))
 
@@ -104,7 +139,7 @@ def label_agreement(
 
 
 @torch.no_grad()
-def checker_features(checker: SmallCNN, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+def checker_features(checker: nn.Module, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
     """The checker's penultimate activations (its last hidden layer) for float images in [0, 1], float64."""
     body = checker.net[:-1]
     return torch.cat([body(x[i : i + batch]) for i in range(0, len(x), batch)]).double().numpy()
@@ -127,7 +162,7 @@ def _psd_sqrt(c: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
-def fidelity(generated: torch.Tensor, real_test: np.ndarray, checker: SmallCNN) -> Fidelity:
+def fidelity(generated: torch.Tensor, real_test: np.ndarray, checker: nn.Module) -> Fidelity:
     """Frechet distances in checker-feature space: generated vs real test half B, and real test half A vs B."""
     n = min(len(generated), len(real_test) // 2)
     order = np.random.default_rng(0).permutation(len(real_test))

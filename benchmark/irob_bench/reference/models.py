@@ -26,3 +26,45 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class _Residual(nn.Module):
+    """x + two conv-BN-ReLU blocks of x."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn_relu(channels, channels), _conv_bn_relu(channels, channels))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ResNet9(nn.Module):
+    """The DAWNBench ResNet-9 layout (prep, three stages, two residual blocks) at `width` channels in the prep layer
+    (the original has 64): at width 16 (0.4M parameters) a real-CIFAR-10 checker that is accurate and CPU-trainable."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32, width: int = 16) -> None:
+        super().__init__()
+        del image_size  # global pooling: any input size
+        w = width
+        self.net = nn.Sequential(
+            _conv_bn_relu(in_channels, w),
+            _conv_bn_relu(w, 2 * w),
+            nn.MaxPool2d(2),
+            _Residual(2 * w),
+            _conv_bn_relu(2 * w, 4 * w),
+            nn.MaxPool2d(2),
+            _conv_bn_relu(4 * w, 8 * w),
+            nn.MaxPool2d(2),
+            _Residual(8 * w),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8 * w, num_classes),
+        )
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,68 @@
+"""reference.training.fit: resumable from its per-epoch checkpoint, with the same weights as an uninterrupted run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from irob_bench.errors import IrobError
+from irob_bench.reference.models import ResNet9
+from irob_bench.reference.training import clean_cross_entropy, fit
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(64, 3, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
+
+
+def _fit(checkpoint, loss_fn=clean_cross_entropy, epochs: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    model = ResNet9(width=2)
+    x, y = _data()
+    fit(model, x, y, epochs=epochs, seed=0, batch_size=16, lr=0.05, optimizer="sgd", weight_decay=5e-4,
+        loss_fn=loss_fn, progress=False, checkpoint=checkpoint)
+    return model
+
+
+def _same(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_fit_resumes_after_a_crash_and_ends_with_the_weights_of_an_uninterrupted_run(tmp_path) -> None:
+    whole = _fit(None)
+    calls = {"n": 0}
+
+    def crash_in_epoch_3(model, x, y, gen):
+        calls["n"] += 1
+        if calls["n"] > 8:  # 4 batches an epoch: epochs 1 and 2 finish, epoch 3 dies
+            raise KeyboardInterrupt
+        return clean_cross_entropy(model, x, y, gen)
+
+    ckpt = tmp_path / "fit.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _fit(ckpt, crash_in_epoch_3)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    resumed_calls = {"n": 0}
+
+    def counted(model, x, y, gen):
+        resumed_calls["n"] += 1
+        return clean_cross_entropy(model, x, y, gen)
+
+    resumed = _fit(ckpt, counted)
+    assert resumed_calls["n"] == 4  # only epoch 3 was trained again
+    assert _same(resumed, whole)
+    assert not _same(_fit(None, epochs=2), whole)  # control: the comparison sees a missing epoch
+
+
+def test_fit_refuses_a_checkpoint_made_with_other_settings(tmp_path) -> None:
+    ckpt = tmp_path / "fit.pt"
+    _fit(ckpt, epochs=1)
+    with pytest.raises(IrobError, match="other settings"):
+        _fit(ckpt, epochs=2)
+
+
+def test_fit_names_an_unknown_optimizer() -> None:
+    x, y = _data()
+    with pytest.raises(IrobError, match=r"unknown optimizer 'lbfgs' \(available: adam, sgd\)"):
+        fit(ResNet9(width=2), x, y, epochs=1, seed=0, optimizer="lbfgs", progress=False)
