@@ -26,12 +26,21 @@ def _leaderboard(args: argparse.Namespace) -> None:
             print(f"wrote {plot_runs(latest, args.plot)} ({len(latest)} submissions)")
         if args.plot_saturation:
             _plot_saturation(store, rows, args)
-    text = render(rows, args.eps, args.format, ceiling_notes({r.dataset for r in rows}))
+        outcomes = run_outcomes(store, rows)
+    text = render(rows, args.eps, args.format, ceiling_notes({r.dataset for r in rows}), outcomes)
     if args.out:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out} ({len(rows)} runs)")
     else:
         print(text)
+
+
+def run_outcomes(store, rows) -> dict:
+    """Run id -> its stored per-example outcomes (for the paired tie test), for the runs whose outcomes file is found."""
+    from irob_bench.leaderboard.paired import load_run_outcomes
+
+    found = {row.run_id: load_run_outcomes(store.get(row.run_id)) for row in rows}
+    return {run_id: o for run_id, o in found.items() if o is not None}
 
 
 def ceiling_notes(names: set[str]) -> dict[str, str]:
