@@ -48,7 +48,7 @@ _RUN_EPS_HEADERS = {
 
 
 @dataclass(frozen=True)
-class _Ranked:
+class Ranked:
     rank: int | None  # None: the run did not evaluate the ranking eps
     row: LeaderboardRow
     tied: bool = False  # not significantly different from the first row of its rank (paired test)
@@ -57,7 +57,7 @@ class _Ranked:
 @dataclass(frozen=True)
 class _Column:
     header: str
-    value: Callable[[_Ranked], object]
+    value: Callable[[Ranked], object]
     kind: str  # "pct" (fraction shown as %), "acc" (an accuracy: % with its interval), "pp" (points), "text", "int"
 
 
@@ -99,7 +99,7 @@ def render(
     return "\n\n".join(blocks)
 
 
-Group = tuple[tuple[str, str, str], tuple[float, list["_Ranked"]]]
+Group = tuple[tuple[str, str, str], tuple[float, list["Ranked"]]]
 
 
 def ranked_groups(rows: Sequence[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes] | None) -> list[Group]:
@@ -112,7 +112,7 @@ def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
     return row.dataset, row.dataset_version, row.attack_preset
 
 
-def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes]) -> tuple[float, list[_Ranked]]:
+def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes]) -> tuple[float, list[Ranked]]:
     """The ranking eps and the rows ranked by PGD robust accuracy there (equal values, and rows the paired test
     cannot separate, share a rank; unevaluated rows last)."""
     grid = sorted({v.eps for row in rows for v in row.per_eps})
@@ -128,23 +128,23 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
     )
     ranks = [1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered) for value, _ in ordered]  # type: ignore[union-attr]
     leaders = tie_groups(aligned_pgd([row.run_id for _, row in ordered], outcomes, at))
-    ranked = [_Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
-    return at, ranked + [_Ranked(None, row) for value, row in scored if value is None]
+    ranked = [Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
+    return at, ranked + [Ranked(None, row) for value, row in scored if value is None]
 
 
-def _eps_grid(ranked: Sequence[_Ranked]) -> list[float]:
+def _eps_grid(ranked: Sequence[Ranked]) -> list[float]:
     return sorted({v.eps for r in ranked for v in r.row.per_eps})
 
 
-def _per_eps(field: str, eps: float) -> Callable[[_Ranked], object]:
-    def value(r: _Ranked) -> object:
+def _per_eps(field: str, eps: float) -> Callable[[Ranked], object]:
+    def value(r: Ranked) -> object:
         found = r.row.at(eps)
         return None if found is None else getattr(found, field)
 
     return value
 
 
-def _table_columns(ranked: Sequence[_Ranked]) -> list[_Column]:
+def _table_columns(ranked: Sequence[Ranked]) -> list[_Column]:
     grid = _eps_grid(ranked)
     return [
         _Column("rank", rank_label, "int"),
@@ -159,7 +159,7 @@ def _table_columns(ranked: Sequence[_Ranked]) -> list[_Column]:
     ]
 
 
-def rank_label(ranked: _Ranked) -> str | None:
+def rank_label(ranked: Ranked) -> str | None:
     """'3', or '3=' for a row tied with the first row of rank 3."""
     return None if ranked.rank is None else f"{ranked.rank}{'=' if ranked.tied else ''}"
 
@@ -170,7 +170,7 @@ def source(row: LeaderboardRow) -> str:
     return row.provenance + ("" if check is None else f", {check.verdict} (n={check.n})")
 
 
-def _cell(column: _Column, ranked: _Ranked, fmt: str) -> str:
+def _cell(column: _Column, ranked: Ranked, fmt: str) -> str:
     value = column.value(ranked)
     if value is None:
         return MISSING
@@ -220,11 +220,11 @@ def markdown_table(headers: Sequence[str], cells: Sequence[Sequence[str]], right
     return "\n".join("| " + " | ".join(row) + " |" for row in [list(headers), rule, *cells])
 
 
-def _json_row(ranked: _Ranked, at: float) -> dict[str, object]:
+def _json_row(ranked: Ranked, at: float) -> dict[str, object]:
     return {"rank": ranked.rank, "tied": ranked.tied, "ranked_at_eps": at, **ranked.row.model_dump(mode="json")}
 
 
-def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[_Ranked]]]]) -> str:
+def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[Ranked]]]]) -> str:
     """All rows in one CSV: one column per (metric, eps) over every eps present; empty cell = no value."""
     grid = sorted({e for _, (_, ranked) in groups for e in _eps_grid(ranked)})
     eps_columns = [(field, e) for field in EPS_FIELDS if field != "eps" for e in grid]
