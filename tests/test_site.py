@@ -186,6 +186,7 @@ def test_run_and_dataset_pages_load_every_figure_without_errors(browser, site: P
     assert page_problems(browser, run_page) == []
     images = browser.execute_script("return Array.from(document.images).map(i => [i.src, i.naturalWidth]);")
     assert any(src.endswith("-robustness.svg") and width > 300 for src, width in images)
+    assert any(src.endswith("-examples.png") and width > 300 for src, width in images)  # the image grid
     assert "irob-bench evaluate submission.py --dataset mnist --n-examples all" in browser.find_element(By.ID, "reproduce").text
     for page in sorted((site / "datasets").glob("*.html")):
         assert page_problems(browser, page.as_uri()) == [], page.name

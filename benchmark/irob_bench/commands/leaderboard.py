@@ -46,7 +46,7 @@ def _site(args: argparse.Namespace) -> None:
     """Write the static website into --out (checked writable before any work)."""
     from irob_bench import datasets
     from irob_bench.errors import IrobError
-    from irob_bench.leaderboard.site import SiteInputs, SiteRun, shipped_samples, write_site
+    from irob_bench.leaderboard.site import SiteInputs, SiteRun, shipped_samples, stored_examples, write_site
     from irob_bench.leaderboard.store import Store
 
     if not args.out:
@@ -59,7 +59,9 @@ def _site(args: argparse.Namespace) -> None:
             stored = ", ".join(store.datasets()) or "none"
             raise IrobError(f"no runs for dataset {args.dataset!r} in {store.label} (datasets with runs: {stored})")
         outcomes = run_outcomes(store, rows)
-        runs = [SiteRun(row=r, result=store.get(r.run_id), outcomes=outcomes.get(r.run_id)) for r in rows]
+        results = {r.run_id: store.get(r.run_id) for r in rows}
+        runs = [SiteRun(row=r, result=results[r.run_id], outcomes=outcomes.get(r.run_id),
+                        examples=stored_examples(results[r.run_id])) for r in rows]  # fmt: skip
         label = store.label
     names = {r.dataset for r in rows}
     shipped = set(datasets.available())

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import shutil
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from irob_bench.artifacts import atomic_write_text
+from irob_bench.artifacts import atomic_write_text, read_npz
+from irob_bench.attacks.examples import Examples
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.leaderboard import figures
 from irob_bench.leaderboard.intervals import accuracy_interval
@@ -40,6 +42,7 @@ class SiteRun:
     row: LeaderboardRow
     result: EvaluationResult
     outcomes: RunOutcomes | None = None
+    examples: Examples | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,7 @@ def _write_run_page(inputs: SiteInputs, run: SiteRun, out: Path) -> Path:
                     f"<tr><td class=\"text\">{e(classes[c]) if c < len(classes) else c}</td>{_acc_cell(a, max(n, 1))}"
                     f"<td>{n}</td></tr>" for c, (a, n) in enumerate(zip(m.per_class_accuracy, m.per_class_count))
                 ) + "</tbody></table>")  # fmt: skip
+    body.append(_examples_html(run.examples, classes, row.run_id, max(eps), out))
     flags = "".join(f"<li><b>{e(f.name)}</b>{'' if f.eps is None else f' (eps {f.eps:g})'}: {e(f.message)}</li>"
                     for f in result.flags)  # fmt: skip
     body.append(f"<h2>Sanity flags</h2>{'<ul>' + flags + '</ul>' if flags else '<p>none raised</p>'}")
@@ -268,6 +272,48 @@ def _write_run_page(inputs: SiteInputs, run: SiteRun, out: Path) -> Path:
     target = out / run_page_name(row.run_id)
     atomic_write_text(target, _page(f"{meta.name} on {data.name}", "\n".join(body), 1))
     return target
+
+
+def stored_examples(result: EvaluationResult, root: Path = Path(".")) -> Examples | None:
+    """The example points kept in a run's outcomes file, None if it has none (or no readable file)."""
+    if not result.outcomes_file:
+        return None
+    path = Path(result.outcomes_file)
+    try:
+        return Examples.from_arrays(read_npz(path if path.is_absolute() else root / path))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def _examples_html(examples: Examples | None, classes: Sequence[str], run_id: int, max_eps: float, out: Path) -> str:
+    """The image grid of a run's example points (clean / PGD / on-manifold with predicted labels), or why none."""
+    if examples is None or len(examples.indices) == 0:
+        return ("<h2>Examples</h2><p>No example images are stored with this run (runs made before irob-bench kept "
+                "them can get them with <code>irob-bench runs examples</code>).</p>")
+
+    def name(c: int) -> str:
+        return classes[c] if 0 <= c < len(classes) else str(c)
+
+    kinds = [("clean", examples.clean), ("PGD", examples.pgd), ("on-manifold", examples.in_distribution)]
+    images = np.stack([img for _, img in kinds]).astype(np.float32) / 255.0
+    labels: list[list[str]] = [[], [], []]
+    for k in range(len(examples.indices)):
+        labels[0].append(f"{name(int(examples.labels[k]))}: {name(int(examples.predicted[k, 0]))}")
+        for row in (1, 2):
+            d, pred = examples.distance[k, row - 1], int(examples.predicted[k, row])
+            if pred < 0 or not math.isfinite(d):
+                images[row, k] = 0.5
+                labels[row].append("none found")
+            else:
+                labels[row].append(f"{name(pred)}, d={d:.2f}")
+    plot = f"plots/run-{run_id}-examples.png"
+    figures.image_grid(images, [k for k, _ in kinds], [], out / plot, labels)
+    return (f"<h2>Examples</h2><figure><img src=\"../{plot}\" alt=\"clean and adversarial examples\">"
+            "<figcaption>The run's first correctly classified test points. Top: the clean image, labelled "
+            "true class: predicted. Middle: the verified PGD adversarial (searched within the largest eps, "
+            f"{max_eps:g}), labelled predicted class and L2 distance d. Bottom: the verified on-manifold adversarial "
+            "g(z', y) (the in-distribution attack's search is not bounded by eps: compare d with the eps grid). "
+            "Grey: none found.</figcaption></figure>")
 
 
 def _eps_table(result: EvaluationResult) -> str:
