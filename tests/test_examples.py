@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
-from irob_bench.artifacts import read_npz
+from irob_bench.artifacts import read_npz, write_npz
 from irob_bench.attacks.config import AttackSuiteConfig, LatentAttackConfig, MinimalConfig
 from irob_bench.attacks.examples import Examples
 from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
 from irob_bench.attacks.suite import run_attacks
+from irob_bench.cli import main
 from tests.factories import apgd_stages
 from tests.test_attacks_checks import ShiftGenerator, Threshold
 
@@ -43,6 +48,7 @@ def test_examples_show_verified_adversarials_with_their_predictions() -> None:
     assert (ex.predicted[~found[:, 0], 1] == -1).all() and (ex.predicted[~found[:, 1], 2] == -1).all()
     moved = np.abs(ex.pgd.astype(int) - ex.clean.astype(int)).sum(axis=(1, 2, 3))
     assert (moved[found[:, 0]] > 0).all()  # the adversarial image is not the clean one
+    assert ex.matches.all()  # made by the run itself
 
 
 def test_examples_round_trip_through_the_outcomes_file(tmp_path) -> None:
@@ -68,3 +74,59 @@ def test_control_a_file_without_examples_reads_as_none(tmp_path) -> None:
 def read_npz_after_save(out, tmp_path):
     save_outcomes(out, tmp_path / "x.npz")
     return read_npz(tmp_path / "x.npz")
+
+
+# ---- runs examples: the examples of a run made before they were kept ----------------------------------------------
+
+SUBMISSIONS = Path(__file__).parent / "submissions"
+TOY = Path(__file__).parents[1] / "submissions" / "mnist" / "standard" / "submission.py"  # accurate: it has examples
+
+
+@pytest.fixture(scope="module")
+def old_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    """A toy evaluation whose outcomes file then loses its examples (as runs made before they were kept); returns
+    the result path and the examples it had."""
+    tmp = tmp_path_factory.mktemp("old")
+    result = tmp / "toy.json"
+    assert main(["evaluate", str(TOY), "--n-examples", "16", "--eps", "1", "2", "--attacks", "quick", "--quiet",
+                 "--no-store", "--json", str(result)]) == 0  # fmt: skip
+    outcomes = Path(f"{result}.outcomes.npz")
+    arrays = read_npz(outcomes)
+    original = {k: v for k, v in arrays.items() if k.startswith("example_")}
+    assert original
+    write_npz(outcomes, {k: v for k, v in arrays.items() if not k.startswith("example_")})
+    return result, original
+
+
+def test_backfilled_examples_are_the_ones_the_run_made(old_run) -> None:
+    result, original = old_run
+    before = read_npz(f"{result}.outcomes.npz")
+    assert main(["runs", "examples", str(result), "--submission", str(TOY), "--quiet"]) == 0
+    after = read_npz(f"{result}.outcomes.npz")
+    for key, value in before.items():  # every array the run had is unchanged
+        np.testing.assert_array_equal(after[key], value)
+    for key, value in original.items():  # per-point keyed randomness: the same points, attacked the same way
+        np.testing.assert_array_equal(after[key], value)
+    assert after["example_matches"].all()
+
+
+def test_control_a_stored_outcome_that_does_not_reproduce_is_marked(old_run, tmp_path: Path) -> None:
+    result, _ = old_run
+    copy = tmp_path / "toy.json"
+    shutil.copy(result, copy)
+    arrays = read_npz(f"{result}.outcomes.npz")
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("example_")}
+    first = int(np.flatnonzero(arrays["clean_correct"])[0])
+    forged = arrays["robust_pgd"].copy()
+    forged.reshape(len(arrays["clean_correct"]), -1)[first, -1] ^= True  # claim the opposite at the largest eps
+    write_npz(f"{copy}.outcomes.npz", {**arrays, "robust_pgd": forged})
+    assert main(["runs", "examples", str(copy), "--submission", str(TOY), "--quiet"]) == 0
+    matches = read_npz(f"{copy}.outcomes.npz")["example_matches"]
+    assert matches.tolist() == [False] + [True] * (len(matches) - 1)
+
+
+def test_control_another_submission_is_refused(old_run, capsys: pytest.CaptureFixture[str]) -> None:
+    result, _ = old_run
+    other = SUBMISSIONS / "toy.py"
+    assert main(["runs", "examples", str(result), "--submission", str(other), "--quiet"]) == 2
+    assert "is not the submission of this run" in capsys.readouterr().err

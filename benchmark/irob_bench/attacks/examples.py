@@ -22,7 +22,8 @@ PREFIX = "example_"
 @dataclass(frozen=True)
 class Examples:
     """K example points: images (K, C, H, W) uint8, predicted labels (K, 3) for clean / PGD / on-manifold (-1: no
-    verified adversarial), and the adversarials' L2 distances (K, 2) (inf: none)."""
+    verified adversarial), the adversarials' L2 distances (K, 2) (inf: none), and `matches` (K,): whether the point's
+    PGD outcomes are the run's own (always, unless the examples were re-made later with other attack settings)."""
 
     indices: np.ndarray
     labels: np.ndarray
@@ -31,6 +32,7 @@ class Examples:
     in_distribution: np.ndarray
     predicted: np.ndarray
     distance: np.ndarray
+    matches: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays under their keys in the outcomes file."""
@@ -82,4 +84,5 @@ def collect_examples(
         in_distribution=_uint8(on_manifold[0] if on_manifold is not None else torch.zeros_like(clean)),
         predicted=predicted,
         distance=distance.astype(np.float64),
+        matches=np.ones(len(rows), dtype=bool),
     )

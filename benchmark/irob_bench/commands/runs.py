@@ -99,8 +99,9 @@ def _examples(args: argparse.Namespace) -> None:
     done = add_examples(Path(args.path), Path(args.submission), progress=not args.quiet)
     for note in done.notes:
         print(f"note: {note}")
-    print(f"{args.path}: {len(done.examples.indices)} example points re-evaluated, matching the stored outcomes; "
-          f"added to {done.outcomes_file}")
+    matching = int(done.examples.matches.sum())
+    print(f"{args.path}: {len(done.examples.indices)} example points re-evaluated ({matching} with PGD outcomes equal "
+          f"to the stored ones); added to {done.outcomes_file}")
 
 
 def _ceilings(args: argparse.Namespace) -> None:

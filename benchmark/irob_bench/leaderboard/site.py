@@ -298,7 +298,8 @@ def _examples_html(examples: Examples | None, classes: Sequence[str], run_id: in
     images = np.stack([img for _, img in kinds]).astype(np.float32) / 255.0
     labels: list[list[str]] = [[], [], []]
     for k in range(len(examples.indices)):
-        labels[0].append(f"{name(int(examples.labels[k]))}: {name(int(examples.predicted[k, 0]))}")
+        mark = "" if examples.matches[k] else " *"
+        labels[0].append(f"{name(int(examples.labels[k]))}: {name(int(examples.predicted[k, 0]))}{mark}")
         for row in (1, 2):
             d, pred = examples.distance[k, row - 1], int(examples.predicted[k, row])
             if pred < 0 or not math.isfinite(d):
@@ -313,7 +314,14 @@ def _examples_html(examples: Examples | None, classes: Sequence[str], run_id: in
             "true class: predicted. Middle: the verified PGD adversarial (searched within the largest eps, "
             f"{max_eps:g}), labelled predicted class and L2 distance d. Bottom: the verified on-manifold adversarial "
             "g(z', y) (the in-distribution attack's search is not bounded by eps: compare d with the eps grid). "
-            "Grey: none found.</figcaption></figure>")
+            f"Grey: none found.{_mismatch_note(examples)}</figcaption></figure>")
+
+
+def _mismatch_note(examples: Examples) -> str:
+    if examples.matches.all():
+        return ""
+    return (f" * {int((~examples.matches).sum())} of these points were re-made after the run with attack settings this "
+            "version reads differently (irob-bench runs examples), and their PGD outcome differs from the run's.")
 
 
 def _eps_table(result: EvaluationResult) -> str:
