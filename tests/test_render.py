@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from irob_bench.errors import IrobError
-from irob_bench.leaderboard.render import markdown_table, render, render_run, text_table
+from irob_bench.leaderboard.render import UNITS_NOTE, markdown_table, render, render_run, text_table
 from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
 
 from .factories import make_result
@@ -77,8 +77,9 @@ def test_table_shows_percentages_and_omits_empty_columns(rows: list[LeaderboardR
     assert header == ["rank", "submission", "training", "clean", "PGD@1", "PGD@3", "in-dist@1", "in-dist@3",
                       "ceiling@1", "ceiling@3", "gap@1", "gap@3", "n", "date", "source", "run"]  # fmt: skip
     beta = next(line for line in render(rows).splitlines() if " beta " in line).split()
-    assert beta[4:13] == ["98.0%", "70.0%", "40.0%", "—", "—", "80.0%", "80.0%", "10.0%", "40.0%"]
-    assert beta[13:] == ["500", "2025-03-02", "evaluated", "2"]
+    # the gap is a difference of accuracies: percentage points, not a percentage
+    assert beta[4:15] == ["98.0%", "70.0%", "40.0%", "—", "—", "80.0%", "80.0%", "10.0", "pp", "40.0", "pp"]
+    assert beta[15:] == ["500", "2025-03-02", "evaluated", "2"]
     no_ceilings = render([r for r in rows if r.submission != "beta"]).splitlines()[1]
     assert "ceiling@" not in no_ceilings and "gap@" not in no_ceilings and "in-dist@1" in no_ceilings
 
@@ -88,13 +89,16 @@ def test_markdown_is_a_table_per_dataset(rows: list[LeaderboardRow]) -> None:
     text = render([*rows, piped], fmt="markdown")
     blocks = text.split("\n\n")
     assert blocks[0] == "### imagenet10 v1.0, attacks standard: ranked by robust accuracy at eps 1"
-    assert "trades \\| beta=6" in blocks[1]
-    assert blocks[2] == "### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3"
-    lines = blocks[3].splitlines()
+    assert blocks[1] == UNITS_NOTE and "trades \\| beta=6" in blocks[2]
+    assert blocks[3] == "### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3"
+    lines = blocks[5].splitlines()
     assert len(lines) == 2 + len(rows)
     assert lines[1].startswith("| ---: | --- | --- | ---: |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
-    assert lines[2].startswith("| 1 | gamma | pgd-l2 eps=2 | 99.0% | 80.0% | 40.0% |")
+    # accuracies carry their Wilson 95% interval over the n = 500 points; the gap is in points
+    assert lines[2].startswith("| 1 | gamma | pgd-l2 eps=2 | 99.0% [97.7, 99.6] | 80.0% [76.3, 83.3] | 40.0% [35.8, 44.4] |")
+    beta = next(line for line in lines if "| beta |" in line)
+    assert "| 10.0 pp | 40.0 pp |" in beta
 
 
 def test_json_carries_raw_numbers(rows: list[LeaderboardRow]) -> None:
@@ -103,7 +107,7 @@ def test_json_carries_raw_numbers(rows: list[LeaderboardRow]) -> None:
     beta = parsed[1]
     assert beta["ranked_at_eps"] == 3.0 and beta["clean_accuracy"] == 0.98 and beta["n_examples"] == 500
     assert beta["per_eps"][1] == rows[1].per_eps[1].model_dump()
-    assert LeaderboardRow.model_validate({k: v for k, v in beta.items() if k not in ("rank", "ranked_at_eps")}) == rows[1]
+    assert LeaderboardRow.model_validate({k: v for k, v in beta.items() if k not in ("rank", "tied", "ranked_at_eps")}) == rows[1]
 
 
 def test_csv_cells_are_numbers_or_empty(rows: list[LeaderboardRow]) -> None:
@@ -120,7 +124,7 @@ def test_csv_cells_are_numbers_or_empty(rows: list[LeaderboardRow]) -> None:
 def test_empty_board_in_each_format() -> None:
     assert render([], fmt="table") == "no runs stored yet"
     assert json.loads(render([], fmt="json")) == []
-    assert render([], fmt="csv").startswith("rank,ranked_at_eps,run_id,submission")
+    assert render([], fmt="csv").startswith("rank,tied,ranked_at_eps,run_id,submission")
 
 
 def test_render_run_has_every_section() -> None:
@@ -151,7 +155,8 @@ def test_notes_say_under_each_heading_what_the_ceilings_rest_on(rows: list[Leade
     assert "not established" in notes["saturated-cifar-p8"]
     text = render(rows, fmt="markdown", notes=notes).splitlines()
     heading = text.index("### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3")
-    assert text[heading + 2] == notes["mnist"] and text[heading + 4].startswith("| rank")
+    assert text[heading + 2] == notes["mnist"] and text[heading + 4] == UNITS_NOTE
+    assert text[heading + 6].startswith("| rank")
     assert notes["mnist"] not in render(rows, fmt="markdown")  # control: no notes, no line
 
 

@@ -50,6 +50,7 @@ class SubmissionMetadata(FrozenModel):
     training: str = Field(min_length=1, max_length=SHORT_TEXT, description="training method, e.g. 'standard', 'pgd-l2 eps=3', 'trades'")
     description: str = Field("", max_length=LONG_TEXT)
     paper_url: str | None = Field(None, max_length=SHORT_TEXT)
+    bibtex: str | None = Field(None, max_length=LONG_TEXT, description="BibTeX entry of the paper, shown on the run's page")
     randomized: bool = Field(False, description="True if the forward pass is stochastic (skips the determinism check)")
     weights: list[ShortText] = Field(default_factory=list, max_length=MAX_ITEMS, description="weights files, relative to the submission file")
 

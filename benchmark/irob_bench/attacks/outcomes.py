@@ -11,6 +11,7 @@ import numpy as np
 
 from irob_bench.artifacts import read_npz, write_npz
 from irob_bench.attacks.config import AttackSuiteConfig
+from irob_bench.attacks.examples import Examples
 from irob_bench.attacks.flags import stage_robust
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.attacks.presets import read_config
@@ -35,6 +36,7 @@ class AttackOutcomes:
     flags: list[SanityFlag] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     stage: np.ndarray | None = None  # (N, E) cascade stage that broke the point at each eps (verified), -1 if none
+    examples: Examples | None = None  # a few points' clean and adversarial images, for the leaderboard's image grid
 
     def stage_accuracies(self) -> list[tuple[str, list[float]]]:
         """AutoAttack's per-stage report: (stage name, robust accuracy at each eps after it and every earlier one)."""
@@ -91,6 +93,8 @@ def save_outcomes(outcomes: AttackOutcomes, path: str | Path) -> None:
     if outcomes.robust_in is not None and outcomes.r_in is not None:
         arrays["robust_in"] = outcomes.robust_in
         arrays["r_in"] = outcomes.r_in.astype(np.float64)
+    if outcomes.examples is not None:
+        arrays.update(outcomes.examples.arrays())
     write_npz(path, arrays)
 
 
@@ -114,4 +118,5 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
         r_in=data.get("r_in"),
         flags=[SanityFlag.model_validate(f) for f in meta["flags"]],
         stage=data.get("stage"),
+        examples=Examples.from_arrays(data),
     )

@@ -15,11 +15,12 @@ from irob_bench.attacks import flags as sanity
 from irob_bench.attacks.cascade import cascade_attack
 from irob_bench.attacks.common import Model, misclassified
 from irob_bench.attacks.config import AttackSuiteConfig
+from irob_bench.attacks.examples import collect_examples, example_rows
 from irob_bench.attacks.latent import LatentTask, latent_attack, spot_check
 from irob_bench.attacks.minimal import min_norm_attack
 from irob_bench.attacks.noise import draw_base, example_keys, keyed_uniform
 from irob_bench.attacks.outcomes import AttackOutcomes
-from irob_bench.attacks.verify import verify_images, verify_latents
+from irob_bench.attacks.verify import regenerate, verify_images, verify_latents
 from irob_bench.errors import IrobError
 from irob_bench.results import SanityFlag
 
@@ -101,6 +102,9 @@ def run_attacks(
         by_minimal = robust_pgd & ~minimal_checked.robust(clean, eps)
         robust_pgd, stage = robust_pgd & ~by_minimal, np.where(by_minimal, len(config.unconstrained), stage)
 
+    rows = example_rows(clean)
+    pgd_examples = (cascade.points[rows].float().cpu(), cascade_checked.distance)
+    manifold_examples = None
     robust_in = r_in = None
     if generator is not None and z is not None:
         with _timed(timings, "in_distribution"):
@@ -110,6 +114,7 @@ def run_attacks(
             checked, changed = spot_check(task, config.latent, eps, found, correct, priority)
             latent_checked = verify_latents(model, generator, x, y, found, math.inf, **draws)
         robust_in, r_in = latent_checked.robust(clean, eps), latent_checked.minimal_distance(clean)
+        manifold_examples = (regenerate(generator, found.points[rows], y[rows], batch_size, device), latent_checked.distance)
         flags += sanity.verification_flags(f"the {config.latent.method} in-distribution attack",
                                            latent_checked.rejected)
         flags += sanity.convergence_flags(eps, checked, changed, config.latent.spot_check_factor)
@@ -117,10 +122,11 @@ def run_attacks(
     with _timed(timings, "flags"):
         flags += sanity.stage_flags(eps, config.stage_names(), clean, stage, config.flags.stage_gain_fraction)
         flags += _sanity_flags(model, x, y, eps, robust_pgd, robust_in, correct, config, keys["flags"], index, common)
+    examples = collect_examples(model, x, y, index, rows, pgd_examples, manifold_examples, batch_size, device)
     return AttackOutcomes(
         indices=index.numpy(), labels=y.numpy(), eps=eps, clean_correct=clean, robust_pgd=robust_pgd, r_unc=r_unc,
         config=config, seed=seed, robust_in=robust_in, r_in=r_in, flags=flags, timings=timings,
-        stage=stage,
+        stage=stage, examples=examples,
     )
 
 

@@ -78,6 +78,16 @@ def output_file(value: str) -> str:
     return value
 
 
+def output_target(value: str) -> str:
+    """A file we can create (as output_file), or an existing writable folder (for outputs that are folders)."""
+    path = Path(value)
+    if path.is_dir():
+        if not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"folder {value} is not writable")
+        return value
+    return output_file(value)
+
+
 ISOLATION_ENV = "IROB_BENCH_ISOLATION"
 
 

@@ -1,11 +1,13 @@
-"""`irob-bench leaderboard`: the stored runs ranked by PGD robust accuracy, as a table, Markdown, JSON or CSV."""
+"""`irob-bench leaderboard`: the stored runs ranked by PGD robust accuracy, as a table, Markdown, JSON or CSV, or as a
+static website (--format html --out DIR)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from irob_bench.commands.arguments import output_file, positive_float
-from irob_bench.leaderboard import FORMATS
+from irob_bench.commands.arguments import output_file, output_target, positive_float
+from irob_bench.leaderboard import FORMATS, SITE_FORMAT
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
@@ -14,6 +16,11 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.render import render
     from irob_bench.leaderboard.store import Store
 
+    if args.format == SITE_FORMAT:
+        _site(args)
+        return
+    if args.out and Path(args.out).is_dir():
+        raise IrobError(f"--out {args.out} is a folder; only --format {SITE_FORMAT} writes a folder")
     with Store(args.db, readonly=True) as store:
         rows = store.rows(args.dataset)
         if args.dataset is not None and not rows:
@@ -26,12 +33,68 @@ def _leaderboard(args: argparse.Namespace) -> None:
             print(f"wrote {plot_runs(latest, args.plot)} ({len(latest)} submissions)")
         if args.plot_saturation:
             _plot_saturation(store, rows, args)
-    text = render(rows, args.eps, args.format, ceiling_notes({r.dataset for r in rows}))
+        outcomes = run_outcomes(store, rows)
+    text = render(rows, args.eps, args.format, ceiling_notes({r.dataset for r in rows}), outcomes)
     if args.out:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out} ({len(rows)} runs)")
     else:
         print(text)
+
+
+def _site(args: argparse.Namespace) -> None:
+    """Write the static website into --out (checked writable before any work)."""
+    from irob_bench import datasets
+    from irob_bench.errors import IrobError
+    from irob_bench.leaderboard.site import SiteInputs, SiteRun, shipped_samples, stored_examples, write_site
+    from irob_bench.leaderboard.store import Store
+
+    if not args.out:
+        raise IrobError(f"--format {SITE_FORMAT} writes a folder: give it with --out DIR")
+    out = Path(args.out)
+    check_writable_folder(out)
+    with Store(args.db, readonly=True) as store:
+        rows = store.rows(args.dataset)
+        if args.dataset is not None and not rows:
+            stored = ", ".join(store.datasets()) or "none"
+            raise IrobError(f"no runs for dataset {args.dataset!r} in {store.label} (datasets with runs: {stored})")
+        outcomes = run_outcomes(store, rows)
+        results = {r.run_id: store.get(r.run_id) for r in rows}
+        runs = [SiteRun(row=r, result=results[r.run_id], outcomes=outcomes.get(r.run_id),
+                        examples=stored_examples(results[r.run_id])) for r in rows]  # fmt: skip
+        label = store.label
+    names = {r.dataset for r in rows}
+    shipped = set(datasets.available())
+    cards = {n: datasets.load_card(n) for n in names & shipped}
+    if any(n.startswith("saturated-cifar-") for n in names):  # the pivot by p shows every shipped level
+        cards |= {n: datasets.load_card(n) for n in shipped if n.startswith("saturated-cifar-")}
+    inputs = SiteInputs(runs=runs, source_label=label, cards=cards, notes=ceiling_notes(names), eps=args.eps,
+                        sample_images=shipped_samples)  # fmt: skip
+    pages = write_site(inputs, out)
+    print(f"wrote {len(pages)} pages to {out} ({len(rows)} runs); open {out / 'index.html'}")
+
+
+def check_writable_folder(out: Path) -> None:
+    """Create `out` if needed and prove it takes a file, or a one-line IrobError (before any work is done)."""
+    from irob_bench.errors import IrobError
+
+    if out.exists() and not out.is_dir():
+        raise IrobError(f"--out {out} is a file; --format {SITE_FORMAT} writes a folder")
+    probe = out / ".irob-bench-write-test"
+    try:
+        out.mkdir(parents=False, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise IrobError(f"cannot write the site into {out}: {exc.strerror or exc}") from None
+
+
+def run_outcomes(store, rows) -> dict:
+    """Run id -> its stored per-example outcomes (for the paired tie test), for the runs whose outcomes file is found."""
+    from irob_bench.leaderboard.paired import load_run_outcomes
+
+    found = {row.run_id: load_run_outcomes(store.get(row.run_id)) for row in rows}
+    return {run_id: o for run_id, o in found.items() if o is not None}
 
 
 def ceiling_notes(names: set[str]) -> dict[str, str]:
@@ -89,9 +152,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", default=None, metavar="NAME",
                         help="only runs on this dataset, or on every dataset matching a glob (saturated-cifar-*)")
     parser.add_argument("--eps", type=positive_float, default=None, help="rank at this eps (default: the largest evaluated)")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--format", choices=(*FORMATS, SITE_FORMAT), default="table",
+                        help=f"{SITE_FORMAT}: a static website written into the folder --out")
     add_db_option(parser)
-    parser.add_argument("--out", type=output_file, default=None, metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--out", type=output_target, default=None, metavar="PATH",
+                        help="write to this file instead of standard output (--format html: this folder)")
     parser.add_argument("--plot", type=output_file, default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
     parser.add_argument("--plot-saturation", type=output_file, default=None, metavar="PNG",
                         help="also plot accuracy and ceilings against the saturation level p (at --eps, default the "

@@ -91,6 +91,19 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if check.verification.verdict == "verified" else 1
 
 
+def _examples(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from irob_bench.gate.examples import add_examples
+
+    done = add_examples(Path(args.path), Path(args.submission), progress=not args.quiet)
+    for note in done.notes:
+        print(f"note: {note}")
+    matching = int(done.examples.matches.sum())
+    print(f"{args.path}: {len(done.examples.indices)} example points re-evaluated ({matching} with PGD outcomes equal "
+          f"to the stored ones); added to {done.outcomes_file}")
+
+
 def _ceilings(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.artifacts import atomic_write_text
@@ -156,3 +169,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rebound.add_argument("paths", nargs="+", metavar="PATH", help="result .json files, rewritten in place")
     rebound.set_defaults(handler=_ceilings)
+
+    examples = actions.add_parser(
+        "examples", help="add the example points (clean and adversarial images) to a result made before they were kept"
+    )
+    examples.add_argument("path", metavar="PATH", help="the result .json (its outcomes file PATH.outcomes.npz gets them)")
+    examples.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
+    examples.add_argument("--quiet", action="store_true", help="no progress bars")
+    examples.set_defaults(handler=_examples)

@@ -4,3 +4,4 @@ Kept import-light (no torch) so the CLI can build its parser quickly; import the
 """
 
 FORMATS = ("table", "markdown", "json", "csv")
+SITE_FORMAT = "html"  # a folder: the static website (site.py)

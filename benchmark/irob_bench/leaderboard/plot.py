@@ -1,4 +1,5 @@
-"""Plots of stored runs (PNG via matplotlib): robust accuracy against eps with ceilings, and against saturation p.
+"""Plots of stored runs (PNG or SVG by the file's suffix, via matplotlib): robust accuracy against eps with ceilings,
+and against saturation p.
 
 Figures use matplotlib's object API (a Figure with its own Agg canvas): no backend is chosen and no pyplot state is
 touched, so importing or plotting changes nothing for the caller's own matplotlib use.
@@ -70,16 +71,22 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
 
 
 def _finish(fig, ax, ylabel: str, title: str, out: str | Path, legend: str = "lower left") -> Path:
-    """The shared look (accuracy axis 0-1, grid, legend) and an atomic PNG write."""
+    """The shared look (accuracy axis 0-1, grid, legend; `legend="outside"` puts it right of the axes) and an atomic
+    write, SVG (text kept as text) for a .svg name, else PNG."""
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize=7, loc=legend)
+    if legend == "outside":
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=7, loc=legend)
     fig.tight_layout()
     out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+    fmt = "svg" if out.suffix == ".svg" else "png"
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "irob-bench"}), atomic_path(out) as tmp:
+        fig.savefig(tmp, format=fmt, bbox_inches="tight" if legend == "outside" else None,
+                    metadata={"Date": None} if fmt == "svg" else None)  # fmt: skip
     return out
 
 
@@ -106,24 +113,29 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
                 label=f"dataset ceiling (Thm 4.4, every class risk >= {levels[0][1].reference_alpha:g})")
     colours = _colours()
     methods = sorted({r.submission.metadata.training for _, r in runs})
-    for k, method in enumerate(methods):
+    for k, method in enumerate(methods):  # markers only: no line through a level where this method has no run
         colour = colours[k % len(colours)]
         mine = sorted(((p, r) for p, r in runs if r.submission.metadata.training == method), key=lambda pr: pr[0])
         at_eps = [(p, next((m for m in r.metrics.per_eps if same_eps(m.eps, eps)), None)) for p, r in mine]
-        ax.plot([p for p, _ in mine], [r.metrics.clean_accuracy for _, r in mine], color=colour, lw=1, ls="--",
-                marker="o", mfc="white", label=f"{method}: clean")
+        ax.plot([p for p, _ in mine], [r.metrics.clean_accuracy for _, r in mine], color=colour, ls="none",
+                marker="o", mfc="white", label=f"{_short(method)}: clean")
         robust = [(p, m.robust_accuracy_pgd) for p, m in at_eps if m is not None]
         if robust:
-            ax.plot(*zip(*robust), color=colour, lw=2, marker="o", label=f"{method}: PGD @ {eps:g}")
+            ax.plot(*zip(*robust), color=colour, ls="none", marker="o", ms=7, label=f"{_short(method)}: PGD @ {eps:g}")
         bounded = [(p, m.ceiling_classifier) for p, m in at_eps if m is not None and m.ceiling_classifier is not None]
         if bounded:
-            ax.plot(*zip(*bounded), color=colour, lw=1, ls=":", marker="^", label=f"{method}: its ceiling @ {eps:g}")
+            ax.plot(*zip(*bounded), color=colour, ls="none", marker="^", label=f"{_short(method)}: its ceiling @ {eps:g}")
     ax.set_xscale("log", base=2)
     ticks = sorted({p for p, _ in levels} | {p for p, _ in runs} - {math.inf})
     ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
     ax.set_xlabel("saturation level p (2 = identity)")
-    return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", "saturated-cifar: accuracy and ceilings against p", out,
-                   legend="lower right")
+    return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", f"saturated-cifar: accuracy and ceilings against p, eps {eps:g}",
+                   out, legend="outside")
+
+
+def _short(method: str, limit: int = 40) -> str:
+    """A training-method label short enough for a legend."""
+    return method if len(method) <= limit else method[: limit - 1] + "…"
 
 
 def _dataset_ceiling(card: DatasetCard, eps: float) -> float | None:

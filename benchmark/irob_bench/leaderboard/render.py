@@ -1,8 +1,10 @@
 """Leaderboard output: ranked rows as a text table, Markdown, JSON or CSV, and a readable summary of one run.
 
 Rows are grouped by dataset (name and version) and ranked within each group by PGD robust accuracy at one
-eps (default: the group's largest). Table and Markdown show percentages with one decimal and leave out
-columns that are empty in every row; JSON and CSV carry raw fractions as numbers, and every column.
+eps (default: the group's largest). Given the runs' per-example outcomes, rows the paired test cannot tell apart
+share a rank, marked '=' (leaderboard/intervals.py). Table and Markdown show accuracies in percent with one
+decimal (Markdown with their Wilson 95% intervals) and the gap in percentage points, and leave out columns that
+are empty in every row; JSON and CSV carry raw fractions as numbers, and every column.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from itertools import groupby
 from irob_bench.common import same_eps
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import FORMATS
+from irob_bench.leaderboard.intervals import accuracy_interval, tie_groups
+from irob_bench.leaderboard.paired import RunOutcomes, aligned_pgd
 from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
 from irob_bench.results import EpsMetrics, EvaluationResult, StageAccuracy
 
@@ -29,6 +33,10 @@ _TABLE_EPS_COLUMNS = (
     ("ceiling_classifier", "ceiling"),
     ("gap", "gap"),
 )
+_KINDS = {"robust_accuracy_pgd": "acc", "robust_accuracy_in_distribution": "acc", "ceiling_classifier": "pct", "gap": "pp"}
+UNITS_NOTE = ("Accuracies and ceilings in %; in brackets the Wilson 95% interval over the n test points; gap = ceiling "
+              "- PGD in percentage points (pp). A rank marked '=' ties with the row ranked first in its group: the "
+              "two-sided exact McNemar test on their paired per-example PGD outcomes gives p >= 0.05.")
 _RUN_EPS_HEADERS = {
     "robust_accuracy_pgd": "PGD",
     "robust_accuracy_in_distribution": "in-dist",
@@ -40,29 +48,35 @@ _RUN_EPS_HEADERS = {
 
 
 @dataclass(frozen=True)
-class _Ranked:
+class Ranked:
     rank: int | None  # None: the run did not evaluate the ranking eps
     row: LeaderboardRow
+    tied: bool = False  # not significantly different from the first row of its rank (paired test)
 
 
 @dataclass(frozen=True)
 class _Column:
     header: str
-    value: Callable[[_Ranked], object]
-    kind: str  # "pct" (fraction shown as %), "text" or "int"
+    value: Callable[[Ranked], object]
+    kind: str  # "pct" (fraction shown as %), "acc" (an accuracy: % with its interval), "pp" (points), "text", "int"
 
 
 def render(
-    rows: Sequence[LeaderboardRow], eps: float | None = None, fmt: str = "table", notes: dict[str, str] | None = None
+    rows: Sequence[LeaderboardRow],
+    eps: float | None = None,
+    fmt: str = "table",
+    notes: dict[str, str] | None = None,
+    outcomes: dict[int, RunOutcomes] | None = None,
 ) -> str:
     """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: each dataset's largest).
 
     `notes` (dataset name -> text), e.g. what the ceilings rest on, is printed under each table and Markdown heading.
+    `outcomes` (run id -> its per-example outcomes) lets rows that the paired test cannot separate share a rank.
     """
     notes = notes or {}
     if fmt not in FORMATS:
         raise IrobError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    groups = [(key, _rank(list(group), eps)) for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)]
+    groups = ranked_groups(rows, eps, outcomes)
     if fmt == "json":
         return json.dumps([_json_row(r, at) for _, (at, ranked) in groups for r in ranked], indent=2)
     if fmt == "csv":
@@ -72,16 +86,25 @@ def render(
     blocks = []
     for (name, version, attacks), (at, ranked) in groups:
         title = f"{name} v{version}, attacks {attacks}: ranked by robust accuracy at eps {at:g}"
-        columns = [c for c in _table_columns(ranked) if c.kind != "pct" or any(c.value(r) is not None for r in ranked)]
+        columns = [c for c in _table_columns(ranked) if c.kind in ("text", "int") or any(c.value(r) is not None for r in ranked)]
         headers = [c.header for c in columns]
         cells = [[_cell(c, r, fmt) for c in columns] for r in ranked]
         right = [c.kind != "text" for c in columns]
         note = f"{notes[name]}\n\n" if name in notes else ""
         if fmt == "markdown":
+            note += UNITS_NOTE + "\n\n"
             blocks.append(f"### {title}\n\n{note}" + markdown_table(headers, cells, right))
         else:
             blocks.append(f"{title}\n{note}" + text_table(headers, cells, right))
     return "\n\n".join(blocks)
+
+
+Group = tuple[tuple[str, str, str], tuple[float, list["Ranked"]]]
+
+
+def ranked_groups(rows: Sequence[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes] | None) -> list[Group]:
+    """One ((dataset, version, preset), (ranking eps, ranked rows)) per table, tables in name order."""
+    return [(key, _rank(list(group), eps, outcomes or {})) for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)]
 
 
 def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
@@ -89,8 +112,9 @@ def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
     return row.dataset, row.dataset_version, row.attack_preset
 
 
-def _rank(rows: list[LeaderboardRow], eps: float | None) -> tuple[float, list[_Ranked]]:
-    """The ranking eps and the rows ranked by PGD robust accuracy there (ties share a rank; unevaluated rows last)."""
+def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes]) -> tuple[float, list[Ranked]]:
+    """The ranking eps and the rows ranked by PGD robust accuracy there (equal values, and rows the paired test
+    cannot separate, share a rank; unevaluated rows last)."""
     grid = sorted({v.eps for row in rows for v in row.per_eps})
     if not grid:
         raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
@@ -102,38 +126,42 @@ def _rank(rows: list[LeaderboardRow], eps: float | None) -> tuple[float, list[_R
         (pair for pair in scored if pair[0] is not None),
         key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),  # type: ignore[union-attr]
     )
-    ranked = [
-        _Ranked(1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered), row)  # type: ignore[union-attr]
-        for value, row in ordered
-    ]
-    return at, ranked + [_Ranked(None, row) for value, row in scored if value is None]
+    ranks = [1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered) for value, _ in ordered]  # type: ignore[union-attr]
+    leaders = tie_groups(aligned_pgd([row.run_id for _, row in ordered], outcomes, at))
+    ranked = [Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
+    return at, ranked + [Ranked(None, row) for value, row in scored if value is None]
 
 
-def _eps_grid(ranked: Sequence[_Ranked]) -> list[float]:
+def _eps_grid(ranked: Sequence[Ranked]) -> list[float]:
     return sorted({v.eps for r in ranked for v in r.row.per_eps})
 
 
-def _per_eps(field: str, eps: float) -> Callable[[_Ranked], object]:
-    def value(r: _Ranked) -> object:
+def _per_eps(field: str, eps: float) -> Callable[[Ranked], object]:
+    def value(r: Ranked) -> object:
         found = r.row.at(eps)
         return None if found is None else getattr(found, field)
 
     return value
 
 
-def _table_columns(ranked: Sequence[_Ranked]) -> list[_Column]:
+def _table_columns(ranked: Sequence[Ranked]) -> list[_Column]:
     grid = _eps_grid(ranked)
     return [
-        _Column("rank", lambda r: r.rank, "int"),
+        _Column("rank", rank_label, "int"),
         _Column("submission", lambda r: r.row.submission, "text"),
         _Column("training", lambda r: r.row.training, "text"),
-        _Column("clean", lambda r: r.row.clean_accuracy, "pct"),
-        *(_Column(f"{label}@{e:g}", _per_eps(field, e), "pct") for field, label in _TABLE_EPS_COLUMNS for e in grid),
+        _Column("clean", lambda r: r.row.clean_accuracy, "acc"),
+        *(_Column(f"{label}@{e:g}", _per_eps(field, e), _KINDS[field]) for field, label in _TABLE_EPS_COLUMNS for e in grid),
         _Column("n", lambda r: r.row.n_examples, "int"),
         _Column("date", lambda r: r.row.created_at.date().isoformat(), "text"),
         _Column("source", lambda r: source(r.row), "text"),
         _Column("run", lambda r: r.row.run_id, "int"),
     ]
+
+
+def rank_label(ranked: Ranked) -> str | None:
+    """'3', or '3=' for a row tied with the first row of rank 3."""
+    return None if ranked.rank is None else f"{ranked.rank}{'=' if ranked.tied else ''}"
 
 
 def source(row: LeaderboardRow) -> str:
@@ -142,10 +170,16 @@ def source(row: LeaderboardRow) -> str:
     return row.provenance + ("" if check is None else f", {check.verdict} (n={check.n})")
 
 
-def _cell(column: _Column, ranked: _Ranked, fmt: str) -> str:
+def _cell(column: _Column, ranked: Ranked, fmt: str) -> str:
     value = column.value(ranked)
-    if column.kind == "pct" or value is None:
-        return _pct_or_missing(value)  # type: ignore[arg-type]
+    if value is None:
+        return MISSING
+    if column.kind == "pp":
+        return points(value)  # type: ignore[arg-type]
+    if column.kind == "acc" and fmt == "markdown":
+        return with_interval(value, ranked.row.n_examples)  # type: ignore[arg-type]
+    if column.kind in ("pct", "acc"):
+        return percent(value)  # type: ignore[arg-type]
     text = str(value)
     return text.replace("|", "\\|") if fmt == "markdown" else text
 
@@ -153,6 +187,17 @@ def _cell(column: _Column, ranked: _Ranked, fmt: str) -> str:
 def percent(fraction: float) -> str:
     """A fraction as a percentage with one decimal, e.g. 0.9123 -> '91.2%'."""
     return f"{100 * fraction:.1f}%"
+
+
+def points(difference: float) -> str:
+    """A difference of two fractions in percentage points, e.g. 0.483 -> '48.3 pp'."""
+    return f"{100 * difference:.1f} pp"
+
+
+def with_interval(fraction: float, n: int) -> str:
+    """An accuracy measured on n points with its Wilson 95% interval, e.g. '48.9% [47.9, 49.9]'."""
+    ci = accuracy_interval(fraction, n)
+    return f"{percent(fraction)} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
 
 
 def _pct_or_missing(fraction: float | None) -> str:
@@ -175,18 +220,18 @@ def markdown_table(headers: Sequence[str], cells: Sequence[Sequence[str]], right
     return "\n".join("| " + " | ".join(row) + " |" for row in [list(headers), rule, *cells])
 
 
-def _json_row(ranked: _Ranked, at: float) -> dict[str, object]:
-    return {"rank": ranked.rank, "ranked_at_eps": at, **ranked.row.model_dump(mode="json")}
+def _json_row(ranked: Ranked, at: float) -> dict[str, object]:
+    return {"rank": ranked.rank, "tied": ranked.tied, "ranked_at_eps": at, **ranked.row.model_dump(mode="json")}
 
 
-def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[_Ranked]]]]) -> str:
+def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[Ranked]]]]) -> str:
     """All rows in one CSV: one column per (metric, eps) over every eps present; empty cell = no value."""
     grid = sorted({e for _, (_, ranked) in groups for e in _eps_grid(ranked)})
     eps_columns = [(field, e) for field in EPS_FIELDS if field != "eps" for e in grid]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["rank", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "attack_preset",
+        ["rank", "tied", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "attack_preset",
          "clean_accuracy"]
         + [f"{field}@{e:g}" for field, e in eps_columns]
         + ["n_examples", "created_at", "fingerprint", "source"]
@@ -196,7 +241,7 @@ def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[_Ranked]]]])
             row = r.row
             values = [_per_eps(field, e)(r) for field, e in eps_columns]
             writer.writerow(
-                [r.rank, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version,
+                [r.rank, r.tied, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version,
                  row.attack_preset, row.clean_accuracy]
                 + ["" if v is None else v for v in values]
                 + [row.n_examples, row.created_at.isoformat(), row.fingerprint, source(row)]

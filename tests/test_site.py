@@ -1,0 +1,206 @@
+"""The static leaderboard website, checked in a real headless browser (Debian's chromium + chromium-driver, selenium).
+
+The site is built once from the committed reference runs (leaderboard/runs/). The browser tests skip only where
+chromium, its driver or selenium is missing (.ci/run installs them), and say which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from irob_bench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = sorted((REPO / "leaderboard" / "runs").glob("*.json"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+def _db(tmp: Path) -> str:
+    db = f"sqlite:///{tmp / 'board.db'}"
+    for path in RUNS:
+        assert main(["runs", "import", str(path), "--db", db]) == 0
+    return db
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of the committed runs (outcomes files are recorded relative to the repository root)."""
+    tmp = tmp_path_factory.mktemp("site")
+    here = os.getcwd()
+    os.chdir(REPO)
+    try:
+        db = _db(tmp)
+        assert main(["leaderboard", "--format", "html", "--out", str(tmp / "site"), "--db", db]) == 0
+    finally:
+        os.chdir(here)
+    return tmp / "site"
+
+
+def _committed_names() -> set[str]:
+    return {json.loads(p.read_text())["submission"]["metadata"]["name"] for p in RUNS}
+
+
+def test_site_is_self_contained(site: Path) -> None:
+    """Nothing is fetched from the network: no page or figure loads a remote script, style, image or font (links to
+    papers may point out; XML namespace names in the SVGs are identifiers, never fetched)."""
+    pages = list(site.rglob("*.html"))
+    assert len(pages) == 1 + len(RUNS) + 3 + 1  # index, runs, mnist + two saturated levels, the pivot by p
+    remote = ('src="http', 'src="//', 'rel="stylesheet" href="http', "url(http", "@import")
+    for page in [*pages, *site.rglob("*.svg"), *site.rglob("*.css")]:
+        text = page.read_text()
+        assert not [r for r in remote if r in text], page
+        assert "xlink:href=\"http" not in text and "<image" not in text or page.suffix == ".html", page
+    assert sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) < 3_000_000
+
+
+def test_empty_database_gives_a_page_that_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "empty-site"
+    assert main(["leaderboard", "--format", "html", "--out", str(out), "--db", str(tmp_path / "none.db")]) == 0
+    text = (out / "index.html").read_text()
+    assert "No runs stored yet" in text and "<table" not in text
+
+
+def test_unwritable_out_is_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "never-opened.db"
+    assert main(["leaderboard", "--format", "html", "--out", "/proc/irob-bench-site", "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot write the site into /proc/irob-bench-site" in err
+    assert not db.exists()  # the database was never opened: the check came first
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert main(["leaderboard", "--format", "html", "--out", str(a_file), "--db", str(db)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_html_needs_out_and_text_formats_refuse_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["leaderboard", "--format", "html", "--db", str(tmp_path / "x.db")]) == 2
+    assert "give it with --out DIR" in capsys.readouterr().err
+    assert main(["leaderboard", "--format", "markdown", "--out", str(tmp_path), "--db", str(tmp_path / "x.db")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+# ---- in the browser ----------------------------------------------------------------------------------------------
+
+
+def _browser_missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install '.[test]')"
+    if CHROMIUM is None or DRIVER is None:
+        return "chromium / chromium-driver not installed (apt-get install chromium chromium-driver; .ci/run does)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(missing)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM  # type: ignore[assignment]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_problems(driver, url: str) -> list[str]:
+    """Load a page; every broken image (not loaded, or naturalWidth 0) and every console error, as lines."""
+    driver.get(url)
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all(Array.from(document.images).map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })))"
+        ".then(() => done());"
+    )
+    broken = driver.execute_script(
+        "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);"
+    )
+    errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    return [f"broken image {src}" for src in broken] + [f"console error: {m}" for m in errors]
+
+
+def _names(driver, dataset: str) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(`table.board[data-dataset='${arguments[0]}'] tbody tr`))"
+        ".filter(r => !r.hidden).map(r => r.cells[1].textContent.trim());",
+        dataset,
+    )
+
+
+def test_index_shows_every_committed_run_and_sorts_by_a_clicked_column(browser, site: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    assert page_problems(browser, (site / "index.html").as_uri()) == []
+    shown = browser.execute_script("return Array.from(document.querySelectorAll('table.board tbody tr'))"
+                                   ".map(r => r.cells[1].textContent.trim());")  # fmt: skip
+    assert sorted(shown) == sorted(_committed_names())
+    ranked = _names(browser, "mnist")
+    assert ranked == ["mnist-pgd-eps3", "mnist-trades-eps3", "mnist-standard"]  # by PGD at eps 3
+    ranks = browser.execute_script("return Array.from(document.querySelectorAll(\"table.board[data-dataset='mnist'] "
+                                   "tbody tr\")).map(r => r.cells[0].textContent.trim());")  # fmt: skip
+    assert ranks == ["1", "1=", "3"]  # 48.9% vs 48.4% at n = 10,000: a tie under the paired test
+    header = browser.find_element(By.XPATH, "//table[@data-dataset='mnist']//th[normalize-space()='clean']")
+    header.click()
+    ascending = _names(browser, "mnist")
+    assert ascending == ["mnist-pgd-eps3", "mnist-trades-eps3", "mnist-standard"]  # clean 97.7 < 98.9 < 99.8
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    assert _names(browser, "mnist") == ["mnist-standard", "mnist-trades-eps3", "mnist-pgd-eps3"] != ranked
+    by_name = browser.find_element(By.XPATH, "//table[@data-dataset='mnist']//th[normalize-space()='submission']")
+    by_name.click()
+    assert _names(browser, "mnist") == ["mnist-pgd-eps3", "mnist-standard", "mnist-trades-eps3"]
+
+
+def test_filter_by_training_method(browser, site: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get((site / "index.html").as_uri())
+    browser.find_element(By.ID, "filter").send_keys("trades")
+    visible = browser.execute_script("return Array.from(document.querySelectorAll('table.board tbody tr'))"
+                                     ".filter(r => !r.hidden).map(r => r.cells[1].textContent.trim());")  # fmt: skip
+    assert visible == ["mnist-trades-eps3"]
+
+
+def test_run_and_dataset_pages_load_every_figure_without_errors(browser, site: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get((site / "index.html").as_uri())
+    browser.find_element(By.LINK_TEXT, "mnist-trades-eps3").click()
+    run_page = browser.current_url
+    assert run_page.endswith(".html") and "/runs/run-" in run_page
+    assert page_problems(browser, run_page) == []
+    images = browser.execute_script("return Array.from(document.images).map(i => [i.src, i.naturalWidth]);")
+    assert any(src.endswith("-robustness.svg") and width > 300 for src, width in images)
+    assert any(src.endswith("-examples.png") and width > 300 for src, width in images)  # the image grid
+    assert "irob-bench evaluate submission.py --dataset mnist --n-examples all" in browser.find_element(By.ID, "reproduce").text
+    for page in sorted((site / "datasets").glob("*.html")):
+        assert page_problems(browser, page.as_uri()) == [], page.name
+        assert browser.execute_script("return document.images.length") >= 1
+
+
+def test_control_a_broken_image_and_a_script_error_are_caught(browser, site: Path, tmp_path: Path) -> None:
+    """The checks above can fail: a missing figure and a throwing script are both reported."""
+    broken = site / "runs" / "control-broken.html"
+    text = (site / "runs" / "run-1.html").read_text()
+    broken.write_text(text.replace("-robustness.svg", "-missing.svg"))
+    assert any(p.startswith("broken image") and "missing.svg" in p for p in page_problems(browser, broken.as_uri()))
+    throwing = tmp_path / "throwing.html"
+    throwing.write_text("<!doctype html><html><head><link rel='icon' href='data:,'></head><body>"
+                        "<script>undefinedFunction()</script></body></html>")  # fmt: skip
+    assert any("undefinedFunction" in p for p in page_problems(browser, throwing.as_uri()))
+    broken.unlink()
