@@ -256,7 +256,7 @@ def _attack_chunk(
     t = time.perf_counter()
     z = data.latents("test")[chunk]
     y = data.labels("test")[chunk]
-    x = data.generate(z, y)
+    x = data.generate(z, y, options.device)  # on the device the attacks use, where the generator stays
     timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
     seed_everything(options.seed)
     with deterministic():
