@@ -5,6 +5,7 @@ with submitit's local executor (one machine, no SLURM: the pipeline's test)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,12 @@ class ClusterJob:
     gpus_per_task: int = 0
 
 
-def run_cli(argv: list[str]) -> None:
-    """One job: the irob-bench command line in the job's process; a non-zero exit fails the job (and its dependants)."""
-    from irob_bench.cli import main
+def _command(argv: list[str]):  # type: ignore[no-untyped-def]
+    """One job: the irob-bench command line (`python -m irob_bench ...`) with this Python; a non-zero exit fails the
+    job and, on SLURM, its dependants."""
+    from submitit.helpers import CommandFunction
 
-    code = main(argv)
-    if code != 0:
-        raise RuntimeError(f"irob-bench {' '.join(argv[:2])} exited with {code}")
+    return CommandFunction([sys.executable, "-m", "irob_bench", *argv])
 
 
 def _executor(job: ClusterJob):  # type: ignore[no-untyped-def]
@@ -54,7 +54,9 @@ def submit(path: str, evaluate_args: list[str], shards: int, merge_args: list[st
     outputs = [str(job.folder / f"shard-{k}-of-{shards}.json") for k in range(1, shards + 1)]
     shard_argv = [["evaluate", path, *evaluate_args, "--shard", f"{k}/{shards}", "--json", out, "--quiet"]
                   for k, out in enumerate(outputs, start=1)]
-    shard_jobs = executor.map_array(run_cli, shard_argv)
+    with executor.batch():  # one job array
+        pending = [executor.submit(_command(argv)) for argv in shard_argv]
+    shard_jobs = list(pending)
     if job.cluster == "slurm":
         executor.update_parameters(slurm_additional_parameters={
             "dependency": "afterok:" + ":".join(str(j.job_id) for j in shard_jobs)})
@@ -62,5 +64,5 @@ def submit(path: str, evaluate_args: list[str], shards: int, merge_args: list[st
         for shard_job in shard_jobs:
             shard_job.result()  # raises with the shard's error
     merged = str(job.folder / "merged.json")
-    merge_job = executor.submit(run_cli, ["runs", "merge", *outputs, "--json", merged, *merge_args])
+    merge_job = executor.submit(_command(["runs", "merge", *outputs, "--json", merged, *merge_args]))
     return shard_jobs, merge_job, merged

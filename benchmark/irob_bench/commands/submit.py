@@ -15,7 +15,8 @@ def _submit(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from irob_bench.cli import build_parser
+    from irob_bench.commands import evaluate as evaluate_command
+    from irob_bench.commands.arguments import OneLineParser
     from irob_bench.errors import IrobError
     from irob_bench.slurm import ClusterJob, submit
 
@@ -23,7 +24,9 @@ def _submit(args: argparse.Namespace) -> int:
     clash = [a for a in rest if a.split("=")[0] in FORBIDDEN]
     if clash:
         raise IrobError(f"submit: {clash[0]} is set by submit itself (use submit's --json/--db/--no-store)")
-    build_parser().parse_args(["evaluate", args.path, *rest])  # bad evaluate options fail here, before any job
+    check = OneLineParser(prog="irob-bench submit --evaluate-args")
+    evaluate_command.register(check.add_subparsers())
+    check.parse_args(["evaluate", args.path, *rest])  # bad evaluate options fail here, before any job
     merge_args = ["--no-store"] if args.no_store else (["--db", args.db] if args.db else [])
     job = ClusterJob(cluster="local" if args.local else "slurm", folder=Path(args.folder).resolve(),
                      timeout_min=args.time_min, partition=args.partition, cpus_per_task=args.cpus_per_task,
