@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def test_a_crash_resumes_without_recomputing_finished_chunks(cache, counted, tmp
     assert main(["evaluate", str(TOY), *ARGS, "--json", str(resumed)]) == 0
     assert counted.calls == CHUNKS - 3, "the 3 finished chunks were not attacked again"
     assert "resumed 3 of 6 finished chunks" in capsys.readouterr().err
+    assert json.loads(resumed.read_text())["environment"]["resumed_chunks"] == "3 of 6"
     same(whole, resumed)
 
 
@@ -98,11 +100,17 @@ def test_a_forged_or_foreign_chunk_is_recomputed(cache, counted, tmp_path):
     assert counted.calls == CHUNKS
 
 
-def test_sigkill_mid_run_then_the_same_command_resumes_to_the_same_result(cache, tmp_path):
+@pytest.mark.parametrize("isolation", [
+    "none",
+    pytest.param("sandbox", marks=pytest.mark.skipif(not shutil.which("bwrap"), reason="no bubblewrap (bwrap)")),
+])
+def test_sigkill_mid_run_then_the_same_command_resumes_to_the_same_result(cache, tmp_path, isolation):
+    """In the sandbox, the checkpoint folder is the one place besides its scratch folder where the worker writes."""
     whole = tmp_path / "whole.json"
     assert main(["evaluate", str(TOY), *ARGS, "--json", str(whole), "--no-resume"]) == 0
     out = tmp_path / "killed.json"
-    command = [sys.executable, "-m", "irob_bench", "evaluate", str(TOY), *ARGS, "--json", str(out)]
+    command = [sys.executable, "-m", "irob_bench", "evaluate", str(TOY), *ARGS, "--json", str(out),
+               "--isolation", isolation]
     env = {**os.environ, "IROB_BENCH_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -116,5 +124,5 @@ def test_sigkill_mid_run_then_the_same_command_resumes_to_the_same_result(cache,
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resumed {finished} of {CHUNKS} finished chunks" in rerun.stderr
+    assert json.loads(out.read_text())["environment"]["resumed_chunks"] == f"{finished} of {CHUNKS}"
     same(whole, out)

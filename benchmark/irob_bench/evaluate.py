@@ -64,11 +64,10 @@ class EvaluateOptions(FrozenModel):
 
 @dataclass
 class Evaluation:
-    """An evaluation's typed result together with its per-example outcomes (and how many chunks it resumed)."""
+    """An evaluation's typed result together with its per-example outcomes."""
 
     result: EvaluationResult
     outcomes: AttackOutcomes
-    resumed_chunks: int = 0
 
 
 def shard_chunks(n: int, chunk: int, shard: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -219,12 +218,15 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         record, card, settings, outcomes, _warnings_as_flags(report), timings,
         ShardRecord(index=options.shard[0], of=options.shard[1]) if options.shard else None,
     )
+    if resumed:  # recorded with the result too: a sandboxed worker's stderr is not shown under --quiet
+        result = result.model_copy(update={"environment": {**result.environment,
+                                                           "resumed_chunks": f"{resumed} of {len(parts)}"}})
     if checkpoints is not None:  # done: this run's chunks go (other shards' stay); the folder when it is empty
         for positions in chunks:
             _chunk_file(checkpoints, int(positions[0])).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             checkpoints.rmdir()
-    return Evaluation(result=result, outcomes=outcomes, resumed_chunks=resumed)
+    return Evaluation(result=result, outcomes=outcomes)
 
 
 def assemble(
