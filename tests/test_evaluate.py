@@ -90,7 +90,7 @@ def test_bad_arguments_are_one_line_errors(db, capsys):
 def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
     assert main(["evaluate", str(TOY), *FAST_ARGS]) == 0
     before = Store(db).rows()
-    env = {**os.environ, "IROB_BENCH_DB": db}
+    env = {**os.environ, "IROB_BENCH_DB": db, "IROB_BENCH_CACHE": str(tmp_path / "cache")}  # its checkpoints
     proc = subprocess.Popen(
         [sys.executable, "-m", "irob_bench.cli", "evaluate", str(TOY), "--n-examples", "all"],
         env=env,

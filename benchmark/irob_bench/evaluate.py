@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import json
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +20,7 @@ from pydantic import Field
 
 from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
+from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes, save_outcomes
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
 from irob_bench.common import FrozenModel, indices_sha256
@@ -23,7 +28,7 @@ from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Submission, load_submission
-from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, SubmissionRecord
+from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, ShardRecord, SubmissionRecord
 from irob_bench.runtime import deterministic, place, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
@@ -46,6 +51,9 @@ class EvaluateOptions(FrozenModel):
     preset: str = Field(DEFAULT_PRESET, description="attack preset: quick, standard (the leaderboard's) or thorough")
     attacks: AttackSuiteConfig | None = Field(None, description="a custom attack configuration instead of the preset")
     progress: bool = True
+    shard: tuple[int, int] | None = Field(None, description="(K, N): only the K-th (1-based) of N disjoint slices")
+    checkpoint_root: str | None = Field(None, description="folder of resumable checkpoints of finished chunks; None: off")
+    resume: bool = Field(True, description="reuse the finished chunks of an interrupted run; False: compute all afresh")
 
     def attack_config(self, randomized: bool) -> AttackSuiteConfig:
         """The attacks this evaluation runs: the custom configuration, or the preset (EOT for randomized models)."""
@@ -60,6 +68,22 @@ class Evaluation:
 
     result: EvaluationResult
     outcomes: AttackOutcomes
+
+
+def shard_chunks(n: int, chunk: int, shard: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """The evaluation's chunks that shard K of N evaluates: consecutive runs of `chunk` positions (into its ordered
+    points), the unit of batching, checkpoints and shards. A shard is a contiguous run of whole chunks, so every
+    point is attacked in the very batch it has in one process, and the floats come out bit for bit the same."""
+    chunks = [np.arange(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+    if shard is None:
+        return chunks
+    k, of = shard
+    if not 1 <= k <= of:
+        raise IrobError(f"--shard {k}/{of}: K must be between 1 and N")
+    if of > len(chunks):
+        raise IrobError(f"--shard {k}/{of}: the {n} points make {len(chunks)} chunks of --batch-size {chunk}, the "
+                        f"unit of a shard; use at most {len(chunks)} shards or a smaller --batch-size")
+    return chunks[(k - 1) * len(chunks) // of : k * len(chunks) // of]
 
 
 def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> np.ndarray:
@@ -143,10 +167,12 @@ def environment() -> dict[str, str]:
 def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
     """Validate and score one submission; raises IrobError on any failed check, before any scoring."""
     options = options or EvaluateOptions()
+    if options.shard is not None and not 1 <= options.shard[0] <= options.shard[1]:
+        raise IrobError(f"--shard {options.shard[0]}/{options.shard[1]}: K must be between 1 and N")
     if options.attacks is None:
         preset(options.preset)  # an unknown preset fails before any work
     timings: dict[str, float] = {}
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     submission, data, model, report = load_validated(path, options.dataset, options.device, options.batch_size)
     report.raise_on_failure()
     attacks = options.attack_config(submission.metadata.randomized)
@@ -154,57 +180,123 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     eps = sorted(options.eps if options.eps is not None else card.eps_grid)
     if any(e <= 0 for e in eps):
         raise IrobError(f"--eps values must be positive, got {eps}")
-    timings["load_validate"] = time.perf_counter() - start
+    timings["load_validate"] = time.perf_counter() - start_time
 
-    t = time.perf_counter()
     indices = _indices(card.splits["test"].size, options)
-    z = data.latents("test")[indices]
-    y = data.labels("test")[indices]
-    x = data.generate(z, y)
-    timings["generate"] = time.perf_counter() - t
-
-    seed_everything(options.seed)
-    with deterministic():
-        outcomes = run_attacks(
-            model,
-            x,
-            y,
-            eps,
-            attacks,
-            generator=place(data.generator, options.device),
-            z=z,
-            seed=options.seed,
-            batch_size=options.batch_size,
-            device=options.device,
-            progress=options.progress,
-            indices=indices,
-        )
+    chunks = shard_chunks(len(indices), options.batch_size, options.shard)
+    settings = Settings(
+        eps=eps,
+        n_examples=len(indices),
+        subset_seed=options.subset_seed,
+        indices_sha256=indices_sha256(indices),
+        seed=options.seed,
+        batch_size=options.batch_size,
+        device=options.device.split(":")[0],  # the kind: torchrun's ranks on cuda:0, cuda:1 are one run
+        attacks={**attacks.model_dump(mode="json"), "in_distribution": attacks.latent.method},
+    )
+    record = SubmissionRecord(
+        metadata=submission.metadata, file_sha256=submission.file_sha256, weights_sha256=submission.weights_sha256
+    )
+    checkpoints = _checkpoint_dir(options, record, dataset_record(card), settings)
+    parts, resumed = [], 0
+    for positions in chunks:
+        chunk, start = indices[positions], int(positions[0])
+        saved = _resumed_chunk(checkpoints, start, chunk, eps, attacks, options.seed) if options.resume else None
+        if saved is None:
+            saved = _attack_chunk(data, model, chunk, eps, attacks, options, len(indices), timings)
+            if checkpoints is not None:
+                save_outcomes(saved, _chunk_file(checkpoints, start))
+        else:
+            resumed += 1
+        parts.append(saved)
+    if resumed:
+        print(f"resumed {resumed} of {len(parts)} finished chunks from {checkpoints}", file=sys.stderr)
+    outcomes = merge_outcomes(parts)
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
+    timings["total"] = time.perf_counter() - start_time
+    result = assemble(
+        record, card, settings, outcomes, _warnings_as_flags(report), timings,
+        ShardRecord(index=options.shard[0], of=options.shard[1]) if options.shard else None,
+    )
+    if resumed:  # recorded with the result too: a sandboxed worker's stderr is not shown under --quiet
+        result = result.model_copy(update={"environment": {**result.environment,
+                                                           "resumed_chunks": f"{resumed} of {len(parts)}"}})
+    if checkpoints is not None:  # done: this run's chunks go (other shards' stay); the folder when it is empty
+        for positions in chunks:
+            _chunk_file(checkpoints, int(positions[0])).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            checkpoints.rmdir()
+    return Evaluation(result=result, outcomes=outcomes)
+
+
+def assemble(
+    record: SubmissionRecord, card, settings: Settings, outcomes: AttackOutcomes, warnings: list[SanityFlag],
+    timings: dict[str, float], shard: ShardRecord | None = None,
+) -> EvaluationResult:
+    """The result of an evaluation (or of one shard) from its outcomes: what one process and a merge both write."""
     metrics = measured_metrics(card, outcomes)
-    timings["total"] = time.perf_counter() - start
-    result = EvaluationResult(
+    return EvaluationResult(
         irob_bench_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        submission=SubmissionRecord(
-            metadata=submission.metadata, file_sha256=submission.file_sha256, weights_sha256=submission.weights_sha256
-        ),
+        submission=record,
         dataset=dataset_record(card),
-        settings=Settings(
-            eps=eps,
-            n_examples=len(indices),
-            subset_seed=options.subset_seed,
-            indices_sha256=indices_sha256(indices),
-            seed=options.seed,
-            batch_size=options.batch_size,
-            device=options.device,
-            attacks=outcomes.config_dict(),
-        ),
+        settings=settings.model_copy(update={"attacks": outcomes.config_dict()}),
         metrics=metrics,
-        flags=[*outcomes.flags, *_warnings_as_flags(report), *ceiling_violations(metrics, len(indices))],
+        flags=[*outcomes.flags, *warnings, *ceiling_violations(metrics, len(outcomes.indices))],
         timings=timings,
         environment=environment(),
+        shard=shard,
     )
-    return Evaluation(result=result, outcomes=outcomes)
+
+
+def _attack_chunk(
+    data: BenchmarkDataset, model: torch.nn.Module, chunk: np.ndarray, eps: list[float], attacks: AttackSuiteConfig,
+    options: EvaluateOptions, population: int, timings: dict[str, float],
+) -> AttackOutcomes:
+    """Generate and attack one chunk of points; each point's randomness is keyed by its index, so this equals the
+    same points' slice of one evaluation over all of them."""
+    t = time.perf_counter()
+    z = data.latents("test")[chunk]
+    y = data.labels("test")[chunk]
+    x = data.generate(z, y, options.device)  # on the device the attacks use, where the generator stays
+    timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
+    seed_everything(options.seed)
+    with deterministic():
+        return run_attacks(
+            model, x, y, eps, attacks, generator=place(data.generator, options.device), z=z, seed=options.seed,
+            batch_size=options.batch_size, device=options.device, progress=options.progress, indices=chunk,
+            population=population,
+        )
+
+
+def _checkpoint_dir(options: EvaluateOptions, record: SubmissionRecord, dataset: DatasetRecord, settings: Settings
+                    ) -> Path | None:
+    """The checkpoint folder of exactly this evaluation (submission, data, settings), or None when off. Chunks are
+    global (shard_chunks), so shards and ranks of one evaluation share the folder, each writing its own chunks."""
+    if options.checkpoint_root is None:
+        return None
+    key = {"submission": record.model_dump(mode="json"), "dataset": dataset.model_dump(), "settings": settings.model_dump()}
+    folder = Path(options.checkpoint_root) / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _chunk_file(folder: Path, start: int) -> Path:
+    return folder / f"chunk-{start:08d}.npz"
+
+
+def _resumed_chunk(folder: Path | None, start: int, chunk: np.ndarray, eps: list[float], attacks: AttackSuiteConfig,
+                   seed: int) -> AttackOutcomes | None:
+    """A chunk's outcomes saved by an earlier, interrupted run of the same evaluation, if complete and of these points."""
+    path = None if folder is None else _chunk_file(folder, start)
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = load_outcomes(path)
+    except (IrobError, TypeError):
+        return None
+    same = np.array_equal(saved.indices, chunk) and saved.eps == eps and saved.seed == seed and saved.config == attacks
+    return saved if same and saved.tallies is not None else None
 
 
 def _warnings_as_flags(report: ValidationReport) -> list[SanityFlag]:

@@ -138,6 +138,8 @@ def verify_evaluation(result: EvaluationResult, outcomes: AttackOutcomes, card: 
 
 def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> DatasetCard:
     """Every import check in order (cheapest first); returns the shipped card the result was measured on."""
+    if result.shard is not None:
+        raise IrobError(result.shard.not_a_run())
     card = known_card(result)
     verify_evaluation(result, outcomes, card)
     return card

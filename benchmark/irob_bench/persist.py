@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from irob_bench.artifacts import atomic_write_text
 from irob_bench.attacks.outcomes import save_outcomes
 from irob_bench.common import user_dir
+from irob_bench.errors import IrobError
 from irob_bench.evaluate import Evaluation
 from irob_bench.leaderboard.store import Provenance, SaveOutcome, Store
 from irob_bench.results import EvaluationResult
@@ -34,6 +35,8 @@ def persist(
     Every file is written atomically and the row in one transaction, so a crash leaves no partial run.
     """
     result = evaluation.result
+    if result.shard is not None and store is not None:
+        raise IrobError(result.shard.not_a_run())
     if json_path is not None:
         outcomes = Path(f"{json_path}.outcomes.npz")
     elif store is not None:

@@ -119,6 +119,18 @@ class Metrics(_Record):
         raise KeyError(eps)
 
 
+class ShardRecord(_Record):
+    """A shard's place: the K-th (1-based) of N disjoint slices of the evaluation's points (`irob-bench runs merge`
+    joins them into the run; a shard alone is never stored)."""
+
+    index: int = Field(ge=1)
+    of: int = Field(ge=1)
+
+    def not_a_run(self) -> str:
+        """The one-line refusal to store or import a shard alone."""
+        return f"shard {self.index}/{self.of} is part of a run, not a run: join the shards with `irob-bench runs merge`"
+
+
 class EvaluationResult(_Record):
     """One complete evaluation of one submission on one dataset."""
 
@@ -133,6 +145,7 @@ class EvaluationResult(_Record):
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     environment: dict[str, str] = Field(default_factory=dict, description="library versions and platform")
     outcomes_file: str | None = Field(None, description="per-example outcomes (.npz) saved beside the result")
+    shard: ShardRecord | None = Field(None, description="set on one shard of a sharded evaluation; None on a run")
 
     def fingerprint(self) -> str:
         """SHA-256 over what makes two runs the same run: submission, dataset and settings hashes."""

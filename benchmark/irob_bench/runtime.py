@@ -53,5 +53,26 @@ def resolve_device(device: str) -> str:
 
 
 def place(obj: Movable, device: str | torch.device) -> Movable:
-    """The one way irob-bench moves a model, a generator or a tensor to the device it computes on."""
-    return obj.to(device)
+    """The one way irob-bench moves a model, a generator or a tensor to the device it computes on: a module's
+    parameters and buffers, and also the plain tensor attributes of its submodules (e.g. a normalising mean kept
+    as `self.mean = torch.tensor(...)`), which `Module.to` leaves behind."""
+    moved = obj.to(device)
+    if isinstance(moved, torch.nn.Module):
+        for module in moved.modules():
+            for name, value in list(vars(module).items()):
+                if isinstance(value, torch.Tensor):
+                    setattr(module, name, value.to(device))
+    return moved
+
+
+def stray_tensors(module: torch.nn.Module, device: str | torch.device) -> list[str]:
+    """Names of the parameters, buffers and plain tensor attributes of `module` that are not on `device`."""
+    want = torch.device(device)
+
+    def elsewhere(tensor: torch.Tensor) -> bool:
+        return tensor.device.type != want.type or (want.index is not None and tensor.device.index != want.index)
+
+    named = [*module.named_parameters(), *module.named_buffers()]
+    for prefix, sub in module.named_modules():
+        named += [(f"{prefix}.{k}" if prefix else k, v) for k, v in vars(sub).items() if isinstance(v, torch.Tensor)]
+    return [name for name, tensor in named if elsewhere(tensor)]

@@ -76,7 +76,8 @@ class LatentAttackConfig(_Config):
         None, gt=1, description="adaptive: a survivor's closest adversarial lies beyond some eps, within ratio x it (None: any)"
     )
     spot_check: int = Field(
-        0, ge=0, description="survivors re-attacked with spot_check_factor x the steps; a flag if that finds more"
+        0, ge=0, description="expected points (per evaluation, times the survival rate) re-attacked with spot_check_factor "
+        "x the steps, each chosen by its own key; a flag if that finds more"
     )
     spot_check_factor: int = Field(5, ge=2, description="budget multiple of the convergence spot-check")
 

@@ -86,3 +86,14 @@ def collect_examples(
         distance=distance.astype(np.float64),
         matches=np.ones(len(rows), dtype=bool),
     )
+
+
+def merge_examples(parts: list[Examples | None], k: int = EXAMPLES) -> Examples | None:
+    """The examples of consecutive parts of one evaluation (chunks, shards) as one: the first k of them in order,
+    which are the first k correctly classified points of the whole (each part kept its own first k)."""
+    present = [part for part in parts if part is not None]
+    kept = [part for part in present if len(part.indices)]  # a part without a correct point may have odd shapes
+    if not kept:
+        return present[0] if present else None
+    fields = Examples.__dataclass_fields__
+    return Examples(**{name: np.concatenate([getattr(part, name) for part in kept])[:k] for name in fields})

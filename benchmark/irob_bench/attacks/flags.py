@@ -100,26 +100,28 @@ def verification_flags(attack: str, rejected: int) -> list[SanityFlag]:
     )]
 
 
-def gradient_flags(
-    model: Model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: Loss, config: FlagsConfig,
-    batch_size: int, device: str | torch.device = "cpu",
-) -> list[SanityFlag]:
-    """Flag when too many correctly classified points have a zero or non-finite input gradient."""
+def vanishing_gradients(
+    model: Model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: Loss, batch_size: int,
+    device: str | torch.device = "cpu",
+) -> int:
+    """How many points of `mask` have a zero or non-finite input gradient (a count that adds up over parts)."""
     rows = torch.nonzero(mask).squeeze(1)
-    if len(rows) == 0:
-        return []
     bad = 0
     for part in batches(len(rows), batch_size):
         idx = rows[part]
         _, _, grad = input_gradient(model, place(x[idx], device), place(y[idx], device), loss)
         norm = flat_norm(grad)
         bad += int((~torch.isfinite(norm) | (norm == 0)).sum())
-    fraction = bad / len(rows)
-    if fraction <= config.vanishing_fraction:
+    return bad
+
+
+def gradient_flags(bad: int, total: int, config: FlagsConfig) -> list[SanityFlag]:
+    """Flag when too many of the `total` correctly classified points have a zero or non-finite input gradient."""
+    if total == 0 or bad / total <= config.vanishing_fraction:
         return []
     return [SanityFlag(
         name="vanishing_gradients",
-        message=f"{bad} of {len(rows)} correctly classified points ({fraction:.1%}) have zero or non-finite input "
+        message=f"{bad} of {total} correctly classified points ({bad / total:.1%}) have zero or non-finite input "
         "gradients: gradient masking makes white-box robust accuracy an over-estimate",
     )]
 
@@ -152,28 +154,36 @@ def random_search(
     return noise_hit, best < 0
 
 
-def black_box_flags(
+def black_box_hits(
     model: Model, x: torch.Tensor, y: torch.Tensor, robust: np.ndarray, eps: list[float], config: FlagsConfig, *,
     base_key: int, indices: torch.Tensor, batch_size: int, device: str | torch.device = "cpu",
-) -> list[SanityFlag]:
-    """Flag every eps where random noise or the random search breaks points the white-box attack left robust."""
-    flags = []
+) -> tuple[list[int], list[int]]:
+    """At each eps, how many points the white-box attack left robust random noise, and noise or the random search,
+    break (counts that add up over parts)."""
+    noise, search = [0] * len(eps), [0] * len(eps)
     if config.noise_draws + config.random_search_queries == 0:
-        return flags
+        return noise, search
     for j, e in enumerate(eps):
         rows = torch.from_numpy(np.nonzero(robust[:, j])[0])
-        noise, search = 0, 0
         for part in batches(len(rows), batch_size):
             idx = rows[part]
             keys = example_keys(base_key, indices[idx], stream=j)
             hit_noise, hit_any = random_search(model, place(x[idx], device), place(y[idx], device), e, keys,
                                                config.noise_draws, config.random_search_queries)
-            noise += int(hit_noise.sum())
-            search += int(hit_any.sum())
-        if noise:
-            flags.append(_found_flag("noise_finds_errors", f"random noise on the eps-sphere broke {noise}", len(rows), e))
-        if search > noise:
-            flags.append(_found_flag("black_box_finds_errors", f"a black-box random search broke {search}", len(rows), e))
+            noise[j] += int(hit_noise.sum())
+            search[j] += int(hit_any.sum())
+    return noise, search
+
+
+def black_box_flags(eps: list[float], noise: list[int], search: list[int], robust: np.ndarray) -> list[SanityFlag]:
+    """Flag every eps where random noise or the random search broke points the white-box attack left robust."""
+    flags = []
+    for j, e in enumerate(eps):
+        total = int(robust[:, j].sum())
+        if noise[j]:
+            flags.append(_found_flag("noise_finds_errors", f"random noise on the eps-sphere broke {noise[j]}", total, e))
+        if search[j] > noise[j]:
+            flags.append(_found_flag("black_box_finds_errors", f"a black-box random search broke {search[j]}", total, e))
     return flags
 
 

@@ -224,15 +224,17 @@ def scaled_budget(config: LatentAttackConfig, factor: int) -> LatentAttackConfig
 
 def spot_check(
     task: LatentTask, config: LatentAttackConfig, eps: list[float], found: Found, attack_mask: torch.Tensor,
-    priority: torch.Tensor,
+    priority: torch.Tensor, population: int,
 ) -> tuple[int, list[int]]:
-    """Convergence check: re-attack `config.spot_check` survivors (lowest `priority` first) with the same attack at
-    `spot_check_factor` x its budget. Records what it finds in `found`; returns (points checked, outcomes
-    changed at each eps)."""
+    """Convergence check: re-attack with the same attack at `spot_check_factor` x its budget each survivor whose keyed
+    `priority` (uniform in (0, 1)) is below `config.spot_check` / `population` (the evaluation's number of points):
+    about spot_check x the survival rate points, each chosen by its own key, so that whether a point is checked never
+    depends on its shard, chunk or batch. Records what it finds in `found`; returns (points checked, outcomes changed
+    at each eps)."""
     if config.method != "adaptive" or not config.spot_check:
         return 0, [0] * len(eps)
     pool = torch.nonzero(attack_mask & can_change(found, eps)).squeeze(1)
-    todo = pool[priority[pool].argsort()[: config.spot_check]].sort().values
+    todo = pool[priority[pool] < config.spot_check / population]
     before = found.distance.clone()
     _search(task, scaled_budget(config, config.spot_check_factor), eps, todo, found, "latent spot-check")
     changed = [int(((found.distance <= e + NORM_TOLERANCE) & (before > e + NORM_TOLERANCE)).sum()) for e in eps]

@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from irob_bench.artifacts import read_npz, write_npz
+from irob_bench.attacks import flags as sanity
 from irob_bench.attacks.config import AttackSuiteConfig
-from irob_bench.attacks.examples import Examples
+from irob_bench.attacks.examples import Examples, merge_examples
 from irob_bench.attacks.flags import stage_robust
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.attacks.presets import read_config
 from irob_bench.errors import IrobError
 from irob_bench.results import SanityFlag
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """The counts behind the count-based sanity flags. They add up over disjoint parts of an evaluation (shards,
+    chunks), so flags derived from the sum are those of one process over all the points."""
+
+    rejected: dict[str, int]  # attack ("cascade", "minimal", "latent") -> claimed adversarials that failed re-checking
+    gradient_bad: int  # correctly classified points with a zero or non-finite input gradient
+    noise: list[int]  # per eps: robust points broken by random noise on the eps-sphere
+    search: list[int]  # per eps: ... by noise or the black-box random search
+    spot_checked: int = 0  # in-distribution survivors re-attacked by the convergence spot-check
+    spot_changed: list[int] = field(default_factory=list)  # per eps: outcomes it changed
+
+    def __add__(self, other: Tallies) -> Tallies:
+        def add(a: list[int], b: list[int]) -> list[int]:
+            return [i + j for i, j in zip(a, b, strict=True)] if a and b else a or b
+
+        return Tallies(
+            rejected={k: self.rejected.get(k, 0) + other.rejected.get(k, 0) for k in {**self.rejected, **other.rejected}},
+            gradient_bad=self.gradient_bad + other.gradient_bad,
+            noise=add(self.noise, other.noise),
+            search=add(self.search, other.search),
+            spot_checked=self.spot_checked + other.spot_checked,
+            spot_changed=add(self.spot_changed, other.spot_changed),
+        )
 
 
 @dataclass
@@ -37,6 +65,7 @@ class AttackOutcomes:
     timings: dict[str, float] = field(default_factory=dict)
     stage: np.ndarray | None = None  # (N, E) cascade stage that broke the point at each eps (verified), -1 if none
     examples: Examples | None = None  # a few points' clean and adversarial images, for the leaderboard's image grid
+    tallies: Tallies | None = None  # the counts behind the flags (None in files written before sharding)
 
     def stage_accuracies(self) -> list[tuple[str, list[float]]]:
         """AutoAttack's per-stage report: (stage name, robust accuracy at each eps after it and every earlier one)."""
@@ -72,6 +101,62 @@ class AttackOutcomes:
         return {"eps": list(eps_grid), "unconstrained": unc, "in_distribution": ind}
 
 
+def derive_flags(outcomes: AttackOutcomes) -> list[SanityFlag]:
+    """Every AutoAttack-style flag of SCIENCE.md §5 / docs/attacks.md, in a fixed order, from the per-example arrays
+    and the tallies alone: the same for one process and for merged parts."""
+    config, eps, tallies, tol = outcomes.config, outcomes.eps, outcomes.tallies, outcomes.config.flags.accuracy_tolerance
+    if tallies is None:
+        raise IrobError("outcomes without flag tallies (written before irob-bench could merge) cannot be merged")
+    labels = {"cascade": "the unconstrained cascade", "minimal": "the minimum-norm attack",
+              "latent": f"the {config.latent.method} in-distribution attack"}
+    flags = [f for key, label in labels.items() if key in tallies.rejected
+             for f in sanity.verification_flags(label, tallies.rejected[key])]
+    if outcomes.robust_in is not None:
+        flags += sanity.convergence_flags(eps, tallies.spot_checked, tallies.spot_changed or [0] * len(eps),
+                                          config.latent.spot_check_factor)
+    if outcomes.stage is not None:
+        flags += sanity.stage_flags(eps, config.stage_names(), outcomes.clean_correct, outcomes.stage,
+                                    config.flags.stage_gain_fraction)
+    flags += sanity.monotonicity_flags(eps, outcomes.robust_pgd.mean(axis=0), "unconstrained", tol)
+    flags += sanity.gradient_flags(tallies.gradient_bad, int(outcomes.clean_correct.sum()), config.flags)
+    flags += sanity.black_box_flags(eps, tallies.noise, tallies.search, outcomes.robust_pgd)
+    if outcomes.robust_in is not None:
+        flags += sanity.monotonicity_flags(eps, outcomes.robust_in.mean(axis=0), "in-distribution", tol)
+        flags += sanity.in_distribution_flags(eps, outcomes.robust_pgd, outcomes.robust_in, tol)
+    return flags
+
+
+def merge_outcomes(parts: list[AttackOutcomes]) -> AttackOutcomes:
+    """The outcomes of disjoint parts of one evaluation (in the evaluation's point order) as one: arrays
+    concatenated, tallies added, flags derived again; what one process over all the points gives."""
+    first = parts[0]
+    for part in parts[1:]:
+        if part.eps != first.eps or part.seed != first.seed or part.config != first.config:
+            raise IrobError("outcomes: the parts were measured at different eps, seeds or attacks")
+        if (part.robust_in is None) != (first.robust_in is None) or (part.stage is None) != (first.stage is None):
+            raise IrobError("outcomes: the parts ran different attacks")
+
+    def cat(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    tallies = None
+    for part in parts:
+        if part.tallies is None:
+            raise IrobError("outcomes without flag tallies (written before irob-bench could merge) cannot be merged")
+        tallies = part.tallies if tallies is None else tallies + part.tallies
+    timings: dict[str, float] = {}
+    for part in parts:
+        for stage, seconds in part.timings.items():
+            timings[stage] = round(timings.get(stage, 0.0) + seconds, 3)
+    merged = replace(
+        first, indices=cat("indices"), labels=cat("labels"), clean_correct=cat("clean_correct"),
+        robust_pgd=cat("robust_pgd"), r_unc=cat("r_unc"), robust_in=cat("robust_in"), r_in=cat("r_in"),
+        stage=cat("stage"), tallies=tallies, timings=timings, examples=merge_examples([p.examples for p in parts]),
+    )
+    return replace(merged, flags=derive_flags(merged))
+
+
 def save_outcomes(outcomes: AttackOutcomes, path: str | Path) -> None:
     """Write the per-example outcomes (with dataset indices, config, flags and seed) as a deterministic .npz."""
     meta = {
@@ -79,6 +164,8 @@ def save_outcomes(outcomes: AttackOutcomes, path: str | Path) -> None:
         "seed": outcomes.seed,
         "flags": [f.model_dump(mode="json") for f in outcomes.flags],
     }
+    if outcomes.tallies is not None:
+        meta["tallies"] = asdict(outcomes.tallies)
     arrays = {
         "indices": outcomes.indices.astype(np.int64),
         "labels": outcomes.labels.astype(np.int64),
@@ -103,7 +190,7 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
     try:
         data = read_npz(path)
         meta = json.loads(data["meta_json"].tobytes().decode())
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise IrobError(f"{path}: not an attack outcomes file ({exc})") from None
     return AttackOutcomes(
         indices=data["indices"],
@@ -119,4 +206,5 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
         flags=[SanityFlag.model_validate(f) for f in meta["flags"]],
         stage=data.get("stage"),
         examples=Examples.from_arrays(data),
+        tallies=Tallies(**meta["tallies"]) if "tallies" in meta else None,
     )

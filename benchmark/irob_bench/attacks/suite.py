@@ -19,10 +19,9 @@ from irob_bench.attacks.examples import collect_examples, example_rows
 from irob_bench.attacks.latent import LatentTask, latent_attack, spot_check
 from irob_bench.attacks.minimal import min_norm_attack
 from irob_bench.attacks.noise import draw_base, example_keys, keyed_uniform
-from irob_bench.attacks.outcomes import AttackOutcomes
+from irob_bench.attacks.outcomes import AttackOutcomes, Tallies, derive_flags
 from irob_bench.attacks.verify import regenerate, verify_images, verify_latents
 from irob_bench.errors import IrobError
-from irob_bench.results import SanityFlag
 
 
 @contextmanager
@@ -64,11 +63,14 @@ def run_attacks(
     device: str | torch.device = "cpu",
     progress: bool = True,
     indices: np.ndarray | torch.Tensor | None = None,
+    population: int | None = None,
 ) -> AttackOutcomes:
     """Clean accuracy, the unconstrained cascade, minimal distances, in-distribution attack (with a generator), flags.
 
     `indices` are the points' dataset indices (default 0..N-1): they key each point's randomness, so a
-    point gets the same attack in any subset or batch. Robust accuracies come from verified examples only.
+    point gets the same attack in any subset or batch. `population` is the number of points of the whole evaluation
+    these are part of (default: these); it sets the spot-check's per-point rate. Robust accuracies come from verified
+    examples only. Flags are derived from the per-example arrays and summable tallies, so parts merge exactly.
     """
     eps = _check_inputs(x, y, eps, generator, z, indices)
     x, y = x.detach().float().cpu(), y.detach().long().cpu()
@@ -88,7 +90,7 @@ def run_attacks(
         cascade_checked = verify_images(model, x, y, cascade, eps[-1], **draws)
     robust_pgd = cascade_checked.robust(clean, eps)
     stage = np.where(robust_pgd | ~clean[:, None], -1, cascade.stage.numpy())
-    flags = sanity.verification_flags("the unconstrained cascade", cascade_checked.rejected)
+    rejected = {"cascade": cascade_checked.rejected}
 
     r_unc = cascade_checked.minimal_distance(clean)
     if config.minimal.enabled:
@@ -97,7 +99,7 @@ def run_attacks(
                                       start=cascade, **common)
             minimal_checked = verify_images(model, x, y, minimal, math.inf, **draws)
         r_unc = np.minimum(r_unc, minimal_checked.minimal_distance(clean))
-        flags += sanity.verification_flags("the minimum-norm attack", minimal_checked.rejected)
+        rejected["minimal"] = minimal_checked.rejected
         # A verified minimum-norm adversarial within eps breaks the point there too: the last stage of the report.
         by_minimal = robust_pgd & ~minimal_checked.robust(clean, eps)
         robust_pgd, stage = robust_pgd & ~by_minimal, np.where(by_minimal, len(config.unconstrained), stage)
@@ -106,42 +108,28 @@ def run_attacks(
     pgd_examples = (cascade.points[rows].float().cpu(), cascade_checked.distance)
     manifold_examples = None
     robust_in = r_in = None
+    checked, changed = 0, []
     if generator is not None and z is not None:
         with _timed(timings, "in_distribution"):
             task = LatentTask(model, generator, x, y, z.detach().float().cpu(), batch_size, device, progress)
             found = latent_attack(task, config.latent, eps, attack_mask=correct)
             priority = keyed_uniform(example_keys(keys["latent"], index, stream=0))
-            checked, changed = spot_check(task, config.latent, eps, found, correct, priority)
+            checked, changed = spot_check(task, config.latent, eps, found, correct, priority, population or len(x))
             latent_checked = verify_latents(model, generator, x, y, found, math.inf, **draws)
         robust_in, r_in = latent_checked.robust(clean, eps), latent_checked.minimal_distance(clean)
         manifold_examples = (regenerate(generator, found.points[rows], y[rows], batch_size, device), latent_checked.distance)
-        flags += sanity.verification_flags(f"the {config.latent.method} in-distribution attack",
-                                           latent_checked.rejected)
-        flags += sanity.convergence_flags(eps, checked, changed, config.latent.spot_check_factor)
+        rejected["latent"] = latent_checked.rejected
 
     with _timed(timings, "flags"):
-        flags += sanity.stage_flags(eps, config.stage_names(), clean, stage, config.flags.stage_gain_fraction)
-        flags += _sanity_flags(model, x, y, eps, robust_pgd, robust_in, correct, config, keys["flags"], index, common)
+        gradient_bad = sanity.vanishing_gradients(model, x, y, correct, "ce", **common)
+        noise, search = sanity.black_box_hits(model, x, y, robust_pgd, eps, config.flags, base_key=keys["flags"],
+                                              indices=index, **common)
     examples = collect_examples(model, x, y, index, rows, pgd_examples, manifold_examples, batch_size, device)
-    return AttackOutcomes(
+    outcomes = AttackOutcomes(
         indices=index.numpy(), labels=y.numpy(), eps=eps, clean_correct=clean, robust_pgd=robust_pgd, r_unc=r_unc,
-        config=config, seed=seed, robust_in=robust_in, r_in=r_in, flags=flags, timings=timings,
-        stage=stage, examples=examples,
+        config=config, seed=seed, robust_in=robust_in, r_in=r_in, timings=timings, stage=stage, examples=examples,
+        tallies=Tallies(rejected=rejected, gradient_bad=gradient_bad, noise=noise, search=search,
+                        spot_checked=checked, spot_changed=changed),
     )
-
-
-def _sanity_flags(
-    model: Model, x: torch.Tensor, y: torch.Tensor, eps: list[float], robust_pgd: np.ndarray,
-    robust_in: np.ndarray | None, correct: torch.Tensor, config: AttackSuiteConfig, base_key: int,
-    index: torch.Tensor, common: dict,
-) -> list[SanityFlag]:
-    """Every AutoAttack-style flag of SCIENCE.md §5 / docs/attacks.md, in a fixed order."""
-    tol = config.flags.accuracy_tolerance
-    flags = sanity.monotonicity_flags(eps, robust_pgd.mean(axis=0), "unconstrained", tol)
-    flags += sanity.gradient_flags(model, x, y, correct, "ce", config.flags, **common)
-    flags += sanity.black_box_flags(model, x, y, robust_pgd, eps, config.flags, base_key=base_key, indices=index,
-                                    **common)
-    if robust_in is not None:
-        flags += sanity.monotonicity_flags(eps, robust_in.mean(axis=0), "in-distribution", tol)
-        flags += sanity.in_distribution_flags(eps, robust_pgd, robust_in, tol)
-    return flags
+    outcomes.flags = derive_flags(outcomes)
+    return outcomes

@@ -64,6 +64,14 @@ def device(value: str) -> str:
     return value
 
 
+def shard(value: str) -> tuple[int, int]:
+    """K/N: the K-th (1-based) of N slices."""
+    k, slash, n = value.partition("/")
+    if not (slash and k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {value!r}")
+    return int(k), int(n)
+
+
 def output_file(value: str) -> str:
     """A file we can create: its folder exists and is writable, and it is not itself a folder (checked up front, so
     a long evaluation never fails at its last step)."""

@@ -12,6 +12,7 @@ from irob_bench.commands.arguments import (
     output_file,
     positive_float,
     positive_int,
+    shard,
 )
 from irob_bench.commands.leaderboard import add_db_option
 from irob_bench.commands.validate import add_submission_arguments
@@ -19,12 +20,21 @@ from irob_bench.commands.validate import add_submission_arguments
 ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from irob_bench.common import user_dir
+    from irob_bench.distributed import evaluate_distributed, torchrun_launch
+    from irob_bench.errors import IrobError
     from irob_bench.evaluate import EvaluateOptions
     from irob_bench.isolation.sandbox import evaluate_isolated
     from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
 
+    launch = torchrun_launch()
+    if args.shard and launch is not None:
+        raise IrobError("--shard under torchrun: the ranks are the shards")
+    if args.shard and args.json is None:
+        raise IrobError(f"--shard {args.shard[0]}/{args.shard[1]} needs --json FILE (shards are joined by "
+                        "`irob-bench runs merge`, never stored alone)")
     options = EvaluateOptions(
         dataset=args.dataset,
         eps=args.eps,
@@ -34,11 +44,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         preset=args.attacks,
         progress=not args.quiet,
+        shard=args.shard,
+        checkpoint_root=str(user_dir("cache", "checkpoints")),
+        resume=not args.no_resume,
     )
-    if not args.no_store:
+    storing = not (args.no_store or args.shard) and (launch is None or launch.rank == 0)
+    if storing:
         Store(args.db, readonly=True).close()  # a bad URL or a foreign file fails before the work; creates nothing
-    evaluation = evaluate_isolated(args.path, options, isolation_of(args))
-    store = None if args.no_store else Store(args.db)
+    if launch is None:
+        evaluation = evaluate_isolated(args.path, options, isolation_of(args))
+    else:
+        evaluation = evaluate_distributed(args.path, options, isolation_of(args), launch)
+        if evaluation is None:
+            return 0  # not rank 0: rank 0 merges, prints and stores
+    store = Store(args.db) if storing else None
     result, saved = persist(evaluation, json_path=args.json, store=store)
     print(render_run(result, saved.run_id if saved else None))
     if saved is not None:
@@ -61,6 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=output_file, default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--shard", type=shard, default=None, metavar="K/N",
+                        help="evaluate only the K-th of N disjoint slices of the points (needs --json; join the "
+                        "shards with `irob-bench runs merge`)")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start afresh instead of continuing from the finished chunks of an interrupted run")
     add_isolation_options(parser)
     parser.set_defaults(handler=_evaluate)
 

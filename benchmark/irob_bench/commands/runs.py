@@ -1,10 +1,10 @@
-"""`irob-bench runs list | show | import | verify | ceilings`: the stored evaluation runs, and their ceilings from the current cards."""
+"""`irob-bench runs list | show | import | merge | verify | ceilings`: the stored evaluation runs, and their ceilings from the current cards."""
 
 from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import non_negative_float, positive_int, probability
+from irob_bench.commands.arguments import non_negative_float, output_file, positive_int, probability
 from irob_bench.commands.leaderboard import add_db_option
 
 
@@ -66,6 +66,23 @@ def _import(args: argparse.Namespace) -> None:
         verb = "stored as" if saved.created else "already in the leaderboard as"
         print(f"{stored.submission.metadata.name}: checked against {card.name} v{card.version} and its outcomes; "
               f"{verb} run {saved.run_id} ({store.label})")
+
+
+def _merge(args: argparse.Namespace) -> None:
+    from irob_bench.leaderboard.render import render_run
+    from irob_bench.leaderboard.store import Store
+    from irob_bench.persist import persist
+    from irob_bench.shards import merge_shards, read_shard
+
+    if not args.no_store:
+        Store(args.db, readonly=True).close()  # a bad URL fails before the work; creates nothing
+    evaluation = merge_shards([read_shard(p) for p in args.paths], list(args.paths))
+    store = None if args.no_store else Store(args.db)
+    result, saved = persist(evaluation, json_path=args.json, store=store)
+    print(render_run(result, saved.run_id if saved else None))
+    if saved is not None:
+        verb = "stored as" if saved.created else "already in the leaderboard as"
+        print(f"{len(args.paths)} shards merged; {verb} run {saved.run_id} ({store.label})")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -149,6 +166,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     imported.add_argument("--outcomes", default=None, metavar="NPZ", help="its outcomes (default: PATH.outcomes.npz)")
     add_db_option(imported)
     imported.set_defaults(handler=_import)
+
+    merge = actions.add_parser(
+        "merge", help="join the shards of one evaluation (evaluate --shard K/N --json FILE) into its run, then store it"
+    )
+    merge.add_argument("paths", nargs="+", metavar="PATH", help="the shards' result .json files (outcomes beside them)")
+    merge.add_argument("--json", type=output_file, default=None, help="write the merged result as JSON to this file")
+    merge.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
+    add_db_option(merge)
+    merge.set_defaults(handler=_merge)
 
     verify = actions.add_parser(
         "verify", help="re-evaluate a random sample of a stored run here and test it against the stored outcomes"

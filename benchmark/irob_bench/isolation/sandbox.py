@@ -63,17 +63,19 @@ def python_under_tmp() -> list[str]:
     return [arg for root in roots for arg in ("--ro-bind", str(root), str(root))]
 
 
-def sandbox_prefix(scratch: Path, submission_dir: Path) -> tuple[list[str], str]:
+def sandbox_prefix(scratch: Path, submission_dir: Path, writable: Path | None = None) -> tuple[list[str], str]:
     """The command that wraps the worker at the sandbox level, and what it provides (recorded with the result).
 
-    bwrap: everything read-only, a fresh /tmp, the submission's folder read-only on top, the scratch folder writable.
+    bwrap: everything read-only, a fresh /tmp, the submission's folder read-only on top, the scratch folder (and the
+    evaluation's checkpoint folder, `writable`) writable.
     """
+    extra = [] if writable is None else ["--bind", str(writable), str(writable)]
     if shutil.which("bwrap"):
         return [
             "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             *python_under_tmp(),
             "--ro-bind", str(submission_dir), str(submission_dir),
-            "--bind", str(scratch), str(scratch), "--unshare-net", "--unshare-pid", "--die-with-parent",
+            "--bind", str(scratch), str(scratch), *extra, "--unshare-net", "--unshare-pid", "--die-with-parent",
             "--new-session", "--chdir", str(scratch), "--",
         ], "sandbox (bwrap: no network, read-only filesystem but scratch)"  # fmt: skip
     if shutil.which("unshare"):
@@ -132,7 +134,10 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
         request = WorkerRequest(kind=kind, path=str(path.resolve()), options=options)
         (scratch / "request.json").write_text(request.model_dump_json())
         sandboxed = isolation.level == "sandbox"
-        prefix, label = sandbox_prefix(scratch, path.resolve().parent) if sandboxed else ([], "process")
+        checkpoints = Path(options.checkpoint_root).resolve() if getattr(options, "checkpoint_root", None) else None
+        if checkpoints is not None:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+        prefix, label = sandbox_prefix(scratch, path.resolve().parent, checkpoints) if sandboxed else ([], "process")
         command = [*prefix, sys.executable, "-m", "irob_bench.isolation.worker", str(scratch)]
         proc = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
@@ -189,7 +194,8 @@ def evaluate_isolated(path: str | Path, options, isolation: Isolation):  # type:
             shutil.rmtree(scratch, ignore_errors=True)
         if result.submission.file_sha256 != sha256_file(path):
             raise IrobError("isolation: the worker reports another submission file than the one given")
-        verify_evaluation(result, outcomes, datasets.load_card(options.dataset or result.dataset.name))
+        if result.shard is None:  # a shard is checked as part of its run, when `runs merge` or rank 0 joins them
+            verify_evaluation(result, outcomes, datasets.load_card(options.dataset or result.dataset.name))
         evaluation = Evaluation(result=result, outcomes=outcomes)
     environment = {**evaluation.result.environment, "isolation": label}
     return Evaluation(result=evaluation.result.model_copy(update={"environment": environment}), outcomes=evaluation.outcomes)

@@ -1,0 +1,182 @@
+"""The leaderboard store on every backend it supports: SQLite and PostgreSQL (the shared board of a team).
+
+Each test runs on both. PostgreSQL needs a server: set IROB_BENCH_TEST_POSTGRES to an admin URL
+(postgresql+psycopg://user:password@127.0.0.1:5432/postgres; `.ci/postgres` starts one and prints it) and install
+the driver extra (`pip install "irob-bench[postgres]"`); without them the PostgreSQL cases skip, saying which is missing.
+Every test gets a fresh database of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from irob_bench.cli import main
+from irob_bench.leaderboard import store as store_module
+from irob_bench.leaderboard.store import Store
+
+from .factories import make_result
+
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES_ENV = "IROB_BENCH_TEST_POSTGRES"
+
+
+def _postgres_admin() -> str:
+    """The admin URL of the test server, or a skip naming what is missing."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"no PostgreSQL server: set ${POSTGRES_ENV} (bash .ci/postgres starts one and prints its URL)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip('no PostgreSQL driver: pip install "irob-bench[postgres]"')
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path: Path):
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'board.db'}"
+        return
+    admin_url = _postgres_admin()
+    name = f"irob_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server is a skip with its reason
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {make_url(admin_url).render_as_string()} unusable: {str(exc).splitlines()[0]}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def counts(url: str) -> list[int]:
+    """Rows in submissions, runs and eps_metrics."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in ("submissions", "runs", "eps_metrics")]
+    finally:
+        engine.dispose()
+
+
+def test_round_trip_and_no_duplicates(url: str) -> None:
+    with Store(url) as store:
+        first = store.save(make_result())
+        assert first.created and store.get(first.run_id) == make_result()
+        again = store.save(make_result(created_at="2026-01-01T00:00:00+00:00"))
+        assert (again.run_id, again.created) == (first.run_id, False)
+        assert store.save(make_result(seed=1)).created
+    assert counts(url) == [1, 2, 6]
+
+
+def test_failed_save_leaves_no_partial_rows(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store_module._eps_row
+
+    def fail_on_second(metrics):
+        if metrics.eps == 2.0:
+            raise RuntimeError("disk on fire")
+        return real(metrics)
+
+    with Store(url) as store:
+        monkeypatch.setattr(store_module, "_eps_row", fail_on_second)
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            store.save(make_result())
+        assert counts(url) == [0, 0, 0]
+        monkeypatch.setattr(store_module, "_eps_row", real)
+        assert store.save(make_result()).created  # control: the same save succeeds
+    assert counts(url) == [1, 1, 3]
+
+
+_WRITER = """
+import sys
+sys.path.insert(0, {repo!r})
+from tests.factories import make_result
+from irob_bench.leaderboard.store import Store
+store = Store({url!r})
+print("ready", flush=True)
+sys.stdin.readline()  # all writers start together
+for k in range(4):
+    store.save(make_result(f"writer{wid}-{{k}}", seed=k))
+    store.save(make_result("shared"))  # the same run from every writer: stored once
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow  # child processes import torch (via the result schema): a few seconds
+def test_concurrent_writers_store_every_run_once(url: str) -> None:
+    Store(url).close()  # the schema exists before the writers race
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER.format(repo=str(REPO), url=url, wid=w)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for w in range(3)]
+    for proc in writers:
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in writers:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in writers:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "done"
+    with Store(url, readonly=True) as store:
+        names = sorted(r.submission for r in store.rows())
+    assert names == sorted(["shared", *(f"writer{w}-{k}" for w in range(3) for k in range(4))])
+    assert counts(url) == [13, 13, 39]
+
+
+_KILL_MID_SAVE = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from tests.factories import make_result
+from irob_bench.leaderboard import store as store_module
+store = store_module.Store({url!r})
+store.save(make_result())
+real = store_module._eps_row
+def stall(metrics):
+    if metrics.eps == 2.0:
+        print("inside", flush=True)
+        time.sleep(60)
+    return real(metrics)
+store_module._eps_row = stall
+store.save(make_result(seed=1))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_save_leaves_no_partial_run(url: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_MID_SAVE.format(repo=str(REPO), url=url)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    with Store(url) as reopened:
+        assert [r.run_id for r in reopened.rows()] == [1]
+        assert reopened.get(1) == make_result()
+        assert reopened.save(make_result(seed=1)).created  # control: the killed save goes through now
+    assert counts(url) == [1, 2, 6]
+
+
+def test_cli_leaderboard_reads_the_url(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with Store(url) as store:
+        store.save(make_result("strong", pgd=(0.95, 0.8, 0.6)))
+        store.save(make_result("weak", pgd=(0.6, 0.3, 0.1)))
+    assert main(["leaderboard", "--db", url, "--format", "json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert [(r["rank"], r["submission"]) for r in ranked] == [(1, "strong"), (2, "weak")]

@@ -1,0 +1,71 @@
+"""`torchrun --nproc_per_node 2 -m irob_bench evaluate ...` on the CPU with gloo: each rank evaluates its shard, rank 0
+merges and stores exactly what one process gives; a launch that finds no backend is one line and no row."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from irob_bench.cli import main
+from irob_bench.leaderboard.store import Store
+
+TOY = Path(__file__).parent / "submissions" / "toy.py"
+SIXTY = ["--n-examples", "60", "--eps", "1", "2", "--quiet", "--batch-size", "16"]
+VOLATILE = {"created_at", "timings", "environment", "outcomes_file"}
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")}
+    return {**clean, "OMP_NUM_THREADS": "1", "IROB_BENCH_CACHE": str(tmp_path / "cache"),
+            "IROB_BENCH_DB": f"sqlite:///{tmp_path / 'board.db'}"}
+
+
+def rows(env: dict[str, str]) -> int:
+    return len(Store(env["IROB_BENCH_DB"]).rows())
+
+
+def test_two_gloo_ranks_give_one_process_result_and_store_one_row(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("IROB_BENCH_CACHE", env["IROB_BENCH_CACHE"])
+    one = tmp_path / "one.json"
+    assert main(["evaluate", str(TOY), *SIXTY, "--json", str(one), "--no-store"]) == 0
+    out = tmp_path / "torchrun.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "irob_bench", "evaluate", str(TOY), *SIXTY, "--json", str(out)]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("stored as run 1") == 1, "rank 0 alone prints and stores"
+    assert rows(env) == 1
+    first, merged = json.loads(one.read_text()), json.loads(out.read_text())
+    assert merged["environment"]["shards"] == "2"
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in merged.items() if k not in VOLATILE}
+    assert Path(f"{one}.outcomes.npz").read_bytes() == Path(f"{out}.outcomes.npz").read_bytes()
+
+
+def one_line(run: subprocess.CompletedProcess, text: str) -> None:
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and text in run.stderr, run.stderr
+
+
+def test_a_launch_without_a_backend_is_one_line_and_no_row(env, tmp_path):
+    command = [sys.executable, "-m", "irob_bench", "evaluate", str(TOY), "--n-examples", "8", "--eps", "1", "--quiet",
+               "--attacks", "quick", "--batch-size", "4"]
+    launch = {**env, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}  # torchrun's variables, no rendezvous address
+    one_line(subprocess.run(command, env=launch, capture_output=True, text=True, timeout=120),
+             "torchrun: cannot start the gloo process group")
+    if not torch.cuda.is_available():
+        one_line(subprocess.run([*command, "--device", "cuda"], env=launch, capture_output=True, text=True, timeout=120),
+                 "torchrun: no backend for --device cuda")
+    one_line(subprocess.run(command, env={**launch, "RANK": "x"}, capture_output=True, text=True, timeout=120),
+             "RANK or LOCAL_RANK is missing or not a number")
+    one_line(subprocess.run([*command, "--shard", "1/2", "--json", str(tmp_path / "s.json")], env=launch,
+                            capture_output=True, text=True, timeout=120), "--shard under torchrun")
+    assert not Path(env["IROB_BENCH_DB"].removeprefix("sqlite:///")).exists() or rows(env) == 0
+    # control: the same command without the launch variables evaluates and stores
+    assert subprocess.run(command, env=env, capture_output=True, text=True, timeout=300).returncode == 0
+    assert rows(env) == 1
