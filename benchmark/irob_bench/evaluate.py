@@ -18,6 +18,7 @@ from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
+from irob_bench.certify import certify, violation_flags, with_certificates
 from irob_bench.common import FrozenModel, indices_sha256
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
@@ -180,7 +181,10 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
             indices=indices,
         )
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
-    metrics = measured_metrics(card, outcomes)
+    t = time.perf_counter()
+    certification = certify(model, x.to(options.device), y.to(options.device), eps, options.batch_size)
+    metrics = with_certificates(measured_metrics(card, outcomes), certification)
+    timings["certify"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     result = EvaluationResult(
         irob_bench_version=__version__,
@@ -200,7 +204,8 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
             attacks=outcomes.config_dict(),
         ),
         metrics=metrics,
-        flags=[*outcomes.flags, *_warnings_as_flags(report), *ceiling_violations(metrics, len(indices))],
+        flags=[*outcomes.flags, *_warnings_as_flags(report), *ceiling_violations(metrics, len(indices)),
+               *violation_flags(certification, outcomes)],
         timings=timings,
         environment=environment(),
     )
