@@ -222,3 +222,14 @@ def test_an_import_accepts_consistent_certified_accuracy_and_refuses_one_above_t
         check_certified(_with_certified([0.913, 0.6, 0.3]))
     with pytest.raises(IrobError, match="grows with eps"):
         check_certified(_with_certified([0.5, 0.6, 0.3]))
+
+
+def test_a_malformed_certify_is_refused_before_any_attack(monkeypatch):
+    def no_attacks(*args, **kwargs):
+        raise AssertionError("the attacks ran")
+
+    monkeypatch.setattr("irob_bench.evaluate.run_attacks", no_attacks)
+    with pytest.raises(IrobError, match="bool tensor of shape"):
+        evaluate(SUBMISSIONS / "bad_certificate.py", EvaluateOptions(n_examples=24, eps=[1.0], progress=False))
+    with pytest.raises(AssertionError, match="the attacks ran"):  # the control: a well-formed certify() gets there
+        evaluate(SUBMISSIONS / "unsound_certificate.py", EvaluateOptions(n_examples=24, eps=[1.0], progress=False))

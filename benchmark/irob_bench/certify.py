@@ -234,6 +234,12 @@ def _submission_certificates(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return np.stack(columns, axis=1)
 
 
+def check_certify_interface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
+    """Before any attack: a model that defines certify() returns an (N,) bool tensor on a few points (IrobError if not)."""
+    if callable(getattr(model, "certify", None)):
+        _submission_certificates(model, x, y, [eps])
+
+
 def certify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float], batch_size: int = 250) -> Certification:
     """Certify every point at every eps: the submission's certify() if its model defines one, else the benchmark's
     Lipschitz-margin certificate, else "no certificate" with the reason."""

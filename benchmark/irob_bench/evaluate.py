@@ -18,7 +18,7 @@ from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
-from irob_bench.certify import certify, violation_flags, with_certificates
+from irob_bench.certify import certify, check_certify_interface, violation_flags, with_certificates
 from irob_bench.common import FrozenModel, indices_sha256
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
@@ -163,6 +163,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     y = data.labels("test")[indices]
     x = data.generate(z, y)
     timings["generate"] = time.perf_counter() - t
+    check_certify_interface(model, x[:VALIDATION_BATCH].to(options.device), y[:VALIDATION_BATCH].to(options.device), eps[0])
 
     seed_everything(options.seed)
     with deterministic():
