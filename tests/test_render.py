@@ -12,12 +12,14 @@ import pytest
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard.render import UNITS_NOTE, markdown_table, render, render_run, text_table
 from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
+from irob_bench.results import CertificateRecord
 
 from .factories import make_result
 
 
 def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98, in_dist: float | None = None,
-         ceiling: float | None = None, dataset: str = "mnist", preset: str = "standard") -> LeaderboardRow:  # fmt: skip
+         ceiling: float | None = None, dataset: str = "mnist", preset: str = "standard",
+         certified: tuple[float | None, str | None] = (None, None)) -> LeaderboardRow:  # fmt: skip
     return LeaderboardRow(
         run_id=run_id,
         submission=name,
@@ -36,6 +38,8 @@ def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98
                 robust_accuracy_in_distribution=in_dist,
                 ceiling_classifier=ceiling,
                 gap=None if ceiling is None else ceiling - v,
+                certified_accuracy=certified[0],
+                certified_reason=certified[1],
             )
             for e, v in pgd.items()
         ],
@@ -135,7 +139,7 @@ def test_render_run_has_every_section() -> None:
                  "ceilings not established", "flags", "timings", "environment"):  # fmt: skip
         assert f"\n\n{head}\n" in text
     eps_block = text.split("robust accuracy and ceilings\n")[1].split("\n\n")[0].splitlines()
-    assert eps_block[2].split() == ["1", "91.2%", "95.7%", "—", "—", "—", "—"]
+    assert eps_block[2].split() == ["1", "—", "91.2%", "95.7%", "—", "—", "—", "—"]
     assert "eps 1 ceiling_classifier: no Lipschitz estimate in the card" in text
     assert result.fingerprint() in text
 
@@ -201,3 +205,34 @@ def test_a_run_made_with_an_earlier_definition_of_a_preset_gets_its_own_label() 
     assert label.startswith("standard@") and len(label) == len("standard@") + 8
     assert attack_preset({**older, "latent": {**older["latent"], "steps": 100}}) not in (label, "standard")
     assert attack_preset({"pgd": {"steps": 40}}) == "pgd-2x40"
+
+
+def test_certified_column_shows_a_value_none_or_not_run_never_a_silent_blank() -> None:
+    board = [
+        _row(1, "lipschitz", {2.0: 0.60}, certified=(0.45, None)),
+        _row(2, "tanh-net", {2.0: 0.70}, certified=(None, "no certificate: layer Tanh is not one the benchmark can bound")),
+        _row(3, "old-run", {2.0: 0.50}, certified=(None, "not computed: the run was made before irob-bench certified")),
+    ]
+    table = render(board, fmt="markdown")
+    assert "certified@2" in table.splitlines()[2]
+    cells = {line.split("|")[2].strip(): line.split("|")[5].strip() for line in table.splitlines()[4:]}
+    assert cells == {"lipschitz": "45.0%", "tanh-net": "none", "old-run": "not run"}
+    dumped = {r["submission"]: r["per_eps"][0] for r in json.loads(render(board, fmt="json"))}
+    assert dumped["lipschitz"]["certified_accuracy"] == 0.45
+    assert dumped["tanh-net"]["certified_accuracy"] is None and "Tanh" in dumped["tanh-net"]["certified_reason"]
+
+
+def test_control_boards_without_certification_keep_their_old_columns(rows: list[LeaderboardRow]) -> None:
+    assert "certified" not in render(rows, fmt="markdown")
+
+
+def test_render_run_shows_the_certificate_and_its_tightness() -> None:
+    result = make_result()
+    record = CertificateRecord(source="benchmark", method="Lipschitz margin", lipschitz_bound=1.0, looseness=1.0,
+                               tightness="tight")
+    per_eps = [m.model_copy(update={"certified_accuracy": 0.4}) for m in result.metrics.per_eps]
+    metrics = result.metrics.model_copy(update={"per_eps": per_eps, "certificate": record})
+    text = render_run(result.model_copy(update={"metrics": metrics}))
+    assert "\n\ncertificate\n" in text and "tight (a Lipschitz-constrained network)" in text
+    eps_block = text.split("robust accuracy and ceilings\n")[1].split("\n\n")[0].splitlines()
+    assert eps_block[2].split()[:3] == ["1", "40.0%", "91.2%"]

@@ -148,6 +148,8 @@ def _downgrade_to_v1(path: Path) -> None:
             conn.execute(f"DROP INDEX {name}")
         for column in ("provenance", "verification"):
             conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        for column in ("certified_accuracy", "certified_reason"):
+            conn.execute(f"ALTER TABLE eps_metrics DROP COLUMN {column}")
         conn.execute("DELETE FROM schema_version WHERE version > 1")
 
 
@@ -162,7 +164,7 @@ def test_older_database_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
         assert reopened.get(run_id) == make_result()
         assert reopened.save(make_result(seed=3)).created
         assert [r.provenance for r in reopened.rows()] == ["evaluated", "evaluated"], "old runs were evaluated here"
-    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
     assert {n for (n,) in _sql(db_path, "SELECT name FROM sqlite_master WHERE name LIKE 'ix_%'")} == {
         "ix_submissions_name",
         "ix_runs_submission_id",
@@ -171,12 +173,33 @@ def test_older_database_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
     }
 
 
+def test_v4_gives_old_runs_a_no_certificate_reason_and_stores_new_certified_values(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    with Store(url) as old:
+        old_id = old.save(make_result()).run_id
+    with sqlite3.connect(db_path) as conn:  # turn it into the v3 database that held this run: no certified columns
+        for column in ("certified_accuracy", "certified_reason"):
+            conn.execute(f"ALTER TABLE eps_metrics DROP COLUMN {column}")
+        conn.execute("DELETE FROM schema_version WHERE version > 3")
+    certified = make_result(seed=5)
+    per_eps = [m.model_copy(update={"certified_accuracy": 0.5 - 0.1 * i}) for i, m in enumerate(certified.metrics.per_eps)]
+    certified = certified.model_copy(update={"metrics": certified.metrics.model_copy(update={"per_eps": per_eps})})
+    with Store(url) as reopened:
+        new_id = reopened.save(certified).run_id
+        rows = {r.run_id: r for r in reopened.rows()}
+    assert [(v.certified_accuracy, v.certified_reason) for v in rows[old_id].per_eps] == [
+        (None, migrations.NOT_CERTIFIED_BEFORE)
+    ] * 3  # the control of "never a silent blank": an old run says why it has no certified accuracy
+    assert [v.certified_accuracy for v in rows[new_id].per_eps] == pytest.approx([0.5, 0.4, 0.3])
+    assert all(v.certified_reason is None for v in rows[new_id].per_eps)
+
+
 def test_each_migration_step_is_applied_once_in_order(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'steps.db'}")
     assert migrations.upgrade(engine, target=1) == [1]
     with engine.connect() as conn:
         assert migrations.current_version(conn) == 1
-    assert migrations.upgrade(engine) == [2, 3]
+    assert migrations.upgrade(engine) == [2, 3, 4]
     assert migrations.upgrade(engine) == []
     engine.dispose()
 

@@ -23,6 +23,7 @@ from irob_bench import datasets as dataset_registry
 from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes, save_outcomes
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
+from irob_bench.certify import Certification, certify, check_certify_interface, violation_flags, with_certificates
 from irob_bench.common import FrozenModel, indices_sha256
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
@@ -184,6 +185,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
 
     indices = _indices(card.splits["test"].size, options)
     chunks = shard_chunks(len(indices), options.batch_size, options.shard)
+    _certify(data, model, indices[:VALIDATION_BATCH], eps, options, interface_only=True)
     settings = Settings(
         eps=eps,
         n_examples=len(indices),
@@ -213,10 +215,13 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         print(f"resumed {resumed} of {len(parts)} finished chunks from {checkpoints}", file=sys.stderr)
     outcomes = merge_outcomes(parts)
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
+    t = time.perf_counter()
+    certification = _certify(data, model, indices[np.concatenate(chunks)], eps, options)
+    timings["certify"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start_time
     result = assemble(
         record, card, settings, outcomes, _warnings_as_flags(report), timings,
-        ShardRecord(index=options.shard[0], of=options.shard[1]) if options.shard else None,
+        ShardRecord(index=options.shard[0], of=options.shard[1]) if options.shard else None, certification,
     )
     if resumed:  # recorded with the result too: a sandboxed worker's stderr is not shown under --quiet
         result = result.model_copy(update={"environment": {**result.environment,
@@ -231,10 +236,14 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
 
 def assemble(
     record: SubmissionRecord, card, settings: Settings, outcomes: AttackOutcomes, warnings: list[SanityFlag],
-    timings: dict[str, float], shard: ShardRecord | None = None,
+    timings: dict[str, float], shard: ShardRecord | None = None, certification: Certification | None = None,
 ) -> EvaluationResult:
-    """The result of an evaluation (or of one shard) from its outcomes: what one process and a merge both write."""
+    """The result of an evaluation (or of one shard) from its outcomes and, where computed, its certificates: what
+    one process and a merge both write (a merge adds the shards' certificates: shards.merge_shards)."""
     metrics = measured_metrics(card, outcomes)
+    certified_flags: list[SanityFlag] = []
+    if certification is not None:
+        metrics, certified_flags = with_certificates(metrics, certification), violation_flags(certification, outcomes)
     return EvaluationResult(
         irob_bench_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -242,11 +251,22 @@ def assemble(
         dataset=dataset_record(card),
         settings=settings.model_copy(update={"attacks": outcomes.config_dict()}),
         metrics=metrics,
-        flags=[*outcomes.flags, *warnings, *ceiling_violations(metrics, len(outcomes.indices))],
+        flags=[*outcomes.flags, *warnings, *ceiling_violations(metrics, len(outcomes.indices)), *certified_flags],
         timings=timings,
         environment=environment(),
         shard=shard,
     )
+
+
+def _certify(data: BenchmarkDataset, model: torch.nn.Module, indices: np.ndarray, eps: list[float],
+              options: EvaluateOptions, interface_only: bool = False) -> Certification | None:
+    """Certificates of `indices` (`interface_only`: just check a submission's certify() on them, before any attack)."""
+    y = data.labels("test")[indices]
+    x = data.generate(data.latents("test")[indices], y, options.device)
+    if interface_only:
+        check_certify_interface(model, x, y.to(options.device), eps[0])
+        return None
+    return certify(model, x, y.to(options.device), eps, options.batch_size)
 
 
 def _attack_chunk(

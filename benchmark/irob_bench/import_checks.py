@@ -1,5 +1,7 @@
 """What a result made elsewhere must pass before `runs import` stores it: a dataset card we know, numbers that agree
-with each other, and every metric recomputed exactly from its per-example outcomes file.
+with each other, and every metric recomputed exactly from its per-example outcomes file (except certified accuracy,
+which needs the model: it is checked to be a count out of n, below the attacks' robust accuracy and monotone in eps,
+and `runs verify` re-certifies by re-evaluating).
 
 Ranges (fractions in [0, 1], positive eps, hashes) are enforced by the result schema itself (results.py).
 """
@@ -14,6 +16,7 @@ import torch
 from irob_bench import datasets
 from irob_bench.attacks.outcomes import AttackOutcomes
 from irob_bench.attacks.presets import read_config
+from irob_bench.certify import claimed_certificates
 from irob_bench.common import indices_sha256
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
@@ -77,6 +80,21 @@ def check_consistency(result: EvaluationResult, card: DatasetCard) -> None:
     for m in metrics.per_eps:
         if m.gap is not None and (m.ceiling_classifier is None or abs(m.ceiling_classifier - m.robust_accuracy_pgd - m.gap) > SUM_SLACK):
             raise IrobError(f"gap at eps {m.eps:g} is not ceiling_classifier - robust_accuracy_pgd")
+    check_certified(result)
+
+
+def check_certified(result: EvaluationResult) -> None:
+    """Certified accuracy (which the outcomes file cannot reproduce) is a count out of n, at most the attacks' robust
+    accuracy (a lower bound cannot exceed an upper bound) and does not grow with eps."""
+    n, claimed = result.settings.n_examples, [m for m in result.metrics.per_eps if m.certified_accuracy is not None]
+    for m in claimed:
+        _whole(f"certified_accuracy at eps {m.eps:g}", m.certified_accuracy, n)
+        if m.certified_accuracy > m.robust_accuracy_pgd + SUM_SLACK:
+            raise IrobError(f"certified_accuracy {m.certified_accuracy} at eps {m.eps:g} exceeds the PGD robust accuracy "
+                            f"{m.robust_accuracy_pgd}: a certificate cannot beat an attack's upper bound")
+    values = [m.certified_accuracy for m in claimed]
+    if any(later > earlier for earlier, later in zip(values, values[1:])):
+        raise IrobError(f"certified_accuracy {values} grows with eps: a larger radius cannot certify more examples")
 
 
 def _whole(label: str, accuracy: float, count: int) -> None:
@@ -106,6 +124,7 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
     if read_config(recorded) != outcomes.config:
         raise IrobError("outcomes: attack configuration differs from settings.attacks")
     recomputed = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
+    recomputed = recomputed.model_copy(update={"metrics": claimed_certificates(result.metrics, recomputed.metrics)})
     where = first_difference(result.metrics.model_dump(mode="json"), recomputed.metrics.model_dump(mode="json"))
     if where is not None:
         path, claimed, found = where

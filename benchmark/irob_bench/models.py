@@ -4,6 +4,6 @@ The code lives in irob_bench.reference.models; this import path stays because th
 submission `irob-bench train` writes) import it, and their file hashes are recorded in the committed runs.
 """
 
-from irob_bench.reference.models import SmallCNN
+from irob_bench.reference.models import LipschitzMLP, MaxMin, SmallCNN
 
-__all__ = ["SmallCNN"]
+__all__ = ["LipschitzMLP", "MaxMin", "SmallCNN"]

@@ -75,6 +75,8 @@ class EpsMetrics(_Record):
     ceiling_dataset_per_class: Fraction | None = None
     ceiling_reasons: dict[str, str] = Field(default_factory=dict, description="why a ceiling is not established")
     gap: Gap | None = Field(None, description="ceiling_classifier - robust_accuracy_pgd")
+    certified_accuracy: Fraction | None = Field(None, description="a lower bound on true robust accuracy")
+    certified_reason: str | None = Field(None, description='"no certificate: <why>" when certified_accuracy is None')
 
 
 class SanityFlag(_Record):
@@ -83,6 +85,18 @@ class SanityFlag(_Record):
     name: str
     message: str
     eps: float | None = None
+
+
+class CertificateRecord(_Record):
+    """How certified accuracy was obtained (irob_bench.certify): whose certificate, and how tight it is likely to be."""
+
+    source: Literal["benchmark", "submission"]
+    method: str
+    lipschitz_bound: float | None = Field(None, ge=0.0, allow_inf_nan=False, description="the benchmark's L bound")
+    looseness: float | None = Field(None, ge=0.0, allow_inf_nan=False,
+                                    description="bound / the largest slope seen on the points (>= 1; 1 = tight)")
+    tightness: Literal["tight", "loose", "unknown"]
+    reason: str | None = Field(None, description="why there is no certificate")
 
 
 class Curves(_Record):
@@ -110,6 +124,7 @@ class Metrics(_Record):
     per_eps: list[EpsMetrics]
     curves: Curves | None = None
     unconstrained_stages: list[StageAccuracy] = Field(default_factory=list, description="the per-stage report")
+    certificate: CertificateRecord | None = Field(None, description="None: certification was not run")
 
     def at(self, eps: float) -> EpsMetrics:
         """The metrics at one eps."""

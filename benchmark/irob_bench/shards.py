@@ -10,6 +10,7 @@ import numpy as np
 
 from irob_bench import datasets
 from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes
+from irob_bench.certify import merged_certificates
 from irob_bench.common import indices_sha256
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import Evaluation, assemble
@@ -64,6 +65,10 @@ def merge_shards(shards: list[Evaluation], names: list[str] | None = None) -> Ev
             timings[stage] = timings.get(stage, 0.0) + seconds
     warnings = [f for f in first.flags if f.name.startswith(VALIDATION_FLAG_PREFIX)]
     result = assemble(first.submission, card, settings, outcomes, warnings, timings)
+    parts = [(s.result.metrics, len(s.outcomes.indices)) for s in ordered]
+    violated = [f for s in ordered for f in s.result.flags if f.name == "certificate_violated"]
+    result = result.model_copy(update={"metrics": merged_certificates(result.metrics, parts),
+                                       "flags": [*result.flags, *violated]})
     result = result.model_copy(update={"environment": {**first.environment, "shards": str(total)}})
     verify_import(result, outcomes)
     return Evaluation(result=result, outcomes=outcomes)

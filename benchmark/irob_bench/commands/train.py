@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-METHODS = ("standard", "pgd", "trades")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
+METHODS = ("standard", "pgd", "trades", "lipschitz")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -36,13 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train a reference defense on a benchmark's generated train split")
     parser.add_argument("method", choices=METHODS)
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--eps", type=float, default=None, help="L2 training radius (pgd, trades)")
+    parser.add_argument("--eps", type=float, default=None, help="L2 training radius (pgd, trades, lipschitz)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beta", type=float, default=6.0, help="TRADES robustness weight")
     parser.add_argument("--attack-steps", type=int, default=10, help="inner PGD steps (pgd, trades)")
     parser.add_argument("--train-points", type=int, default=None, help="use only the first N train points")
-    parser.add_argument("--width", type=int, default=32, help="SmallCNN base width (channels of the first conv)")
+    parser.add_argument("--width", type=int, default=32, help="SmallCNN base width (channels of the first conv); LipschitzMLP hidden width")
     parser.add_argument("--name", default=None, help="leaderboard name (default: DATASET-METHOD[-epsE])")
     parser.add_argument("--out", required=True, help="folder for submission.py, model.pt and training.json")
     parser.add_argument("--quiet", action="store_true")

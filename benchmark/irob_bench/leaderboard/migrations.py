@@ -132,10 +132,22 @@ def _v3_provenance(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN verification JSON")
 
 
+NOT_CERTIFIED_BEFORE = "not computed: the run was made before irob-bench certified (rerun to certify)"
+
+
+def _v4_certified(conn: Connection) -> None:
+    """Version 4: certified accuracy per eps (a lower bound on robust accuracy), or the reason there is none; runs
+    stored before get that reason, so no run shows a silent blank or 0."""
+    conn.exec_driver_sql("ALTER TABLE eps_metrics ADD COLUMN certified_accuracy FLOAT")
+    conn.exec_driver_sql("ALTER TABLE eps_metrics ADD COLUMN certified_reason TEXT")
+    conn.exec_driver_sql("UPDATE eps_metrics SET certified_reason = ?", (NOT_CERTIFIED_BEFORE,))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "submissions, runs and eps_metrics tables", _v1_tables),
     Migration(2, "indexes for leaderboard lookups", _v2_indexes),
     Migration(3, "run provenance and spot-check verification", _v3_provenance),
+    Migration(4, "certified accuracy per eps", _v4_certified),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

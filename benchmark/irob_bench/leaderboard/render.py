@@ -22,22 +22,24 @@ from irob_bench.leaderboard import FORMATS
 from irob_bench.leaderboard.intervals import accuracy_interval, tie_groups
 from irob_bench.leaderboard.paired import RunOutcomes, aligned_pgd
 from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
-from irob_bench.results import EpsMetrics, EvaluationResult, StageAccuracy
+from irob_bench.results import CertificateRecord, EpsMetrics, EvaluationResult, StageAccuracy
 
 MISSING = "—"
 
 # Per-eps values in the leaderboard table (field, header prefix) and in `runs show` (field -> header).
 _TABLE_EPS_COLUMNS = (
+    ("certified_accuracy", "certified"),
     ("robust_accuracy_pgd", "PGD"),
     ("robust_accuracy_in_distribution", "in-dist"),
     ("ceiling_classifier", "ceiling"),
     ("gap", "gap"),
 )
-_KINDS = {"robust_accuracy_pgd": "acc", "robust_accuracy_in_distribution": "acc", "ceiling_classifier": "pct", "gap": "pp"}
+_KINDS = {"certified_accuracy": "acc", "robust_accuracy_pgd": "acc", "robust_accuracy_in_distribution": "acc", "ceiling_classifier": "pct", "gap": "pp"}
 UNITS_NOTE = ("Accuracies and ceilings in %; in brackets the Wilson 95% interval over the n test points; gap = ceiling "
               "- PGD in percentage points (pp). A rank marked '=' ties with the row ranked first in its group: the "
               "two-sided exact McNemar test on their paired per-example PGD outcomes gives p >= 0.05.")
 _RUN_EPS_HEADERS = {
+    "certified_accuracy": "certified",
     "robust_accuracy_pgd": "PGD",
     "robust_accuracy_in_distribution": "in-dist",
     "ceiling_classifier": "ceiling (classifier)",
@@ -144,6 +146,26 @@ def _per_eps(field: str, eps: float) -> Callable[[Ranked], object]:
     return value
 
 
+def certified_cell(value: float | None, reason: str | None) -> str:
+    """Certified accuracy as a percentage, 'none' when there is no certificate, 'not run' for runs made before
+    irob-bench certified, '—' when the run did not evaluate that eps: never a silent blank or 0."""
+    if value is not None:
+        return percent(value)
+    if reason is None:
+        return MISSING
+    return "not run" if reason.startswith("not computed") else "none"
+
+
+def _certified(eps: float) -> Callable[[Ranked], object]:
+    def value(r: Ranked) -> object:
+        found = r.row.at(eps)
+        if found is None or found.certified_accuracy is None and found.certified_reason is None:
+            return None  # a column that is empty in every row is left out
+        return certified_cell(found.certified_accuracy, found.certified_reason)
+
+    return value
+
+
 def _table_columns(ranked: Sequence[Ranked]) -> list[_Column]:
     grid = _eps_grid(ranked)
     return [
@@ -151,7 +173,8 @@ def _table_columns(ranked: Sequence[Ranked]) -> list[_Column]:
         _Column("submission", lambda r: r.row.submission, "text"),
         _Column("training", lambda r: r.row.training, "text"),
         _Column("clean", lambda r: r.row.clean_accuracy, "acc"),
-        *(_Column(f"{label}@{e:g}", _per_eps(field, e), _KINDS[field]) for field, label in _TABLE_EPS_COLUMNS for e in grid),
+        *(_Column(f"{label}@{e:g}", _certified(e) if field == "certified_accuracy" else _per_eps(field, e), _KINDS[field])
+          for field, label in _TABLE_EPS_COLUMNS for e in grid),
         _Column("n", lambda r: r.row.n_examples, "int"),
         _Column("date", lambda r: r.row.created_at.date().isoformat(), "text"),
         _Column("source", lambda r: source(r.row), "text"),
@@ -174,6 +197,8 @@ def _cell(column: _Column, ranked: Ranked, fmt: str) -> str:
     value = column.value(ranked)
     if value is None:
         return MISSING
+    if isinstance(value, str) and column.kind == "acc":
+        return value  # a certified cell, already worded ('none', 'not run')
     if column.kind == "pp":
         return points(value)  # type: ignore[arg-type]
     if column.kind == "acc" and fmt == "markdown":
@@ -308,6 +333,8 @@ def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
     if metrics.unconstrained_stages:
         blocks.append(_stage_table(settings.attacks.get("preset", "custom"), settings.eps, metrics.unconstrained_stages))
     reasons = [f"eps {m.eps:g} {key}: {why}" for m in metrics.per_eps for key, why in m.ceiling_reasons.items()]
+    if metrics.certificate is not None:
+        blocks.append(_key_values("certificate", _certificate(metrics.certificate)))
     flags = [f"{f.name}{'' if f.eps is None else f' (eps {f.eps:g})'}: {f.message}" for f in result.flags]
     timings = [f"{stage}: {seconds:.1f}s" for stage, seconds in result.timings.items()]
     environment = [f"{key}: {value}" for key, value in result.environment.items()]
@@ -315,6 +342,18 @@ def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
         if lines:
             blocks.append(head + "\n" + "\n".join(f"  {line}" for line in lines))
     return "\n\n".join(blocks)
+
+
+def _certificate(record: CertificateRecord) -> list[tuple[str, str]]:
+    loose = MISSING if record.looseness is None else f"{record.looseness:.3g} (bound / largest slope seen on the points)"
+    return [
+        ("source", f"{record.source}: {record.method}"),
+        ("lipschitz bound", MISSING if record.lipschitz_bound is None else f"{record.lipschitz_bound:.4g}"),
+        ("looseness", loose),
+        ("likely", {"tight": "tight (a Lipschitz-constrained network)", "loose": "loose (the bound overstates the "
+                    "slopes: true robust accuracy may be well above it)", "unknown": "unknown"}[record.tightness]),
+        *([("reason", record.reason)] if record.reason else []),
+    ]
 
 
 def _stage_table(preset: str, eps: Sequence[float], stages: Sequence[StageAccuracy]) -> str:
@@ -339,7 +378,8 @@ def _key_values(head: str, pairs: Sequence[tuple[str, str]]) -> str:
 
 def _eps_table(per_eps: Sequence[EpsMetrics]) -> str:
     headers = ["eps", *_RUN_EPS_HEADERS.values()]
-    cells = [[f"{m.eps:g}"] + [_pct_or_missing(getattr(m, f)) for f in _RUN_EPS_HEADERS] for m in per_eps]
+    cells = [[f"{m.eps:g}", certified_cell(m.certified_accuracy, m.certified_reason)]
+             + [_pct_or_missing(getattr(m, f)) for f in _RUN_EPS_HEADERS if f != "certified_accuracy"] for m in per_eps]
     table = text_table(headers, cells, [True] * len(headers))
     return "\n".join(f"  {line}" for line in table.splitlines())
 

@@ -86,5 +86,7 @@ class EpsMetricRow(Base):
     ceiling_dataset_overall: Mapped[float | None] = mapped_column(Float)
     ceiling_dataset_per_class: Mapped[float | None] = mapped_column(Float)
     gap: Mapped[float | None] = mapped_column(Float)
+    certified_accuracy: Mapped[float | None] = mapped_column(Float)
+    certified_reason: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[RunRow] = relationship(back_populates="eps_metrics")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 from irob_bench.common import FrozenModel, field_error, same_eps, user_dir
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
+from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
 from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord
 
@@ -173,7 +174,11 @@ def _utc_naive(stamp: str) -> datetime:
 
 
 def _eps_row(metrics: EpsMetrics) -> EpsMetricRow:
-    return EpsMetricRow(**{name: getattr(metrics, name) for name in EPS_FIELDS})
+    """The stored numbers; a result made before certification gets the reason it has no certified accuracy."""
+    row = EpsMetricRow(**{name: getattr(metrics, name) for name in EPS_FIELDS})
+    if row.certified_accuracy is None and row.certified_reason is None:
+        row.certified_reason = NOT_CERTIFIED_BEFORE
+    return row
 
 
 class Store:

@@ -8,28 +8,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
+from torch import nn
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.errors import IrobError
-from irob_bench.reference.models import SmallCNN
-from irob_bench.reference.training import FitReport, clean_cross_entropy, fit, pgd_loss, trades_loss
+from irob_bench.reference.models import LipschitzMLP, SmallCNN
+from irob_bench.reference.orthogonal import bake, orthonormalise
+from irob_bench.reference.training import (
+    FitReport,
+    clean_cross_entropy,
+    fit,
+    lipschitz_margin_loss,
+    pgd_loss,
+    trades_loss,
+)
 from irob_bench.registry import Registry
 
 if TYPE_CHECKING:
     from irob_bench.datasets.distribution import BenchmarkDataset
     from irob_bench.reference.training import BatchLoss
 
-Method = Literal["standard", "pgd", "trades"]
+Method = Literal["standard", "pgd", "trades", "lipschitz"]
 
 METHODS: Registry[Callable[[float, float, int], BatchLoss]] = Registry("training method")
 """Training method -> loss(eps, beta, attack_steps), the objective `fit` minimises."""
 METHODS.add("standard", lambda eps, beta, steps: clean_cross_entropy)
 METHODS.add("pgd", lambda eps, beta, steps: pgd_loss(eps, steps))
 METHODS.add("trades", lambda eps, beta, steps: trades_loss(eps, beta, steps))
+METHODS.add("lipschitz", lambda eps, beta, steps: lipschitz_margin_loss(eps))
 
 _TEMPLATE = '''"""{title}: a reference irob-bench submission written by `irob-bench train {method}`."""
 
-from irob_bench.models import SmallCNN
+from irob_bench.models import {architecture}
 from irob_bench.plugin import SubmissionMetadata, load_weights
 
 METADATA = SubmissionMetadata(
@@ -44,12 +54,17 @@ METADATA = SubmissionMetadata(
 
 
 def load_model():
-    model = SmallCNN(in_channels={channels}, num_classes={classes}, image_size={side}, width={width})
+    model = {constructor}
     model.load_state_dict(load_weights(__file__, "model.pt"))
     return model
 '''
 
-_PAPERS = {"standard": None, "pgd": "https://arxiv.org/abs/1706.06083", "trades": "https://arxiv.org/abs/1901.08573"}
+_PAPERS = {
+    "standard": None,
+    "pgd": "https://arxiv.org/abs/1706.06083",
+    "trades": "https://arxiv.org/abs/1901.08573",
+    "lipschitz": "https://arxiv.org/abs/1802.04034",
+}
 
 
 class TrainingRecord(BaseModel):
@@ -72,6 +87,8 @@ def training_description(method: str, eps: float | None, beta: float, steps: int
         return "standard (cross-entropy on clean generated data)"
     if method == "pgd":
         return f"PGD-L2 adversarial training (Madry et al.), eps={eps:g}, {steps} steps"
+    if method == "lipschitz":
+        return f"Lipschitz-margin training (Tsuzuku et al.) of an orthonormal MaxMin MLP, eps={eps:g}"
     return f"TRADES (Zhang et al.), beta={beta:g}, L2 eps={eps:g}, {steps} steps"
 
 
@@ -80,6 +97,18 @@ def check_method(method: str, eps: float | None) -> None:
     METHODS.get(method)
     if method != "standard" and (eps is None or eps <= 0):
         raise IrobError(f"--eps must be a positive number for {method} training")
+
+
+def _architecture(method: str, channels: int, classes: int, side: int, width: int) -> tuple[nn.Module, str, str]:
+    """The model a method trains, its class name and the constructor call its submission.py makes.
+
+    Lipschitz training uses an MLP whose Linear weights are Björck-orthonormalised while training (`bake` fixes them)."""
+    if method == "lipschitz":
+        constructor = f"LipschitzMLP(in_features={channels * side * side}, num_classes={classes}, width={width})"
+        model = LipschitzMLP(in_features=channels * side * side, num_classes=classes, width=width)
+        return orthonormalise(model), "LipschitzMLP", constructor
+    constructor = f"SmallCNN(in_channels={channels}, num_classes={classes}, image_size={side}, width={width})"
+    return SmallCNN(in_channels=channels, num_classes=classes, image_size=side, width=width), "SmallCNN", constructor
 
 
 def train_reference(
@@ -97,7 +126,7 @@ def train_reference(
     name: str | None = None,
     progress: bool = True,
 ) -> TrainingRecord:
-    """Train a SmallCNN with `method` on the dataset's generated train split; write model.pt and submission.py."""
+    """Train a model with `method` on the dataset's generated train split; write model.pt and submission.py."""
     check_method(method, eps)
     card = data.card
     z, y = data.latents("train"), data.labels("train")
@@ -105,9 +134,10 @@ def train_reference(
         z, y = z[:train_points], y[:train_points]
     x = data.generate(z, y)
     channels, side, _ = card.image_shape
-    model = SmallCNN(in_channels=channels, num_classes=card.num_classes, image_size=side, width=width)
+    model, architecture, constructor = _architecture(method, channels, card.num_classes, side, width)
     loss_fn = METHODS.get(method)(eps, beta, attack_steps)  # type: ignore[arg-type]  # eps checked above
     report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress)
+    bake(model)
     out = Path(out)
     atomic_torch_save(model.state_dict(), out / "model.pt")
     training = training_description(method, eps, beta, attack_steps)
@@ -117,12 +147,10 @@ def train_reference(
         name=name or f"{card.name}-{method}" + (f"-eps{eps:g}" if eps else ""),
         dataset=card.name,
         training=training,
-        description=f"SmallCNN (width {width}) trained for {epochs} epochs on {len(x)} generated {card.name} train points (seed {seed}).",
+        description=f"{architecture} (width {width}) trained for {epochs} epochs on {len(x)} generated {card.name} train points (seed {seed}).",
         paper_url=_PAPERS[method],
-        channels=channels,
-        classes=card.num_classes,
-        side=side,
-        width=width,
+        architecture=architecture,
+        constructor=constructor,
     )
     atomic_write_text(out / "submission.py", submission)
     record = TrainingRecord(
@@ -131,7 +159,7 @@ def train_reference(
         dataset_version=card.version,
         eps=eps if method != "standard" else None,
         beta=beta if method == "trades" else None,
-        attack_steps=attack_steps if method != "standard" else None,
+        attack_steps=attack_steps if method in ("pgd", "trades") else None,
         train_points=len(x),
         weights_sha256=sha256_file(out / "model.pt"),
         fit=report,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -68,3 +69,26 @@ class ResNet9(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+class MaxMin(nn.Module):
+    """GroupSort with groups of two (Anil et al. 2019): channel pairs (a_i, b_i) -> (max, min).
+
+    It sorts each pair, so it is 1-Lipschitz in L2 and, unlike ReLU, preserves the gradient norm."""
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=1)
+
+
+class LipschitzMLP(nn.Sequential):
+    """Flatten, then `depth` hidden Linear+MaxMin layers of `width`, then a Linear head: a plain Sequential the
+    benchmark's certifier can bound layer by layer; `irob-bench train lipschitz` makes its weights orthonormal."""
+
+    def __init__(self, in_features: int = 784, num_classes: int = 10, width: int = 256, depth: int = 3) -> None:
+        if width % 2:
+            raise ValueError(f"width must be even for MaxMin, got {width}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i in range(depth):
+            layers += [nn.Linear(in_features if i == 0 else width, width), MaxMin()]
+        super().__init__(*layers, nn.Linear(width, num_classes))

@@ -95,6 +95,18 @@ def trades_loss(eps: float, beta: float = 6.0, steps: int = 10) -> BatchLoss:
     return loss
 
 
+def lipschitz_margin_loss(eps: float, temperature: float = 1.0) -> BatchLoss:
+    """Lipschitz-margin training (Tsuzuku et al. 2018, LMT) for a 1-Lipschitz body with orthonormal last-layer rows:
+    every wrong logit gets + sqrt(2) * eps (what it may gain within the eps-ball), then cross-entropy at `temperature`."""
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        logits = model(x)
+        shift = (2.0**0.5) * eps * (1.0 - F.one_hot(y, logits.shape[1]).to(logits.dtype))
+        return F.cross_entropy(temperature * (logits + shift), y) / temperature
+
+    return loss
+
+
 class FitReport(BaseModel):
     """What a training run did."""
 
