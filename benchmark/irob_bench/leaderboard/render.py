@@ -161,6 +161,8 @@ def _certified(eps: float) -> Callable[[Ranked], object]:
         found = r.row.at(eps)
         if found is None or found.certified_accuracy is None and found.certified_reason is None:
             return None  # a column that is empty in every row is left out
+        if found.certified_accuracy is not None:
+            return found.certified_accuracy  # a number: formatted (with its interval) as the other accuracies
         return certified_cell(found.certified_accuracy, found.certified_reason)
 
     return value
