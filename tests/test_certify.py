@@ -140,11 +140,16 @@ def test_unknown_models_get_no_certificate_with_the_reason(model, reason):
     assert all(b.reason.startswith("no certificate: ") and reason in b.reason for b in bounds)
 
 
-def test_hooked_model_gets_no_certificate():
+def test_hooked_or_patched_model_gets_no_certificate():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    lipschitz_bound(model, (1, 2, 2))  # the control: the plain model is bounded
     model[1].register_forward_hook(lambda mod, inp, out: out * 100)
     with pytest.raises(Unbounded, match="hooks"):
         lipschitz_bound(model, (1, 2, 2))
+    patched = SmallCNN(in_channels=1, num_classes=3, image_size=8, width=2)
+    patched.forward = lambda x: 100 * patched.net(x)
+    with pytest.raises(Unbounded, match="replaced on an instance"):
+        lipschitz_bound(patched, (1, 8, 8))
 
 
 def test_radius_certifies_only_points_no_perturbation_can_flip():

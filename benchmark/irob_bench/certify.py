@@ -130,14 +130,15 @@ def _flat_layers(module: nn.Module) -> list[nn.Module]:
 
 
 def _hooked(model: nn.Module) -> bool:
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    """Forward hooks, or a forward replaced on an instance: the layer types no longer say what the model computes."""
+    return any(m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m) for m in model.modules())
 
 
 def lipschitz_bound(model: nn.Module, input_shape: tuple[int, ...]) -> LipschitzBound:
     """A provable L2 Lipschitz bound of `model`'s logits on inputs of `input_shape` (C, H, W); raises Unbounded with
     the reason for any layer or model it cannot read (only exact known types count: a subclass may change forward)."""
     if _hooked(model):
-        raise Unbounded("the model has forward hooks")
+        raise Unbounded("the model has forward hooks or a forward replaced on an instance")
     layers = _flat_layers(model)
     head = layers[-1] if type(layers[-1]) is nn.Linear else None
     body = layers[:-1] if head is not None else layers
