@@ -204,3 +204,28 @@ def test_control_a_broken_image_and_a_script_error_are_caught(browser, site: Pat
                         "<script>undefinedFunction()</script></body></html>")  # fmt: skip
     assert any("undefinedFunction" in p for p in page_problems(browser, throwing.as_uri()))
     broken.unlink()
+
+
+def _board_cells(site: Path, submission: str) -> dict[str, str]:
+    """The index's cells of one submission's row, by column header (text only)."""
+    import re
+
+    text = (site / "index.html").read_text()
+    for table in re.findall(r"<table class=\"board\".*?</table>", text, re.S):
+        heads = [re.sub(r"<.*?>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
+        for row in re.findall(r"<tr data-run.*?</tr>", table, re.S):
+            cells = [re.sub(r"<span class=\"ci\">.*?</span>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            cells = [" ".join(re.sub(r"<.*?>", " ", c).split()) for c in cells]
+            if f">{submission}<" in row:
+                return dict(zip(heads, cells, strict=True))
+    raise AssertionError(f"no row for {submission}")
+
+
+def test_index_shows_certified_accuracy_a_value_or_a_word(site: Path) -> None:
+    """The certified defense's row has its certified accuracy; an older run says 'not run', never a blank or 0."""
+    lipschitz = _board_cells(site, "mnist-lipschitz-eps2")
+    stored = json.loads((REPO / "leaderboard" / "runs" / "mnist-lipschitz.json").read_text())["metrics"]["per_eps"]
+    assert lipschitz["certified@2"] == f"{100 * stored[1]['certified_accuracy']:.1f}%"
+    assert _board_cells(site, "saturated-cifar-p8-standard")["certified@1"] == "not run"  # made before certification
+    plots = {p.name: "certified (lower bound)" in p.read_text() for p in (site / "plots").glob("run-*-robustness.svg")}
+    assert any(plots.values()) and not all(plots.values())  # drawn where a run has certificates, only there

@@ -26,6 +26,7 @@ from irob_bench.datasets.card import DatasetCard
 from irob_bench.leaderboard.intervals import accuracy_interval
 
 PGD_COLOUR, IN_DIST_COLOUR, CEILING_COLOUR, BRACKET_COLOUR = "#1f77b4", "#d62728", "#333333", "#9ecae1"
+CERTIFIED_COLOUR = "#2ca02c"
 
 
 @dataclass(frozen=True)

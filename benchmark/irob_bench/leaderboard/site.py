@@ -27,8 +27,17 @@ from irob_bench.leaderboard import figures
 from irob_bench.leaderboard.intervals import accuracy_interval
 from irob_bench.leaderboard.paired import RunOutcomes
 from irob_bench.leaderboard.plot import ceiling_curve, plot_saturation, saturation_p
-from irob_bench.leaderboard.render import UNITS_NOTE, Ranked, percent, points, rank_label, ranked_groups, source
-from irob_bench.leaderboard.store import LEGACY_PRESET, LeaderboardRow
+from irob_bench.leaderboard.render import (
+    UNITS_NOTE,
+    Ranked,
+    certified_cell,
+    percent,
+    points,
+    rank_label,
+    ranked_groups,
+    source,
+)
+from irob_bench.leaderboard.store import LEGACY_PRESET, EpsValues, LeaderboardRow
 from irob_bench.results import EvaluationResult
 
 STATIC = ("site.css", "site.js")
@@ -84,6 +93,14 @@ def _acc_cell(value: float | None, n: int) -> str:
         return _td("—", "")
     ci = accuracy_interval(value, n)
     return _td(f"{percent(value)}<span class=\"ci\">[{100 * ci.low:.1f}, {100 * ci.high:.1f}]</span>", f"{value:.6f}")
+
+
+def _certified_cell(value: EpsValues | None, n: int) -> str:  # type: ignore[valid-type]
+    """Certified accuracy with its interval, or worded: 'none' (no certificate), 'not run' (an older run)."""
+    if value is None or value.certified_accuracy is not None:
+        return _acc_cell(None if value is None else value.certified_accuracy, n)
+    word = certified_cell(None, value.certified_reason)
+    return _td(f"<span title=\"{e(value.certified_reason or '')}\">{e(word)}</span>", "-1")
 
 
 def _pct_cell(value: float | None, kind: str = "pct") -> str:
@@ -145,7 +162,10 @@ def _board(name: str, version: str, preset: str, at: float, ranked: Sequence[Ran
     grid = sorted({v.eps for r in ranked for v in r.row.per_eps})
     has_in = any(v.robust_accuracy_in_distribution is not None for r in ranked for v in r.row.per_eps)
     has_ceiling = any(v.ceiling_classifier is not None for r in ranked for v in r.row.per_eps)
-    heads = ["rank", "submission", "training", "clean"] + [f"PGD@{g:g}" for g in grid]
+    has_certified = any(v.certified_accuracy is not None or v.certified_reason is not None
+                        for r in ranked for v in r.row.per_eps)
+    heads = ["rank", "submission", "training", "clean"] + ([f"certified@{g:g}" for g in grid] if has_certified else [])
+    heads += [f"PGD@{g:g}" for g in grid]
     heads += [f"in-dist@{g:g}" for g in grid] if has_in else []
     heads += [f"ceiling@{g:g}" for g in grid] + [f"gap@{g:g} (pp)" for g in grid] if has_ceiling else []
     heads += ["attacks", "flags", "source", "n", "date"]
@@ -159,6 +179,8 @@ def _board(name: str, version: str, preset: str, at: float, ranked: Sequence[Ran
                  _td(f"<a href=\"{run_page_name(row.run_id)}\">{e(row.submission)}</a>", row.submission.lower(), "text"),
                  _td(e(row.training), row.training.lower(), "text"),
                  _acc_cell(row.clean_accuracy, row.n_examples)]  # fmt: skip
+        if has_certified:
+            cells += [_certified_cell(v, row.n_examples) for v in at_eps]
         cells += [_acc_cell(None if v is None else v.robust_accuracy_pgd, row.n_examples) for v in at_eps]
         if has_in:
             cells += [_acc_cell(None if v is None else v.robust_accuracy_in_distribution, row.n_examples) for v in at_eps]
@@ -215,6 +237,9 @@ def _write_run_page(inputs: SiteInputs, run: SiteRun, out: Path) -> Path:
     pgd = [m.at(x).robust_accuracy_pgd for x in eps]
     in_dist = [m.at(x).robust_accuracy_in_distribution for x in eps]
     series = [figures.Series("PGD (unconstrained)", eps, pgd, s.n_examples, figures.PGD_COLOUR)]  # type: ignore[arg-type]
+    certified = [m.at(x).certified_accuracy for x in eps]
+    if any(v is not None for v in certified):  # a lower bound on this model's true robust accuracy: the sandwich's floor
+        series.append(figures.Series("certified (lower bound)", eps, certified, s.n_examples, figures.CERTIFIED_COLOUR, "^"))
     if any(v is not None for v in in_dist):
         series.append(figures.Series("in-distribution", eps, in_dist, s.n_examples, figures.IN_DIST_COLOUR, "s"))
     alpha = 1.0 - m.clean_accuracy
