@@ -105,8 +105,13 @@ def test_backfilled_examples_are_the_ones_the_run_made(old_run) -> None:
     after = read_npz(f"{result}.outcomes.npz")
     for key, value in before.items():  # every array the run had is unchanged
         np.testing.assert_array_equal(after[key], value)
-    for key, value in original.items():  # per-point keyed randomness: the same points, attacked the same way
-        np.testing.assert_array_equal(after[key], value)
+    # Per-point keyed randomness: the same points, attacked the same way. Bit for bit only on one torch thread: with
+    # more, a batch's floats depend on its composition (10 points here, the whole run there), so images and distances
+    # are compared within a tolerance, and the outcomes (which points, labels, predictions) exactly.
+    for key in ("example_indices", "example_labels", "example_predicted", "example_matches"):
+        np.testing.assert_array_equal(after[key], original[key])
+    np.testing.assert_allclose(after["example_clean"].astype(int), original["example_clean"].astype(int), atol=1)
+    np.testing.assert_allclose(after["example_distance"], original["example_distance"], rtol=0.1)
     assert after["example_matches"].all()
 
 

@@ -297,3 +297,17 @@ def test_github_annotations_escape_newlines_and_separators():
     assert lines[0].startswith("::error title=robustness regression%3A pgd@eps=1::PGD robust accuracy at eps 1: 100.0%25 -> 85.0%25")
     assert len(lines) == 2 and lines[-1].startswith("::notice title=irob-bench gate::FAIL")
     assert all("\n" not in line for line in lines) and lines[-1].endswith("(baseline a:b,c%0Ad)")
+
+
+def test_a_sample_of_a_run_repeats_the_runs_spot_check_draws() -> None:
+    """plan_run re-evaluates with the baseline's population: the spot-check rate spot_check / N of the whole run,
+    not of the sample (which would re-attack other points and change the outcomes being compared)."""
+    from irob_bench.gate.settings import GateOptions, plan_run
+
+    from .factories import make_result
+
+    baseline = make_result()
+    card = datasets.load_card(baseline.dataset.name)
+    plan, _ = plan_run(baseline, GateOptions(n_examples=10), card)
+    assert plan.n_examples == 10 and plan.population == baseline.settings.n_examples != 10
+    assert EvaluateOptions(n_examples=10).population is None  # control: a fresh evaluation uses its own size

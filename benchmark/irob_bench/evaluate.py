@@ -55,6 +55,8 @@ class EvaluateOptions(FrozenModel):
     shard: tuple[int, int] | None = Field(None, description="(K, N): only the K-th (1-based) of N disjoint slices")
     checkpoint_root: str | None = Field(None, description="folder of resumable checkpoints of finished chunks; None: off")
     resume: bool = Field(True, description="reuse the finished chunks of an interrupted run; False: compute all afresh")
+    population: int | None = Field(None, ge=1, description="the run whose per-point spot-check draws to repeat (its "
+                                   "number of points) when re-evaluating some of its points; None: this evaluation's")
 
     def attack_config(self, randomized: bool) -> AttackSuiteConfig:
         """The attacks this evaluation runs: the custom configuration, or the preset (EOT for randomized models)."""
@@ -205,7 +207,8 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         chunk, start = indices[positions], int(positions[0])
         saved = _resumed_chunk(checkpoints, start, chunk, eps, attacks, options.seed) if options.resume else None
         if saved is None:
-            saved = _attack_chunk(data, model, chunk, eps, attacks, options, len(indices), timings)
+            saved = _attack_chunk(data, model, chunk, eps, attacks, options, options.population or len(indices),
+                                  timings)
             if checkpoints is not None:
                 save_outcomes(saved, _chunk_file(checkpoints, start))
         else:

@@ -69,6 +69,7 @@ def plan_run(baseline: EvaluationResult, options: GateOptions, card: DatasetCard
         batch_size=settings.batch_size,
         attacks=attacks,
         progress=options.progress,
+        population=settings.n_examples,  # a sample of the run repeats the run's spot-check draws, point by point
     )
     return plan, differences
 
