@@ -36,6 +36,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -140,7 +141,8 @@ def _v4_certified(conn: Connection) -> None:
     stored before get that reason, so no run shows a silent blank or 0."""
     conn.exec_driver_sql("ALTER TABLE eps_metrics ADD COLUMN certified_accuracy FLOAT")
     conn.exec_driver_sql("ALTER TABLE eps_metrics ADD COLUMN certified_reason TEXT")
-    conn.exec_driver_sql("UPDATE eps_metrics SET certified_reason = ?", (NOT_CERTIFIED_BEFORE,))
+    # A bound parameter through SQLAlchemy: the drivers disagree on placeholders (sqlite "?", psycopg "%s").
+    conn.execute(text("UPDATE eps_metrics SET certified_reason = :reason"), {"reason": NOT_CERTIFIED_BEFORE})
 
 
 MIGRATIONS: list[Migration] = [

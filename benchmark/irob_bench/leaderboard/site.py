@@ -197,7 +197,7 @@ def _board(name: str, version: str, preset: str, at: float, ranked: Sequence[Ran
     title = f"{name} v{version}, attacks {preset}: ranked by PGD robust accuracy at eps {at:g}"
     note_html = f"<p class=\"note\">{e(note)}</p>" if note else ""
     return (f"<section><h2 id=\"{e(name)}-{e(preset)}\">{e(title)}</h2>{note_html}<div class=\"scroll\">"
-            f"<table class=\"board\" data-dataset=\"{e(name)}\"><thead><tr>{header}</tr></thead>"
+            f"<table class=\"board\" data-dataset=\"{e(name)}\" data-preset=\"{e(preset)}\"><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div></section>")  # fmt: skip
 
 
