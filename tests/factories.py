@@ -112,3 +112,23 @@ def make_result(
 def apgd_stages(steps: int, restarts: int = 1) -> tuple[StageConfig, ...]:
     """A cheap one-stage unconstrained cascade (APGD-CE) for tests that need a fast attack."""
     return (StageConfig(name="apgd-ce", attack="apgd", loss="ce", steps=steps, restarts=restarts),)
+
+
+# A child process that stores run 1, then is to be SIGKILLed inside the save of a second run (after "inside" is
+# printed, its eps-2 row flushed but not committed): tests/test_store.py and tests/test_store_backends.py.
+KILL_MID_SAVE = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from tests.factories import make_result
+from irob_bench.leaderboard import store as store_module
+store = store_module.Store({url!r})
+store.save(make_result())
+real = store_module._eps_row
+def stall(metrics):
+    if metrics.eps == 2.0:
+        print("inside", flush=True)
+        time.sleep(60)
+    return real(metrics)
+store_module._eps_row = stall
+store.save(make_result(seed=1))
+"""

@@ -20,7 +20,7 @@ from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.schema import Base
 from irob_bench.leaderboard.store import Store, default_db_url
 
-from .factories import make_result
+from .factories import KILL_MID_SAVE, make_result
 
 TESTS = Path(__file__).resolve().parent
 
@@ -103,28 +103,12 @@ def test_sqlite_connections_are_crash_safe(store: Store) -> None:
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 2}
 
 
-_KILL_MID_SAVE = """
-import sys, time
-sys.path.insert(0, {repo!r})
-from tests.factories import make_result
-from irob_bench.leaderboard import store as store_module
-store = store_module.Store({url!r})
-store.save(make_result())
-real = store_module._eps_row
-def stall(metrics):
-    if metrics.eps == 2.0:
-        print("inside", flush=True)
-        time.sleep(60)
-    return real(metrics)
-store_module._eps_row = stall
-store.save(make_result(seed=1))
-"""
 
 
 @pytest.mark.slow  # the child process imports torch (via the result schema): a few seconds
 def test_sigkill_mid_save_leaves_a_readable_db_without_the_partial_run(db_path: Path) -> None:
     url = f"sqlite:///{db_path}"
-    code = _KILL_MID_SAVE.format(repo=str(TESTS.parent), url=url)
+    code = KILL_MID_SAVE.format(repo=str(TESTS.parent), url=url)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed

@@ -24,7 +24,7 @@ from irob_bench.cli import main
 from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.store import Store
 
-from .factories import make_result
+from .factories import KILL_MID_SAVE, make_result
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "IROB_BENCH_TEST_POSTGRES"
@@ -137,27 +137,11 @@ def test_concurrent_writers_store_every_run_once(url: str) -> None:
     assert counts(url) == [13, 13, 39]
 
 
-_KILL_MID_SAVE = """
-import sys, time
-sys.path.insert(0, {repo!r})
-from tests.factories import make_result
-from irob_bench.leaderboard import store as store_module
-store = store_module.Store({url!r})
-store.save(make_result())
-real = store_module._eps_row
-def stall(metrics):
-    if metrics.eps == 2.0:
-        print("inside", flush=True)
-        time.sleep(60)
-    return real(metrics)
-store_module._eps_row = stall
-store.save(make_result(seed=1))
-"""
 
 
 @pytest.mark.slow
 def test_sigkill_mid_save_leaves_no_partial_run(url: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_MID_SAVE.format(repo=str(REPO), url=url)],
+    proc = subprocess.Popen([sys.executable, "-c", KILL_MID_SAVE.format(repo=str(REPO), url=url)],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed
