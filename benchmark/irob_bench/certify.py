@@ -197,6 +197,13 @@ def looseness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: Lipschi
     return float(ratios.min()) if len(ratios) else None
 
 
+def tightness(looseness: float | None) -> str:
+    """'tight' when the bound is within TIGHT_LOOSENESS of a slope seen on the data, else 'loose'; 'unknown' without one."""
+    if looseness is None:
+        return "unknown"
+    return "tight" if looseness <= TIGHT_LOOSENESS else "loose"
+
+
 @dataclass(frozen=True)
 class Certification:
     """Per-point certificates of one evaluation: `certified` is (N, E) bool over `eps`, or None with the `reason`."""
@@ -211,9 +218,7 @@ class Certification:
     @property
     def tightness(self) -> str:
         """'tight', 'loose' or 'unknown' (a submission's certificate, or no measured slope)."""
-        if self.looseness is None:
-            return "unknown"
-        return "tight" if self.looseness <= TIGHT_LOOSENESS else "loose"
+        return tightness(self.looseness)
 
     def accuracy(self) -> list[Bound]:
         """Certified accuracy at each eps: a fraction, or "no certificate: <reason>"."""
@@ -330,7 +335,7 @@ def merged_certificates(metrics: Metrics, parts: list[tuple[Metrics, int]]) -> M
             update = {"certified_accuracy": count / total, "certified_reason": None}
         per_eps.append(m.model_copy(update=update))
     loose = [r.looseness for r in records if r is not None and r.looseness is not None]
-    record = records[0].model_copy(update={"looseness": min(loose) if loose else None}) if records[0] else None
-    if record is not None and record.looseness is not None:
-        record = record.model_copy(update={"tightness": "tight" if record.looseness <= TIGHT_LOOSENESS else "loose"})
+    if not loose:
+        return metrics.model_copy(update={"per_eps": per_eps, "certificate": records[0]})
+    record = records[0].model_copy(update={"looseness": min(loose), "tightness": tightness(min(loose))})  # type: ignore[union-attr]
     return metrics.model_copy(update={"per_eps": per_eps, "certificate": record})
