@@ -88,6 +88,16 @@ def test_a_forward_that_never_returns_is_killed_at_the_timeout(tmp_path, capsys)
     assert time.monotonic() - start < 60 and not db.exists()
 
 
+def test_the_default_time_limit_is_per_chunk_and_names_itself_when_it_kills(tmp_path, capsys, monkeypatch):
+    from irob_bench.isolation import sandbox
+
+    monkeypatch.setattr(sandbox, "CHUNK_SECONDS", 6.0)  # FAST's 8 points at batch 4: 2 chunks, so 12 s
+    path = write_submission(tmp_path, "        import time\n        time.sleep(3600)\n        return self.body(x)")
+    code, err = evaluate(path, tmp_path / "lb.db", capsys, "--batch-size", "4")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "ran longer than 12 s (6 s for each of 2 chunk(s) of --batch-size points; set --timeout)" in err, err
+
+
 def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 

@@ -101,7 +101,7 @@ ISOLATION_ENV = "IROB_BENCH_ISOLATION"
 
 def add_isolation_options(parser: argparse.ArgumentParser) -> None:
     """--isolation (default $IROB_BENCH_ISOLATION, else sandbox), --timeout and --memory-mb for untrusted code."""
-    from irob_bench.isolation.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+    from irob_bench.isolation.sandbox import CHUNK_SECONDS, DEFAULT_MEMORY_MB
     from irob_bench.isolation.sandbox import LEVELS as ISOLATION_LEVELS
 
     default = os.environ.get(ISOLATION_ENV) or "sandbox"
@@ -109,8 +109,9 @@ def add_isolation_options(parser: argparse.ArgumentParser) -> None:
         parser.error(f"${ISOLATION_ENV}={default!r} is not an isolation level (available: {', '.join(ISOLATION_LEVELS)})")
     parser.add_argument("--isolation", choices=ISOLATION_LEVELS, default=default,
                         help=f"where the submission runs: none (this process), process, sandbox (default: ${ISOLATION_ENV}, else sandbox)")
-    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"wall-clock limit of the isolated worker (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                        help=f"wall-clock limit of the isolated worker (default {CHUNK_SECONDS:g} per chunk of "
+                        "--batch-size points)")
     parser.add_argument("--memory-mb", type=bounded(255, cast=int), default=DEFAULT_MEMORY_MB,
                         help=f"memory limit of the worker (default {DEFAULT_MEMORY_MB})")
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 Level = Literal["none", "process", "sandbox"]
 LEVELS: tuple[str, ...] = ("none", "process", "sandbox")
-DEFAULT_TIMEOUT = 3600.0  # seconds: the default 300-point evaluation takes minutes; --n-examples all needs more
+CHUNK_SECONDS = 3600.0  # default wall-clock allowance per chunk of --batch-size points (one takes minutes on a CPU)
 DEFAULT_MEMORY_MB = 8192
 MAX_FILE_BYTES = 1 << 30  # no single file the worker writes may exceed 1 GiB
 
@@ -49,7 +49,9 @@ class Isolation(FrozenModel):
     """How untrusted code runs: the level, its wall-clock timeout and its memory limit."""
 
     level: Level = "sandbox"
-    timeout: float = Field(DEFAULT_TIMEOUT, gt=0, description="wall-clock seconds before the worker is killed")
+    timeout: float | None = Field(
+        None, gt=0, description="wall-clock seconds before the worker is killed (None: CHUNK_SECONDS per chunk of work)"
+    )
     memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=256, description="address-space limit of the worker")
 
 
@@ -90,10 +92,29 @@ def _environment(scratch: Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": str(scratch)}  # fmt: skip
 
 
-def _limits(isolation: Isolation) -> None:
-    """In the worker before exec: memory, CPU time (timeout x cores) and file-size limits."""
+def time_limit(options, isolation: Isolation, kind: Kind) -> tuple[float, str]:  # type: ignore[no-untyped-def]
+    """(seconds, how to say it) the worker may run: --timeout when given, else CHUNK_SECONDS per chunk of the work
+    (a validation is one chunk), so that `--n-examples all` is not killed after the default subset's allowance.
+    The parent must not import the submission, so without --dataset the largest test split of any card counts."""
+    if isolation.timeout is not None:
+        return isolation.timeout, f"--timeout {isolation.timeout:g} s"
+    chunks = 1
+    if kind == "evaluate":
+        from irob_bench import datasets
+        from irob_bench.evaluate import shard_chunks
+
+        names = [options.dataset] if options.dataset else datasets.available()
+        n = (len(options.indices) if options.indices is not None else options.n_examples
+             or max(datasets.load_card(name).splits["test"].size for name in names))
+        chunks = len(shard_chunks(n, options.batch_size, options.shard))
+    seconds = CHUNK_SECONDS * chunks
+    return seconds, f"{seconds:g} s ({CHUNK_SECONDS:g} s for each of {chunks} chunk(s) of --batch-size points; set --timeout)"
+
+
+def _limits(isolation: Isolation, seconds: float) -> None:
+    """In the worker before exec: memory, CPU time (`seconds` x cores) and file-size limits."""
     memory = isolation.memory_mb << 20
-    cpu = int(isolation.timeout * (os.cpu_count() or 1)) + 1
+    cpu = int(seconds * (os.cpu_count() or 1)) + 1
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
@@ -129,6 +150,7 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
     isolated it. Every failure is one IrobError line naming the rule it broke, with the scratch folder removed."""
     from irob_bench.isolation.worker import WorkerRequest
 
+    seconds, limit = time_limit(options, isolation, kind)  # before the scratch folder: bad shards fail here
     scratch = Path(tempfile.mkdtemp(prefix="irob-bench-worker-"))
     try:
         request = WorkerRequest(kind=kind, path=str(path.resolve()), options=options)
@@ -141,16 +163,15 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
         command = [*prefix, sys.executable, "-m", "irob_bench.isolation.worker", str(scratch)]
         proc = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=lambda: _limits(isolation))  # fmt: skip
+                                preexec_fn=lambda: _limits(isolation, seconds))  # fmt: skip
         tail = _Tail(proc.stderr, forward=options.progress)
         tail.start()
         try:
-            code = proc.wait(timeout=isolation.timeout)
+            code = proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            raise IrobError(f"isolation: the submission ran longer than --timeout {isolation.timeout:g} s "
-                            "(rule: wall-clock limit)") from None
+            raise IrobError(f"isolation: the submission ran longer than {limit} (rule: wall-clock limit)") from None
         finally:
             tail.join(timeout=5)
         _raise_on_failure(code, scratch, tail)
