@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from irob_bench.errors import IrobError
-from irob_bench.leaderboard.render import UNITS_NOTE, markdown_table, render, render_run, text_table
+from irob_bench.leaderboard.intervals import accuracy_interval
+from irob_bench.leaderboard.render import UNITS_NOTE, bounds_note, markdown_table, render, render_run, text_table
 from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
 from irob_bench.results import CertificateRecord
 
@@ -57,7 +58,7 @@ def rows() -> list[LeaderboardRow]:
 
 
 def _ranking(text: str) -> list[tuple[str, str]]:
-    table = [line.split() for line in text.splitlines()[3:]]
+    table = [line.split() for line in text.splitlines()[3:-1]]  # the last line says what the numbers guarantee
     return [(cells[0], cells[1]) for cells in table]
 
 
@@ -93,9 +94,9 @@ def test_markdown_is_a_table_per_dataset(rows: list[LeaderboardRow]) -> None:
     text = render([*rows, piped], fmt="markdown")
     blocks = text.split("\n\n")
     assert blocks[0] == "### imagenet10 v1.0, attacks standard: ranked by robust accuracy at eps 1"
-    assert blocks[1] == UNITS_NOTE and "trades \\| beta=6" in blocks[2]
-    assert blocks[3] == "### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3"
-    lines = blocks[5].splitlines()
+    assert blocks[1] == bounds_note(certified=False) and blocks[2] == UNITS_NOTE and "trades \\| beta=6" in blocks[3]
+    assert blocks[4] == "### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3"
+    lines = blocks[7].splitlines()
     assert len(lines) == 2 + len(rows)
     assert lines[1].startswith("| ---: | --- | --- | ---: |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
@@ -139,7 +140,13 @@ def test_render_run_has_every_section() -> None:
                  "ceilings not established", "flags", "timings", "environment"):  # fmt: skip
         assert f"\n\n{head}\n" in text
     eps_block = text.split("robust accuracy and ceilings\n")[1].split("\n\n")[0].splitlines()
-    assert eps_block[2].split() == ["1", "—", "91.2%", "95.7%", "—", "—", "—", "—"]
+    # accuracies with their Wilson interval over the run's points, then what each number guarantees
+    n = result.settings.n_examples
+    pgd, in_dist = accuracy_interval(0.912, n), accuracy_interval(0.957, n)
+    assert eps_block[2].split() == ["1", "—", "91.2%", f"[{100 * pgd.low:.1f},", f"{100 * pgd.high:.1f}]", "95.7%",
+                                    f"[{100 * in_dist.low:.1f},", f"{100 * in_dist.high:.1f}]", "—", "—", "—", "—"]
+    assert eps_block[-2] == f"  {bounds_note(certified=False)}" and f"over the {n} test points" in eps_block[-1]
+    assert "Ceilings from" not in text  # control: without a card note, none is invented
     assert "eps 1 ceiling_classifier: no Lipschitz estimate in the card" in text
     assert result.fingerprint() in text
 
@@ -159,8 +166,8 @@ def test_notes_say_under_each_heading_what_the_ceilings_rest_on(rows: list[Leade
     assert "not established" in notes["saturated-cifar-p8"]
     text = render(rows, fmt="markdown", notes=notes).splitlines()
     heading = text.index("### mnist v1.0, attacks standard: ranked by robust accuracy at eps 3")
-    assert text[heading + 2] == notes["mnist"] and text[heading + 4] == UNITS_NOTE
-    assert text[heading + 6].startswith("| rank")
+    assert text[heading + 2] == notes["mnist"] and text[heading + 4] == bounds_note(certified=False)
+    assert text[heading + 6] == UNITS_NOTE and text[heading + 8].startswith("| rank")
     assert notes["mnist"] not in render(rows, fmt="markdown")  # control: no notes, no line
 
 
@@ -236,4 +243,6 @@ def test_render_run_shows_the_certificate_and_its_tightness() -> None:
     text = render_run(result.model_copy(update={"metrics": metrics}))
     assert "\n\ncertificate\n" in text and "tight (a Lipschitz-constrained network)" in text
     eps_block = text.split("robust accuracy and ceilings\n")[1].split("\n\n")[0].splitlines()
-    assert eps_block[2].split()[:3] == ["1", "40.0%", "91.2%"]
+    cells = eps_block[2].split()
+    assert [cells[0], cells[1], cells[4]] == ["1", "40.0%", "91.2%"] and cells[2].startswith("[")
+    assert f"  {bounds_note(certified=True)}" in eps_block and "certified is a lower bound" in bounds_note(True)

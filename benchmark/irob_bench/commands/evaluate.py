@@ -14,7 +14,7 @@ from irob_bench.commands.arguments import (
     positive_int,
     shard,
 )
-from irob_bench.commands.leaderboard import add_db_option
+from irob_bench.commands.leaderboard import add_db_option, run_text
 from irob_bench.commands.validate import add_submission_arguments
 
 ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
@@ -25,7 +25,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.errors import IrobError
     from irob_bench.evaluate import EvaluateOptions
     from irob_bench.isolation.sandbox import evaluate_isolated
-    from irob_bench.leaderboard.render import render_run
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
 
@@ -59,7 +58,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             return 0  # not rank 0: rank 0 merges, prints and stores
     store = Store(args.db) if storing else None
     result, saved = persist(evaluation, json_path=args.json, store=store)
-    print(render_run(result, saved.run_id if saved else None))
+    print(run_text(result, saved.run_id if saved else None))
     if saved is not None:
         verb = "stored as" if saved.created else "already in the leaderboard as"
         print(f"{verb} run {saved.run_id} ({store.label})")

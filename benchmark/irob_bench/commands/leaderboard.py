@@ -113,6 +113,13 @@ def ceiling_notes(names: set[str]) -> dict[str, str]:
     return notes
 
 
+def run_text(result, run_id: int | None = None) -> str:  # type: ignore[no-untyped-def]
+    """One run as `evaluate` and `runs show` print it, with what its dataset's ceilings rest on."""
+    from irob_bench.leaderboard.render import render_run
+
+    return render_run(result, run_id, ceiling_notes({result.dataset.name}).get(result.dataset.name))
+
+
 def _latest_results(store, rows) -> list:
     """The full result of the latest run of each (submission, dataset) among `rows`."""
     latest = {(r.submission, r.dataset): r.run_id for r in sorted(rows, key=lambda r: r.created_at)}

@@ -34,13 +34,13 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _show(args: argparse.Namespace) -> None:
-    from irob_bench.leaderboard.render import render_run
+    from irob_bench.commands.leaderboard import run_text
     from irob_bench.leaderboard.store import Store
 
     with Store(args.db, readonly=True) as store:
         run_id = store.resolve(args.ref, args.dataset)
         result = store.get(run_id)
-    print(result.model_dump_json(indent=2) if args.json else render_run(result, run_id))
+    print(result.model_dump_json(indent=2) if args.json else run_text(result, run_id))
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -69,7 +69,7 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def _merge(args: argparse.Namespace) -> None:
-    from irob_bench.leaderboard.render import render_run
+    from irob_bench.commands.leaderboard import run_text
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
     from irob_bench.shards import merge_shards, read_shard
@@ -79,7 +79,7 @@ def _merge(args: argparse.Namespace) -> None:
     evaluation = merge_shards([read_shard(p) for p in args.paths], list(args.paths))
     store = None if args.no_store else Store(args.db)
     result, saved = persist(evaluation, json_path=args.json, store=store)
-    print(render_run(result, saved.run_id if saved else None))
+    print(run_text(result, saved.run_id if saved else None))
     if saved is not None:
         verb = "stored as" if saved.created else "already in the leaderboard as"
         print(f"{len(args.paths)} shards merged; {verb} run {saved.run_id} ({store.label})")

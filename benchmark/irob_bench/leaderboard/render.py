@@ -63,6 +63,16 @@ class _Column:
     kind: str  # "pct" (fraction shown as %), "acc" (an accuracy: % with its interval), "pp" (points), "text", "int"
 
 
+def bounds_note(certified: bool) -> str:
+    """What each number guarantees, in one sentence; the certified part only where certified accuracy is shown."""
+    true = ("certified is a lower bound and PGD an upper bound on the true robust accuracy (certified counts the points "
+            "proven robust, PGD the points the attacks could not break)" if certified else
+            "PGD is an upper bound on the true robust accuracy (the points the attacks could not break)")
+    return (f"What each number guarantees: {true}; in-dist is an upper bound on the in-distribution robust accuracy "
+            "(adversarials on the generator's manifold only); a ceiling is an upper bound for any classifier on this "
+            "distribution (the classifier ceiling: any with this clean accuracy).")
+
+
 def render(
     rows: Sequence[LeaderboardRow],
     eps: float | None = None,
@@ -93,11 +103,12 @@ def render(
         cells = [[_cell(c, r, fmt) for c in columns] for r in ranked]
         right = [c.kind != "text" for c in columns]
         note = f"{notes[name]}\n\n" if name in notes else ""
+        guarantees = bounds_note(any(h.startswith("certified") for h in headers))
         if fmt == "markdown":
-            note += UNITS_NOTE + "\n\n"
+            note += f"{guarantees}\n\n{UNITS_NOTE}\n\n"
             blocks.append(f"### {title}\n\n{note}" + markdown_table(headers, cells, right))
-        else:
-            blocks.append(f"{title}\n{note}" + text_table(headers, cells, right))
+        else:  # the terminal: the table right under its title, what its numbers guarantee under it
+            blocks.append(f"{title}\n{note}" + text_table(headers, cells, right) + f"\n{guarantees}")
     return "\n\n".join(blocks)
 
 
@@ -227,10 +238,6 @@ def with_interval(fraction: float, n: int) -> str:
     return f"{percent(fraction)} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
 
 
-def _pct_or_missing(fraction: float | None) -> str:
-    return MISSING if fraction is None else percent(fraction)
-
-
 def text_table(headers: Sequence[str], cells: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
     """A plain aligned text table with a rule under the header; `right` marks right-aligned columns."""
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
@@ -276,8 +283,9 @@ def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[Ranked]]]]) 
     return out.getvalue().rstrip("\n")
 
 
-def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
-    """A readable multi-section summary of one stored run (`irob-bench runs show`)."""
+def render_run(result: EvaluationResult, run_id: int | None = None, ceiling_note: str | None = None) -> str:
+    """A readable multi-section summary of one run (`evaluate`, `runs show`): every number with what it guarantees,
+    accuracies with their intervals, and `ceiling_note` (what the card's ceilings rest on) under the eps table."""
     sub, data, settings, metrics = result.submission, result.dataset, result.settings, result.metrics
     title = f"run {run_id}: " if run_id is not None else ""
     sections = [
@@ -331,7 +339,11 @@ def render_run(result: EvaluationResult, run_id: int | None = None) -> str:
         ),
     ]
     blocks = [_key_values(head, pairs) for head, pairs in sections]
-    blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps))
+    certified = any(m.certified_accuracy is not None for m in metrics.per_eps)
+    legend = [bounds_note(certified), f"In brackets: the Wilson 95% interval over the {settings.n_examples} test points; gap = "
+              "ceiling (classifier) - PGD in percentage points (pp).", *([ceiling_note] if ceiling_note else [])]
+    blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps, settings.n_examples) + "\n"
+                  + "\n".join(f"  {line}" for line in legend))
     if metrics.unconstrained_stages:
         blocks.append(_stage_table(settings.attacks.get("preset", "custom"), settings.eps, metrics.unconstrained_stages))
     reasons = [f"eps {m.eps:g} {key}: {why}" for m in metrics.per_eps for key, why in m.ceiling_reasons.items()]
@@ -373,15 +385,24 @@ def _lipschitz(result: EvaluationResult) -> str:
     return f"r = {data.lipschitz_radius}, delta = {data.lipschitz_delta}: {values}"
 
 
+def _run_cell(field: str, m: EpsMetrics, n: int) -> str:
+    """One cell of a run's eps table: accuracies with their interval over the n points, ceilings in %, the gap in pp."""
+    value = getattr(m, field)
+    if value is None:
+        return certified_cell(None, m.certified_reason) if field == "certified_accuracy" else MISSING
+    if field == "gap":
+        return points(value)
+    return percent(value) if field.startswith("ceiling") else with_interval(value, n)
+
+
 def _key_values(head: str, pairs: Sequence[tuple[str, str]]) -> str:
     width = max(len(key) for key, _ in pairs)
     return head + "\n" + "\n".join(f"  {key:<{width}}  {value}" for key, value in pairs)
 
 
-def _eps_table(per_eps: Sequence[EpsMetrics]) -> str:
+def _eps_table(per_eps: Sequence[EpsMetrics], n: int) -> str:
     headers = ["eps", *_RUN_EPS_HEADERS.values()]
-    cells = [[f"{m.eps:g}", certified_cell(m.certified_accuracy, m.certified_reason)]
-             + [_pct_or_missing(getattr(m, f)) for f in _RUN_EPS_HEADERS if f != "certified_accuracy"] for m in per_eps]
+    cells = [[f"{m.eps:g}", *(_run_cell(field, m, n) for field in _RUN_EPS_HEADERS)] for m in per_eps]
     table = text_table(headers, cells, [True] * len(headers))
     return "\n".join(f"  {line}" for line in table.splitlines())
 

@@ -30,6 +30,7 @@ from irob_bench.leaderboard.plot import ceiling_curve, plot_saturation, saturati
 from irob_bench.leaderboard.render import (
     UNITS_NOTE,
     Ranked,
+    bounds_note,
     certified_cell,
     percent,
     points,
@@ -142,7 +143,7 @@ def _index(inputs: SiteInputs, groups, by_id: dict[int, SiteRun]) -> str:
     head = (
         "<h1>irob-bench leaderboard</h1>"
         f"<p class=\"note\">Robust accuracy under L2 attacks on frozen generated distributions, with the ceilings of "
-        f"Zhang et al. (Thm 4.3/4.4). Database: {e(inputs.source_label)}. {e(UNITS_NOTE)} Click a column header to "
+        f"Zhang et al. (Thm 4.3/4.4). Database: {e(inputs.source_label)}. {e(bounds_note(True))} {e(UNITS_NOTE)} Click a column header to "
         "sort; type to filter by submission or training method.</p>"
     )
     if not groups:
