@@ -143,7 +143,7 @@ def test_render_run_has_every_section() -> None:
     # accuracies with their Wilson interval over the run's points, then what each number guarantees
     n = result.settings.n_examples
     pgd, in_dist = accuracy_interval(0.912, n), accuracy_interval(0.957, n)
-    assert eps_block[2].split() == ["1", "—", "91.2%", f"[{100 * pgd.low:.1f},", f"{100 * pgd.high:.1f}]", "95.7%",
+    assert eps_block[2].split() == ["1", "not", "run", "91.2%", f"[{100 * pgd.low:.1f},", f"{100 * pgd.high:.1f}]", "95.7%",
                                     f"[{100 * in_dist.low:.1f},", f"{100 * in_dist.high:.1f}]", "—", "—", "—", "—"]
     assert eps_block[-2] == f"  {bounds_note(certified=False)}" and f"over the {n} test points" in eps_block[-1]
     assert "Ceilings from" not in text  # control: without a card note, none is invented

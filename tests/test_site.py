@@ -233,3 +233,23 @@ def test_index_shows_certified_accuracy_a_value_or_a_word(site: Path) -> None:
     assert _board_cells(site, "saturated-cifar-p8-standard")["certified@1"] == "not run"  # made before certification
     plots = {p.name: "certified (lower bound)" in p.read_text() for p in (site / "plots").glob("run-*-robustness.svg")}
     assert any(plots.values()) and not all(plots.values())  # drawn where a run has certificates, only there
+
+
+def test_run_pages_show_certified_accuracy_and_what_each_number_guarantees(site: Path) -> None:
+    """A run page's eps table has the certified column (a value, or a word for older runs) and says what each number
+    guarantees; a run without certificates is not told that its certified numbers are lower bounds (control)."""
+    pages = [p.read_text() for p in (site / "runs").glob("run-*.html")]
+
+    def page(name: str) -> str:
+        return next(t for t in pages if f"<h1>{name} <small>" in t)
+
+    def eps_table(text: str) -> str:
+        return text.split("<th>certified</th>")[1].split("</table>")[0]
+
+    stored = json.loads((REPO / "leaderboard" / "runs" / "mnist-lipschitz.json").read_text())["metrics"]["per_eps"]
+    lipschitz = page("mnist-lipschitz-eps2")
+    assert f"{100 * stored[1]['certified_accuracy']:.1f}%" in eps_table(lipschitz)
+    assert "certified is a lower bound and PGD an upper bound" in lipschitz
+    older = page("saturated-cifar-p8-standard")
+    assert "not run" in eps_table(older) and "certified is a lower bound" not in older
+    assert "PGD is an upper bound on the true robust accuracy" in older

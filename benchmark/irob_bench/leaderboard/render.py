@@ -20,6 +20,7 @@ from irob_bench.common import same_eps
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import FORMATS
 from irob_bench.leaderboard.intervals import accuracy_interval, tie_groups
+from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.paired import RunOutcomes, aligned_pgd
 from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
 from irob_bench.results import CertificateRecord, EpsMetrics, EvaluationResult, StageAccuracy
@@ -165,6 +166,13 @@ def certified_cell(value: float | None, reason: str | None) -> str:
     if reason is None:
         return MISSING
     return "not run" if reason.startswith("not computed") else "none"
+
+
+def with_certified_reason(m: EpsMetrics) -> EpsMetrics:
+    """`m` as a run view shows it: a run made before irob-bench certified says so instead of leaving a blank."""
+    if m.certified_accuracy is not None or m.certified_reason is not None:
+        return m
+    return m.model_copy(update={"certified_reason": NOT_CERTIFIED_BEFORE})
 
 
 def _certified(eps: float) -> Callable[[Ranked], object]:
@@ -389,7 +397,7 @@ def _run_cell(field: str, m: EpsMetrics, n: int) -> str:
     """One cell of a run's eps table: accuracies with their interval over the n points, ceilings in %, the gap in pp."""
     value = getattr(m, field)
     if value is None:
-        return certified_cell(None, m.certified_reason) if field == "certified_accuracy" else MISSING
+        return certified_cell(None, with_certified_reason(m).certified_reason) if field == "certified_accuracy" else MISSING
     if field == "gap":
         return points(value)
     return percent(value) if field.startswith("ceiling") else with_interval(value, n)

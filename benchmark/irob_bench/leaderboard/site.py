@@ -37,9 +37,10 @@ from irob_bench.leaderboard.render import (
     rank_label,
     ranked_groups,
     source,
+    with_certified_reason,
 )
 from irob_bench.leaderboard.store import LEGACY_PRESET, EpsValues, LeaderboardRow
-from irob_bench.results import EvaluationResult
+from irob_bench.results import EpsMetrics, EvaluationResult
 
 STATIC = ("site.css", "site.js")
 SATURATED = "saturated-cifar"
@@ -96,7 +97,7 @@ def _acc_cell(value: float | None, n: int) -> str:
     return _td(f"{percent(value)}<span class=\"ci\">[{100 * ci.low:.1f}, {100 * ci.high:.1f}]</span>", f"{value:.6f}")
 
 
-def _certified_cell(value: EpsValues | None, n: int) -> str:  # type: ignore[valid-type]
+def _certified_cell(value: EpsValues | EpsMetrics | None, n: int) -> str:  # type: ignore[valid-type]
     """Certified accuracy with its interval, or worded: 'none' (no certificate), 'not run' (an older run)."""
     if value is None or value.certified_accuracy is not None:
         return _acc_cell(None if value is None else value.certified_accuracy, n)
@@ -354,12 +355,14 @@ def _eps_table(result: EvaluationResult) -> str:
     n = result.settings.n_examples
     rows = []
     for x in result.metrics.per_eps:
-        rows.append(f"<tr><td>{x.eps:g}</td>{_acc_cell(x.robust_accuracy_pgd, n)}"
+        rows.append(f"<tr><td>{x.eps:g}</td>{_certified_cell(with_certified_reason(x), n)}{_acc_cell(x.robust_accuracy_pgd, n)}"
                     f"{_acc_cell(x.robust_accuracy_in_distribution, n)}{_pct_cell(x.ceiling_classifier)}"
                     f"{_pct_cell(x.ceiling_dataset_overall)}{_pct_cell(x.ceiling_dataset_per_class)}"
                     f"{_pct_cell(x.gap, 'pp')}</tr>")  # fmt: skip
     reasons = [f"<li>eps {x.eps:g}, {e(k)}: {e(v)}</li>" for x in result.metrics.per_eps for k, v in x.ceiling_reasons.items()]
-    return ("<table><thead><tr><th>eps</th><th>PGD</th><th>in-distribution</th><th>ceiling (Thm 4.3)</th>"
+    certified = any(x.certified_accuracy is not None for x in result.metrics.per_eps)
+    return (f"<p class=\"note\">{e(bounds_note(certified))}</p>"
+            "<table><thead><tr><th>eps</th><th>certified</th><th>PGD</th><th>in-distribution</th><th>ceiling (Thm 4.3)</th>"
             "<th>ceiling (Thm 4.4, risk)</th><th>ceiling (Thm 4.4, per class)</th><th>gap (pp)</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>" + (f"<p>Ceilings not established:</p><ul>{''.join(reasons)}</ul>"
                                                           if reasons else ""))  # fmt: skip
