@@ -57,7 +57,7 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
     colours = _colours()
     for k, result in enumerate(runs):
         colour, curves, name = colours[k % len(colours)], result.metrics.curves, result.submission.metadata.name
-        ax.plot(curves.eps, curves.unconstrained, color=colour, lw=2, label=f"{name}: PGD / min-norm")
+        ax.plot(curves.eps, curves.unconstrained, color=colour, lw=2, label=f"{name}: PGD")
         if curves.in_distribution is not None:
             ax.plot(curves.eps, curves.in_distribution, color=colour, lw=1.5, ls="--", label=f"{name}: in-distribution")
         ceiling = ceiling_curve(result, curves.eps)
@@ -66,7 +66,9 @@ def plot_runs(results: list[EvaluationResult], out: str | Path, title: str | Non
             ax.plot(*zip(*points), color=colour, lw=1.2, ls=":", label=f"{name}: ceiling (Thm 4.3)")
         measured = [(m.eps, m.robust_accuracy_pgd) for m in result.metrics.per_eps]
         ax.scatter(*zip(*measured), color=colour, s=18, zorder=3)
-    ax.set_xlabel("eps (L2, images in [0, 1])")
+    # Between grid points only the minimum-norm attack's distances are known: an upper bound, looser than the cascade
+    ax.set_xlabel("eps (L2, images in [0, 1])\ndots: the attack cascade at the grid eps; solid lines between them: the "
+                  "minimum-norm attack's distances, an upper bound")
     return _finish(fig, ax, "robust accuracy", title or f"{runs[0].dataset.name}: robust accuracy vs eps, with ceilings", out)
 
 
