@@ -168,6 +168,11 @@ def certified_cell(value: float | None, reason: str | None) -> str:
     return "not run" if reason.startswith("not computed") else "none"
 
 
+def has_certificates(per_eps: Sequence[EpsMetrics]) -> bool:
+    """Whether a run has a certified accuracy at some eps (its views then say what certified guarantees)."""
+    return any(m.certified_accuracy is not None for m in per_eps)
+
+
 def with_certified_reason(m: EpsMetrics) -> EpsMetrics:
     """`m` as a run view shows it: a run made before irob-bench certified says so instead of leaving a blank."""
     if m.certified_accuracy is not None or m.certified_reason is not None:
@@ -347,8 +352,7 @@ def render_run(result: EvaluationResult, run_id: int | None = None, ceiling_note
         ),
     ]
     blocks = [_key_values(head, pairs) for head, pairs in sections]
-    certified = any(m.certified_accuracy is not None for m in metrics.per_eps)
-    legend = [bounds_note(certified), f"In brackets: the Wilson 95% interval over the {settings.n_examples} test points; gap = "
+    legend = [bounds_note(has_certificates(metrics.per_eps)), f"In brackets: the Wilson 95% interval over the {settings.n_examples} test points; gap = "
               "ceiling (classifier) - PGD in percentage points (pp).", *([ceiling_note] if ceiling_note else [])]
     blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps, settings.n_examples) + "\n"
                   + "\n".join(f"  {line}" for line in legend))

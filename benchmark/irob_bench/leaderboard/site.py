@@ -32,6 +32,7 @@ from irob_bench.leaderboard.render import (
     Ranked,
     bounds_note,
     certified_cell,
+    has_certificates,
     percent,
     points,
     rank_label,
@@ -360,8 +361,7 @@ def _eps_table(result: EvaluationResult) -> str:
                     f"{_pct_cell(x.ceiling_dataset_overall)}{_pct_cell(x.ceiling_dataset_per_class)}"
                     f"{_pct_cell(x.gap, 'pp')}</tr>")  # fmt: skip
     reasons = [f"<li>eps {x.eps:g}, {e(k)}: {e(v)}</li>" for x in result.metrics.per_eps for k, v in x.ceiling_reasons.items()]
-    certified = any(x.certified_accuracy is not None for x in result.metrics.per_eps)
-    return (f"<p class=\"note\">{e(bounds_note(certified))}</p>"
+    return (f"<p class=\"note\">{e(bounds_note(has_certificates(result.metrics.per_eps)))}</p>"
             "<table><thead><tr><th>eps</th><th>certified</th><th>PGD</th><th>in-distribution</th><th>ceiling (Thm 4.3)</th>"
             "<th>ceiling (Thm 4.4, risk)</th><th>ceiling (Thm 4.4, per class)</th><th>gap (pp)</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>" + (f"<p>Ceilings not established:</p><ul>{''.join(reasons)}</ul>"
