@@ -17,6 +17,7 @@ from irob_bench.attacks.latent import (
     generator_jacobian,
     image_coordinates,
     latent_attack,
+    survivor_runs,
 )
 from irob_bench.attacks.suite import run_attacks
 from tests.factories import apgd_stages
@@ -157,6 +158,33 @@ def test_survivors_are_the_near_misses_and_continue_from_their_closest_adversari
     torch.testing.assert_close(clean, task.z[rows])
     torch.testing.assert_close(start, first.points[rows])
     assert torch.all(found.distance <= first.distance)
+
+
+def test_each_further_survivor_round_continues_the_nearer_misses_at_half_the_step(problem) -> None:
+    """Round k runs at lr / 2^k on the points within 1 + (ratio - 1) / 2^k of an eps beyond it, each from its closest
+    adversarial after the round before."""
+    task, correct = problem
+    config = LatentAttackConfig(steps=6, lr=0.1, survivor_steps=4, survivor_ratio=1.3, survivor_rounds=2)
+    assert [(run.steps, run.lr, ratio) for run, ratio in survivor_runs(config)] == [(4, 0.1, 1.3), (4, 0.05, 1.15)]
+    one_batch = dataclasses.replace(task, batch_size=N)
+    after_first = latent_attack(one_batch, config.model_copy(update={"survivor_rounds": 1}), EPS, attack_mask=correct)
+    first = torch.tensor([any(e < d <= 1.3 * e for e in EPS) for d in after_first.distance.tolist()])
+    nearer = torch.tensor([any(e < d <= 1.15 * e for e in EPS) for d in after_first.distance.tolist()])
+    assert nearer.any() and (first & ~nearer).any(), "the fixture should have misses of both kinds"
+
+    recorder = StartRecorder(task.generator)
+    found = latent_attack(dataclasses.replace(one_batch, generator=recorder), config, EPS, attack_mask=correct)
+    second = (config.steps + 1) + 1 + (config.survivor_steps + 1)
+    assert len(recorder.calls) == second + 1 + (config.survivor_steps + 1)
+    torch.testing.assert_close(recorder.calls[second], task.z[nearer])
+    torch.testing.assert_close(recorder.calls[second + 1], after_first.points[nearer])
+    assert torch.all(found.distance <= after_first.distance)
+
+
+def test_control_one_survivor_round_is_one_run() -> None:
+    config = LatentAttackConfig(survivor_steps=4, survivor_ratio=3.0)
+    assert [(run.lr, ratio) for run, ratio in survivor_runs(config)] == [(config.lr, 3.0)]
+    assert survivor_runs(config.model_copy(update={"survivor_steps": 0, "survivor_rounds": 3})) == []
 
 
 def test_control_without_survivor_steps_nothing_continues(problem) -> None:

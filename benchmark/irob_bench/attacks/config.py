@@ -75,6 +75,10 @@ class LatentAttackConfig(_Config):
     survivor_ratio: float | None = Field(
         None, gt=1, description="adaptive: a survivor's closest adversarial lies beyond some eps, within ratio x it (None: any)"
     )
+    survivor_rounds: int = Field(
+        1, ge=1, description="adaptive: survivor runs in turn; each after the first halves lr and the ratio's excess over 1 "
+        "and continues the survivors of the one before (finer steps where only a near miss is left)"
+    )
     spot_check: int = Field(
         0, ge=0, description="expected points (per evaluation, times the survival rate) re-attacked with spot_check_factor "
         "x the steps, each chosen by its own key; a flag if that finds more"

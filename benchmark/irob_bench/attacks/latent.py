@@ -193,16 +193,28 @@ def can_change(found: Found, eps: list[float], ratio: float | None = None) -> to
     return torch.stack([(d > e + NORM_TOLERANCE) & (d <= limit * e) for e in eps]).any(dim=0)
 
 
+def survivor_runs(config: LatentAttackConfig) -> list[tuple[LatentAttackConfig, float | None]]:
+    """The survivor runs in order, each as (its attack configuration, its survivor ratio): run k (from 0) takes
+    `survivor_steps` steps at lr / 2^k, on the points within 1 + (ratio - 1) / 2^k of some eps beyond it."""
+    if config.method != "adaptive" or not config.survivor_steps:
+        return []
+    ratio = config.survivor_ratio
+    return [
+        (config.model_copy(update={"steps": config.survivor_steps, "lr": config.lr / 2**k}),
+         None if ratio is None else 1 + (ratio - 1) / 2**k)
+        for k in range(config.survivor_rounds)
+    ]
+
+
 def _search(task: LatentTask, config: LatentAttackConfig, eps: list[float], todo: torch.Tensor, found: Found,
             label: str) -> None:
-    """The configured attack on the points `todo`, then (adaptive, with `survivor_steps`) the survivors among them
-    continue from their closest adversarial; everything closer is recorded in `found`."""
+    """The configured attack on the points `todo`, then (adaptive, with `survivor_steps`) each survivor run in turn
+    continues the survivors among them from their closest adversarial; everything closer is recorded in `found`."""
     scale = distance_scale(config, eps)
     _attack_points(task, config, scale, todo, found, label)
-    if config.method == "adaptive" and config.survivor_steps:
-        longer = config.model_copy(update={"steps": config.survivor_steps})
-        survivors = todo[can_change(found, eps, config.survivor_ratio)[todo]]
-        _attack_points(task, longer, scale, survivors, found, f"{label} survivors", resume=True)
+    for k, (run, ratio) in enumerate(survivor_runs(config)):
+        survivors = todo[can_change(found, eps, ratio)[todo]]
+        _attack_points(task, run, scale, survivors, found, f"{label} survivors {k + 1}", resume=True)
 
 
 def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float], *, attack_mask: torch.Tensor) -> Found:
@@ -210,7 +222,8 @@ def latent_attack(task: LatentTask, config: LatentAttackConfig, eps: list[float]
 
     Both methods return the closest adversarial found at any distance, so r_in is not capped at the eps grid.
     With `survivor_steps`, the survivors (points whose closest adversarial lies beyond some eps, within
-    `survivor_ratio` x it) continue: a second adaptive run of that many steps from their closest adversarial.
+    `survivor_ratio` x it) continue: adaptive runs of that many steps from their closest adversarial, `survivor_rounds`
+    of them with ever finer steps on ever nearer misses (`survivor_runs`).
     """
     found = Found.empty(task.z)
     _search(task, config, eps, torch.nonzero(attack_mask).squeeze(1), found, f"latent {config.method}")

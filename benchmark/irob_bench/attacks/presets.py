@@ -29,7 +29,9 @@ _PRESETS: dict[str, AttackSuiteConfig] = {
     ),
     "standard": AttackSuiteConfig(
         preset="standard",
-        latent=LatentAttackConfig(lr=0.02, precondition=0.01, survivor_steps=330, survivor_ratio=1.25, spot_check=4),
+        latent=LatentAttackConfig(
+            lr=0.02, precondition=0.01, survivor_steps=330, survivor_ratio=1.25, survivor_rounds=3, spot_check=4
+        ),
         unconstrained=(
             _APGD_CE_TWICE,
             StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=20, targets=9, restarts=2),
@@ -44,7 +46,9 @@ _PRESETS: dict[str, AttackSuiteConfig] = {
             StageConfig(name="apgd-t", attack="apgd", loss="dlr-targeted", steps=100, targets=9),
             StageConfig(name="square", attack="square", loss="margin", steps=5000),
         ),
-        latent=LatentAttackConfig(lr=0.02, precondition=0.01, survivor_steps=500, spot_check=10),
+        latent=LatentAttackConfig(
+            lr=0.02, precondition=0.01, survivor_steps=500, survivor_ratio=2.0, survivor_rounds=3, spot_check=10
+        ),
         minimal=MinimalConfig(steps=200),
     ),
 }
