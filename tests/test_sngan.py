@@ -80,6 +80,21 @@ def test_resume_continues_exactly_and_another_seed_is_the_control(cifar_dir, tmp
     assert not torch.equal(other[".rng"], straight[".rng"])
 
 
+def test_bf16_resumes_an_fp32_run_keeping_float32_state_and_fp32_is_the_control(cifar_dir, tmp_path) -> None:
+    """bfloat16 autocast may take over on resume: recorded in the start line, repeatable, float32 weights; it
+    computes something else than float32 does."""
+    for name in ("a", "b", "fp32"):
+        run(cifar_dir, tmp_path / name, 2)
+    log = run(cifar_dir, tmp_path / "a", 4, resume=True, precision="bf16")
+    run(cifar_dir, tmp_path / "b", 4, resume=True, precision="bf16")
+    run(cifar_dir, tmp_path / "fp32", 4, resume=True)
+    assert log[0]["precision"] == "bf16" and all(np.isfinite(line["loss_d"]) for line in log if "loss_d" in line)
+    a, b, fp32 = (checkpoint_tensors(tmp_path / name) for name in ("a", "b", "fp32"))
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    assert a[".gen.fc.weight"].dtype == torch.float32 and a[".opt_g.state.0.exp_avg"].dtype == torch.float32
+    assert not torch.equal(a[".gen.fc.weight"], fp32[".gen.fc.weight"])
+
+
 def test_a_checkpoint_is_never_overwritten_or_resumed_with_other_settings(cifar_dir, tmp_path) -> None:
     from irob_bench.errors import IrobError
 

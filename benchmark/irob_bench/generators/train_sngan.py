@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from irob_bench.generators.train import save_frozen_generator
 from irob_bench.runtime import deterministic, seed_everything
 
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULT_CHECKER = shipped_data_dir() / "cifar-generator" / "checker.pt"  # saturated-cifar's shipped real-CIFAR checker
+DEFAULT_CHECKER = shipped_data_dir() / "cifar-generator" / "checker-resnet9.pt"  # the v1.0 quality gate's checker (90.6%)
 
 
 class SNGANConfig(BaseModel):
@@ -242,11 +243,15 @@ def train_sngan(
     probe_every: int = 1000,
     log_every: int = 100,
     checkpoint_seconds: float = 300.0,
+    precision: Literal["fp32", "bf16"] = "fp32",
     log: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> TrainState:
     """Train until `iterations` G steps in total, checkpointing every `checkpoint_seconds` and at the end.
 
-    Logs a JSON line every `log_every` iterations and a probe line (`checker`) every `probe_every` (0: never)."""
+    Logs a JSON line every `log_every` iterations and a probe line (`checker`) every `probe_every` (0: never).
+    `precision` "bf16" runs the iterations under CPU bfloat16 autocast (weights, optimiser states and the probe stay
+    float32): 1.8x faster on a CPU with AVX512-BF16. It may change on resume (the start line records it); a resumed
+    run equals an uninterrupted one when it does not."""
     images, labels = load_real_cifar(data_dir, "train")
     probe = Probe(Path(checker), load_real_cifar(data_dir, "test")[0], config.latent_dim) if probe_every else None
     directory = Path(checkpoint_dir)
@@ -255,11 +260,13 @@ def train_sngan(
         state = _start(directory, config, resume)
         x_all = torch.from_numpy(images)  # uint8 NHWC, converted per batch: a quarter of float32's memory
         y_all = torch.from_numpy(labels.astype(np.int64))
-        log(json.dumps({"start": state.iteration, "target": iterations, "config": config.model_dump()}))
+        log(json.dumps({"start": state.iteration, "target": iterations, "config": config.model_dump(),
+                        "precision": precision}))
         saved_at, window = time.monotonic(), (time.monotonic(), time.process_time(), state.iteration)
         while state.iteration < iterations:
             tick = time.monotonic()
-            stats = train_iteration(state, x_all, y_all)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                stats = train_iteration(state, x_all, y_all)
             state.seconds += time.monotonic() - tick
             if state.iteration % log_every == 0:
                 now, cpu, done = time.monotonic(), time.process_time(), state.iteration - window[2]
