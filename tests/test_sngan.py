@@ -106,6 +106,32 @@ def test_a_checkpoint_is_never_overwritten_or_resumed_with_other_settings(cifar_
     assert run(cifar_dir, tmp_path / "ck", 2, resume=True)[-1]["checkpoint"] == 2  # the control
 
 
+def test_a_warm_start_adds_the_class_head_and_changes_only_what_it_should(cifar_dir, tmp_path) -> None:
+    """A checkpoint from before class_weight existed warm-starts a class-head run; the same warm start without the head
+    equals resuming (exactly), so the head's loss is what changes G; any other changed setting is refused."""
+    from irob_bench.errors import IrobError
+
+    run(cifar_dir, tmp_path / "plain", 2)
+    payload = torch.load(tmp_path / "plain" / CHECKPOINT_FILE, weights_only=True)
+    del payload["config"]["class_weight"]  # as the checkpoints written before the option
+    torch.save(payload, tmp_path / "plain" / CHECKPOINT_FILE)
+    headed = TINY.model_copy(update={"class_weight": 1.0})
+    log = run(cifar_dir, tmp_path / "headed", 4, headed, warm_start=tmp_path / "plain")
+    assert log[0]["start"] == 2 and log[0]["warm_start"] == str(tmp_path / "plain")
+    steps = [line for line in log if "iteration" in line]
+    assert all(np.isfinite(line["class_real"]) and np.isfinite(line["class_fake"]) for line in steps)
+    run(cifar_dir, tmp_path / "same", 4, warm_start=tmp_path / "plain")
+    run(cifar_dir, tmp_path / "plain", 4, resume=True)
+    plain, same, head = (checkpoint_tensors(tmp_path / name) for name in ("plain", "same", "headed"))
+    assert [k for k in plain if not torch.equal(plain[k], same[k])] == [] and not any("classifier" in k for k in plain)
+    assert ".classifier.weight" in head and not torch.equal(head[".gen.fc.weight"], plain[".gen.fc.weight"])
+    assert run(cifar_dir, tmp_path / "headed", 5, headed, resume=True)[0]["start"] == 4  # resumes with its head
+    with pytest.raises(IrobError, match=r"only class_weight.*n_dis \(2 in .*, 1 given\)"):
+        run(cifar_dir, tmp_path / "other", 4, headed.model_copy(update={"n_dis": 1}), warm_start=tmp_path / "plain")
+    with pytest.raises(IrobError, match="no checkpoint to warm-start from"):
+        run(cifar_dir, tmp_path / "other", 4, headed, warm_start=tmp_path / "missing")
+
+
 def test_cli_trains_and_exports_a_loadable_generator_in_the_unit_range(cifar_dir, tmp_path, capsys) -> None:
     args = ["generators", "train-sngan", "--data", str(cifar_dir), "--checkpoint-dir", str(tmp_path / "ck"),
             "--iterations", "1", "--batch-size", "8", "--g-width", "8", "--d-width", "8", "--probe-every", "0"]

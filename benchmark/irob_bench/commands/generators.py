@@ -26,11 +26,11 @@ def _train_sngan(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     config = SNGANConfig(seed=args.seed, batch_size=args.batch_size, g_width=args.g_width, d_width=args.d_width,
-                         n_dis=args.n_dis)
+                         n_dis=args.n_dis, class_weight=args.class_weight)
     state = train_sngan(
         args.data, args.checkpoint_dir, args.iterations, config=config, resume=args.resume,
         checker=args.checker or DEFAULT_CHECKER, probe_every=args.probe_every, log_every=args.log_every,
-        checkpoint_seconds=60 * args.checkpoint_minutes, precision=args.precision,
+        checkpoint_seconds=60 * args.checkpoint_minutes, precision=args.precision, warm_start=args.warm_start,
     )
     print(f"at iteration {state.iteration} ({state.seconds / 3600:.2f} training hours) in {args.checkpoint_dir}", flush=True)
     if args.export:
@@ -125,6 +125,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sngan.add_argument("--g-width", type=positive_int, default=64, help="channels of every generator block")
     sngan.add_argument("--d-width", type=positive_int, default=64, help="channels of every discriminator block")
     sngan.add_argument("--n-dis", type=positive_int, default=1, help="discriminator steps per generator step")
+    sngan.add_argument("--class-weight", type=non_negative_float, default=0.0,
+                       help="weight of G's loss from a class head on D that learns from real images only (default 0: none)")
+    sngan.add_argument("--warm-start", default=None, metavar="DIR",
+                       help="start a new run from DIR's checkpoint (only --class-weight may differ from its settings)")
     sngan.add_argument("--checker", default=None,
                        help="probe checker weights (default: the quality gate's datasets/cifar-generator/checker-resnet9.pt)")
     sngan.add_argument("--probe-every", type=bounded(0, cast=int, include_low=True), default=1000,

@@ -116,6 +116,13 @@ class ProjectionDiscriminator(nn.Module):
         nn.init.xavier_uniform_(embed.weight)
         self.embed = spectral_norm(embed)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x * 2 - 1)).sum(dim=(2, 3))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h: the sum-pooled ReLU features of images in [0, 1] (what the score, and a class head, read)."""
+        return F.relu(self.blocks(x * 2 - 1)).sum(dim=(2, 3))
+
+    def score(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The real/fake logit of features h with class y."""
         return self.linear(h).squeeze(1) + (self.embed(y.long()) * h).sum(dim=1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.score(self.features(x), y)

@@ -1,4 +1,5 @@
-"""Trains the SNGAN-style CIFAR-10 generator for hours on a CPU: hinge loss, DiffAugment, EMA, exact resume.
+"""Trains the SNGAN-style CIFAR-10 generator for hours on a CPU: hinge loss, DiffAugment, EMA, exact resume, and
+optionally an auxiliary class head that learns from real images only (`class_weight`).
 
 One checkpoint file (G, D, EMA G, both Adam states, iteration, RNG states, settings) is replaced atomically every
 few minutes; `resume` continues from it bit for bit. Every real batch is a function of (seed, position), and every
@@ -51,6 +52,10 @@ class SNGANConfig(BaseModel):
     lr: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)  # Miyato et al.'s setting for one D step per G step
     ema_decay: float = Field(0.999, ge=0, lt=1)
+    # > 0: a linear class head on D's features learns from REAL images only, and G's loss adds this weight x its
+    # cross-entropy on G's images (ACGAN with fake-class-weight 0: G is rewarded only for what a real-image
+    # classifier recognises; docs/saturation.md). 0: the plain projection-discriminator SNGAN.
+    class_weight: float = Field(0.0, ge=0)
 
 
 @dataclass
@@ -64,8 +69,15 @@ class TrainState:
     opt_g: torch.optim.Adam
     opt_d: torch.optim.Adam
     rng: torch.Generator
+    classifier: nn.Linear | None = None  # the class head (class_weight > 0), with its own optimiser
+    opt_c: torch.optim.Adam | None = None
     iteration: int = 0
     seconds: float = 0.0
+
+    def parts(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        """The checkpointed networks and optimisers by name (the class head's only when there is one)."""
+        names = ("gen", "disc", "ema", "opt_g", "opt_d") + (("classifier", "opt_c") if self.classifier is not None else ())
+        return {name: getattr(self, name) for name in names}
 
 
 def new_state(config: SNGANConfig) -> TrainState:
@@ -77,7 +89,11 @@ def new_state(config: SNGANConfig) -> TrainState:
     ema = copy.deepcopy(gen).requires_grad_(False)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=config.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=config.betas)
-    return TrainState(config, gen, disc, ema, opt_g, opt_d, rng)
+    state = TrainState(config, gen, disc, ema, opt_g, opt_d, rng)
+    if config.class_weight:  # made last, so a run without it draws exactly what it always did
+        state.classifier = nn.Linear(config.d_width, 10)
+        state.opt_c = torch.optim.Adam(state.classifier.parameters(), lr=config.lr, betas=config.betas)
+    return state
 
 
 def save_checkpoint(state: TrainState, directory: Path) -> None:
@@ -86,27 +102,47 @@ def save_checkpoint(state: TrainState, directory: Path) -> None:
         "config": state.config.model_dump(mode="json"),
         "iteration": state.iteration,
         "seconds": state.seconds,
-        "gen": state.gen.state_dict(),
-        "disc": state.disc.state_dict(),
-        "ema": state.ema.state_dict(),
-        "opt_g": state.opt_g.state_dict(),
-        "opt_d": state.opt_d.state_dict(),
+        **{name: part.state_dict() for name, part in state.parts().items()},
         "rng": state.rng.get_state(),
         "torch_rng": torch.get_rng_state(),
     }
     atomic_torch_save(payload, directory / CHECKPOINT_FILE)
 
 
-def load_checkpoint(directory: Path) -> TrainState:
-    """The state saved in directory/checkpoint.pt (weights_only load)."""
-    payload = torch.load(directory / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-    state = new_state(SNGANConfig(**payload["config"]))
-    for name in ("gen", "disc", "ema", "opt_g", "opt_d"):
-        getattr(state, name).load_state_dict(payload[name])
+def _load_into(state: TrainState, payload: dict) -> TrainState:
+    """Copy a checkpoint's parts that `state` has, its RNG states, iteration and hours into `state`."""
+    for name, part in state.parts().items():
+        if name in payload:
+            part.load_state_dict(payload[name])
     state.rng.set_state(payload["rng"])
     torch.set_rng_state(payload["torch_rng"])
     state.iteration, state.seconds = payload["iteration"], payload["seconds"]
     return state
+
+
+def _read(directory: Path) -> dict:
+    """The payload of directory/checkpoint.pt (weights_only load)."""
+    return torch.load(directory / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint(directory: Path) -> TrainState:
+    """The state saved in directory/checkpoint.pt."""
+    payload = _read(directory)
+    return _load_into(new_state(SNGANConfig(**payload["config"])), payload)
+
+
+def warm_state(source: Path, config: SNGANConfig) -> TrainState:
+    """A run with `config` that starts where the run in `source` stands (networks, optimisers, RNG, iteration):
+    only `class_weight` may differ, and a class head new to the run starts fresh from the seed."""
+    if not (source / CHECKPOINT_FILE).is_file():
+        raise IrobError(f"no checkpoint to warm-start from in {source}")
+    payload = _read(source)
+    theirs = SNGANConfig(**payload["config"])
+    changed = [f"{k} ({v} in {source}, {getattr(config, k)} given)" for k, v in theirs.model_dump().items()
+               if k != "class_weight" and v != getattr(config, k)]
+    if changed:
+        raise IrobError("a warm start may change only class_weight; these differ: " + ", ".join(changed))
+    return _load_into(new_state(config), payload)
 
 
 @functools.lru_cache(maxsize=1)
@@ -136,24 +172,42 @@ def _augment(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
 
 
 def train_iteration(state: TrainState, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """n_dis hinge-loss D steps, one G step, one EMA update; returns the last losses and D's mean outputs."""
-    cfg = state.config
+    """n_dis hinge-loss D steps, one G step, one EMA update; returns the last losses and D's mean outputs (and,
+    with a class head, its cross-entropy on the real batch and on G's images)."""
+    cfg, head = state.config, state.classifier
+    stats: dict[str, float] = {}
+    optimisers = [state.opt_d] + ([state.opt_c] if state.opt_c is not None else [])
     state.disc.requires_grad_(True)
     for j in range(cfg.n_dis):
         x_real, y_real = real_batch(images, labels, cfg, state.iteration * cfg.n_dis + j)
         z, y_fake = sample_latents(cfg.batch_size, cfg.latent_dim, state.rng)
         with torch.no_grad():
             x_fake = state.gen(z, y_fake)
-        out = state.disc(_augment(torch.cat([x_real, x_fake]), state.rng), torch.cat([y_real, y_fake]))
+        h = state.disc.features(_augment(torch.cat([x_real, x_fake]), state.rng))
+        out = state.disc.score(h, torch.cat([y_real, y_fake]))
         out_real, out_fake = out[: len(x_real)], out[len(x_real) :]
         loss_d = F.relu(1 - out_real).mean() + F.relu(1 + out_fake).mean()
-        state.opt_d.zero_grad(set_to_none=True)
+        if head is not None:  # real images only: the head learns what real CIFAR-10 classes look like
+            class_real = F.cross_entropy(head(h[: len(x_real)].float()), y_real)
+            loss_d = loss_d + class_real
+            stats["class_real"] = class_real.item()
+        for optimiser in optimisers:
+            optimiser.zero_grad(set_to_none=True)
         loss_d.backward()
-        state.opt_d.step()
+        for optimiser in optimisers:
+            optimiser.step()
 
-    state.disc.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    state.disc.requires_grad_(False)  # G's step needs gradients through D (and the head), not for their weights
+    if head is not None:
+        head.requires_grad_(False)
     z, y_fake = sample_latents(cfg.batch_size, cfg.latent_dim, state.rng)
-    loss_g = -state.disc(_augment(state.gen(z, y_fake), state.rng), y_fake).mean()
+    h = state.disc.features(_augment(state.gen(z, y_fake), state.rng))
+    loss_g = -state.disc.score(h, y_fake).mean()
+    if head is not None:
+        class_fake = F.cross_entropy(head(h.float()), y_fake)
+        loss_g = loss_g + cfg.class_weight * class_fake
+        stats["class_fake"] = class_fake.item()
+        head.requires_grad_(True)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     state.opt_g.step()
@@ -164,7 +218,7 @@ def train_iteration(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         for p_ema, p in zip(state.ema.parameters(), state.gen.parameters()):
             p_ema.lerp_(p, 1 - decay)
     return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-            "d_real": out_real.mean().item(), "d_fake": out_fake.mean().item()}
+            "d_real": out_real.mean().item(), "d_fake": out_fake.mean().item(), **stats}
 
 
 @torch.no_grad()
@@ -217,10 +271,11 @@ def _exclusive(directory: Path) -> Iterator[None]:
         yield
 
 
-def _start(directory: Path, config: SNGANConfig, resume: bool) -> TrainState:
-    """The checkpoint's state when resuming (refusing other settings), else a fresh one (refusing to overwrite)."""
+def _start(directory: Path, config: SNGANConfig, resume: bool, warm_start: Path | None) -> TrainState:
+    """The checkpoint's state when resuming (refusing other settings), else a fresh one (refusing to overwrite),
+    warm-started from another run's checkpoint when asked (a resumed run already holds its warm start)."""
     if not (directory / CHECKPOINT_FILE).is_file():
-        return new_state(config)
+        return new_state(config) if warm_start is None else warm_state(warm_start, config)
     if not resume:
         raise IrobError(f"{directory / CHECKPOINT_FILE} exists: pass --resume to continue it, or use another folder")
     state = load_checkpoint(directory)
@@ -244,6 +299,7 @@ def train_sngan(
     log_every: int = 100,
     checkpoint_seconds: float = 300.0,
     precision: Literal["fp32", "bf16"] = "fp32",
+    warm_start: str | Path | None = None,
     log: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> TrainState:
     """Train until `iterations` G steps in total, checkpointing every `checkpoint_seconds` and at the end.
@@ -251,17 +307,20 @@ def train_sngan(
     Logs a JSON line every `log_every` iterations and a probe line (`checker`) every `probe_every` (0: never).
     `precision` "bf16" runs the iterations under CPU bfloat16 autocast (weights, optimiser states and the probe stay
     float32): 1.8x faster on a CPU with AVX512-BF16. It may change on resume (the start line records it); a resumed
-    run equals an uninterrupted one when it does not."""
+    run equals an uninterrupted one when it does not. `warm_start`: a new run starts from that folder's checkpoint
+    (`warm_state`: to add the class head to a running SNGAN); the start line records it."""
     images, labels = load_real_cifar(data_dir, "train")
     probe = Probe(Path(checker), load_real_cifar(data_dir, "test")[0], config.latent_dim) if probe_every else None
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     with _exclusive(directory):
-        state = _start(directory, config, resume)
+        fresh = not (directory / CHECKPOINT_FILE).is_file()
+        source = Path(warm_start) if warm_start is not None and fresh else None
+        state = _start(directory, config, resume, source)
         x_all = torch.from_numpy(images)  # uint8 NHWC, converted per batch: a quarter of float32's memory
         y_all = torch.from_numpy(labels.astype(np.int64))
         log(json.dumps({"start": state.iteration, "target": iterations, "config": config.model_dump(),
-                        "precision": precision}))
+                        "precision": precision, **({"warm_start": str(source)} if source else {})}))
         saved_at, window = time.monotonic(), (time.monotonic(), time.process_time(), state.iteration)
         while state.iteration < iterations:
             tick = time.monotonic()
