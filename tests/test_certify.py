@@ -4,6 +4,7 @@ reason, a submission's certify() is used and checked, and an unsound certificate
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,16 @@ from torch import nn
 from irob_bench.certify import Unbounded, certify, conv_bound, lipschitz_bound, looseness, radii, violations
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import EvaluateOptions, evaluate
-from irob_bench.import_checks import check_certified
+from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.attacks.presets import preset
+from irob_bench.import_checks import check_certified, verify_import
 from irob_bench.models import LipschitzMLP, SmallCNN
 from irob_bench.reference.orthogonal import bake, orthonormalise
 
 from .factories import make_result
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
+REFERENCES = Path(__file__).parent.parent / "submissions" / "mnist"
 
 
 def _nets() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
@@ -227,6 +231,31 @@ def test_an_import_accepts_consistent_certified_accuracy_and_refuses_one_above_t
         check_certified(_with_certified([0.913, 0.6, 0.3]))
     with pytest.raises(IrobError, match="grows with eps"):
         check_certified(_with_certified([0.5, 0.6, 0.3]))
+
+
+def test_an_import_recounts_certified_accuracy_from_the_outcomes_per_point_certificates(tmp_path):
+    """A certified accuracy that passes the consistency checks (a whole count, below PGD, monotone) but is not what the
+    outcomes' per-point certificates count is refused; the control: the true one is accepted, and so is the forgery
+    when the file predates per-point certificates (only consistency can be checked then)."""
+    evaluation = evaluate(REFERENCES / "lipschitz" / "submission.py",
+                          EvaluateOptions(n_examples=24, eps=[0.5, 1.0], attacks=preset("quick"), progress=False))
+    result, outcomes = evaluation.result, evaluation.outcomes
+    assert outcomes.certified is not None and outcomes.certified.shape == (24, 2)
+    save_outcomes(outcomes, tmp_path / "o.npz")
+    outcomes = load_outcomes(tmp_path / "o.npz")
+    np.testing.assert_array_equal(outcomes.certified, evaluation.outcomes.certified)
+    counted = outcomes.certified.mean(axis=0)
+    assert [m.certified_accuracy for m in result.metrics.per_eps] == pytest.approx(counted) and counted[0] > 0
+    verify_import(result, outcomes)
+    per_eps = list(result.metrics.per_eps)
+    per_eps[1] = per_eps[1].model_copy(update={"certified_accuracy": per_eps[1].certified_accuracy - 1 / 24})
+    forged = result.model_copy(update={"metrics": result.metrics.model_copy(update={"per_eps": per_eps})})
+    check_certified(forged)  # consistent: only the per-point certificates give it away
+    with pytest.raises(IrobError, match=r"certified_accuracy = .* but the outcomes file gives"):
+        verify_import(forged, outcomes)
+    verify_import(forged, replace(outcomes, certified=None))
+    with pytest.raises(IrobError, match="certified has shape"):
+        verify_import(result, replace(outcomes, certified=outcomes.certified[:, :1]))
 
 
 def test_a_malformed_certify_is_refused_before_any_attack(monkeypatch):

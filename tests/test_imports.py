@@ -161,6 +161,7 @@ def _forge_outcomes(source: Path, target: Path) -> None:
     outcomes.r_unc = np.full_like(outcomes.r_unc, np.inf)
     outcomes.r_in = np.full_like(outcomes.r_in, np.inf)
     outcomes.stage = np.full_like(outcomes.stage, -1)
+    outcomes.certified = None  # the forged metrics claim no certified accuracy (an import would recount it)
     card = datasets.load_card(result.dataset.name)
     forged = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
     save_outcomes(outcomes, f"{target}.outcomes.npz")

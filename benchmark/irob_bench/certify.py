@@ -293,11 +293,14 @@ def with_certificates(metrics: Metrics, certification: Certification) -> Metrics
     return metrics.model_copy(update={"per_eps": per_eps, "certificate": record})
 
 
-def claimed_certificates(claimed: Metrics, recomputed: Metrics) -> Metrics:
-    """`recomputed` (metrics rebuilt from an outcomes file, which holds no certificates) with `claimed`'s certified
-    accuracies and certificate record: an import can check them for consistency only (irob_bench.import_checks)."""
-    per_eps = [m.model_copy(update={"certified_accuracy": c.certified_accuracy, "certified_reason": c.certified_reason})
-               for c, m in zip(claimed.per_eps, recomputed.per_eps, strict=True)]
+def claimed_certificates(claimed: Metrics, recomputed: Metrics, certified: np.ndarray | None = None) -> Metrics:
+    """`recomputed` (metrics rebuilt from an outcomes file) with `claimed`'s certificate record and certified
+    accuracies: counted from the file's per-point `certified` (N, E) where it has them, else taken as claimed (an
+    older file: an import then checks them for consistency only, irob_bench.import_checks)."""
+    counted = [None] * len(recomputed.per_eps) if certified is None else [float(c) for c in certified.mean(axis=0)]
+    per_eps = [m.model_copy(update={"certified_accuracy": c.certified_accuracy, "certified_reason": c.certified_reason}
+                            if k is None else {"certified_accuracy": k, "certified_reason": None})
+               for c, m, k in zip(claimed.per_eps, recomputed.per_eps, counted, strict=True)]
     return recomputed.model_copy(update={"per_eps": per_eps, "certificate": claimed.certificate})
 
 

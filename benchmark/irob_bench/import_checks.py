@@ -1,7 +1,8 @@
 """What a result made elsewhere must pass before `runs import` stores it: a dataset card we know, numbers that agree
-with each other, and every metric recomputed exactly from its per-example outcomes file (except certified accuracy,
-which needs the model: it is checked to be a count out of n, below the attacks' robust accuracy and monotone in eps,
-and `runs verify` re-certifies by re-evaluating).
+with each other, and every metric recomputed exactly from its per-example outcomes file. Certified accuracy is
+recounted from the file's per-point certificates; files written before they were kept only allow checking it to be a
+count out of n, below the attacks' robust accuracy and monotone in eps. Whether the certificates themselves hold
+needs the model: `runs verify` re-certifies by re-evaluating.
 
 Ranges (fractions in [0, 1], positive eps, hashes) are enforced by the result schema itself (results.py).
 """
@@ -124,7 +125,11 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
     if read_config(recorded) != outcomes.config:
         raise IrobError("outcomes: attack configuration differs from settings.attacks")
     recomputed = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
-    recomputed = recomputed.model_copy(update={"metrics": claimed_certificates(result.metrics, recomputed.metrics)})
+    certified = outcomes.certified
+    if certified is not None and certified.shape != (len(indices), len(settings.eps)):
+        raise IrobError(f"outcomes: certified has shape {certified.shape}, expected ({len(indices)}, {len(settings.eps)})")
+    recomputed = recomputed.model_copy(
+        update={"metrics": claimed_certificates(result.metrics, recomputed.metrics, certified)})
     where = first_difference(result.metrics.model_dump(mode="json"), recomputed.metrics.model_dump(mode="json"))
     if where is not None:
         path, claimed, found = where

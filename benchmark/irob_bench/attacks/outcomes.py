@@ -66,6 +66,7 @@ class AttackOutcomes:
     stage: np.ndarray | None = None  # (N, E) cascade stage that broke the point at each eps (verified), -1 if none
     examples: Examples | None = None  # a few points' clean and adversarial images, for the leaderboard's image grid
     tallies: Tallies | None = None  # the counts behind the flags (None in files written before sharding)
+    certified: np.ndarray | None = None  # (N, E) points certified at each eps (None: no certificate, or an older file)
 
     def stage_accuracies(self) -> list[tuple[str, list[float]]]:
         """AutoAttack's per-stage report: (stage name, robust accuracy at each eps after it and every earlier one)."""
@@ -153,6 +154,7 @@ def merge_outcomes(parts: list[AttackOutcomes]) -> AttackOutcomes:
         first, indices=cat("indices"), labels=cat("labels"), clean_correct=cat("clean_correct"),
         robust_pgd=cat("robust_pgd"), r_unc=cat("r_unc"), robust_in=cat("robust_in"), r_in=cat("r_in"),
         stage=cat("stage"), tallies=tallies, timings=timings, examples=merge_examples([p.examples for p in parts]),
+        certified=None if any(p.certified is None for p in parts) else np.concatenate([p.certified for p in parts]),
     )
     return replace(merged, flags=derive_flags(merged))
 
@@ -180,6 +182,8 @@ def save_outcomes(outcomes: AttackOutcomes, path: str | Path) -> None:
     if outcomes.robust_in is not None and outcomes.r_in is not None:
         arrays["robust_in"] = outcomes.robust_in
         arrays["r_in"] = outcomes.r_in.astype(np.float64)
+    if outcomes.certified is not None:
+        arrays["certified"] = outcomes.certified.astype(bool)
     if outcomes.examples is not None:
         arrays.update(outcomes.examples.arrays())
     write_npz(path, arrays)
@@ -207,4 +211,5 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
         stage=data.get("stage"),
         examples=Examples.from_arrays(data),
         tallies=Tallies(**meta["tallies"]) if "tallies" in meta else None,
+        certified=data.get("certified"),
     )
