@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.attacks.presets import preset
 from irob_bench.certify import Unbounded, certify, conv_bound, lipschitz_bound, looseness, radii, violations
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import EvaluateOptions, evaluate
-from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
-from irob_bench.attacks.presets import preset
 from irob_bench.import_checks import check_certified, verify_import
 from irob_bench.models import LipschitzMLP, SmallCNN
 from irob_bench.reference.orthogonal import bake, orthonormalise
