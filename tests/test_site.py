@@ -6,6 +6,7 @@ chromium, its driver or selenium is missing (.ci/run installs them), and say whi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
 from irob_bench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,16 +24,38 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
 
+OLDER = "saturated-cifar-p8-standard-before-certification"
+
+
+def _older_copy(tmp: Path) -> Path:
+    """A committed run as runs made before certification existed are stored (no certificate record, no per-point
+    certificates in its outcomes), under another name: the 'not run' case of the pages."""
+    run = json.loads((REPO / "leaderboard" / "runs" / "saturated-cifar-p8-standard.json").read_text())
+    outcomes = load_outcomes(REPO / run["outcomes_file"])
+    outcomes.certified = None
+    target = tmp / "older.json"
+    save_outcomes(outcomes, f"{target}.outcomes.npz")
+    run["submission"]["metadata"]["name"] = OLDER
+    run["submission"]["file_sha256"] = hashlib.sha256(OLDER.encode()).hexdigest()  # another submission: another row
+    run["metrics"]["certificate"] = None
+    for row in run["metrics"]["per_eps"]:
+        row["certified_accuracy"] = row["certified_reason"] = None
+    run["outcomes_file"] = f"{target}.outcomes.npz"
+    target.write_text(json.dumps(run))
+    return target
+
+
 def _db(tmp: Path) -> str:
     db = f"sqlite:///{tmp / 'board.db'}"
-    for path in RUNS:
+    for path in [*RUNS, _older_copy(tmp)]:
         assert main(["runs", "import", str(path), "--db", db]) == 0
     return db
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site of the committed runs (outcomes files are recorded relative to the repository root)."""
+    """The site of the committed runs and an older copy of one (outcomes files are recorded relative to the repository
+    root)."""
     tmp = tmp_path_factory.mktemp("site")
     here = os.getcwd()
     os.chdir(REPO)
@@ -51,7 +75,7 @@ def test_site_is_self_contained(site: Path) -> None:
     """Nothing is fetched from the network: no page or figure loads a remote script, style, image or font (links to
     papers may point out; XML namespace names in the SVGs are identifiers, never fetched)."""
     pages = list(site.rglob("*.html"))
-    assert len(pages) == 1 + len(RUNS) + 3 + 1  # index, runs, mnist + two saturated levels, the pivot by p
+    assert len(pages) == 1 + len(RUNS) + 1 + 3 + 1  # index, runs and the older copy, mnist + two levels, the pivot by p
     remote = ('src="http', 'src="//', 'rel="stylesheet" href="http', "url(http", "@import")
     for page in [*pages, *site.rglob("*.svg"), *site.rglob("*.css")]:
         text = page.read_text()
@@ -152,7 +176,7 @@ def test_index_shows_every_committed_run_and_sorts_by_a_clicked_column(browser, 
     assert page_problems(browser, (site / "index.html").as_uri()) == []
     shown = browser.execute_script("return Array.from(document.querySelectorAll('table.board tbody tr'))"
                                    ".map(r => r.cells[1].textContent.trim());")  # fmt: skip
-    assert sorted(shown) == sorted(_committed_names())
+    assert sorted(shown) == sorted(_committed_names() | {OLDER})
     ranked = _names(browser, "mnist")
     assert ranked == ["mnist-pgd-eps3", "mnist-trades-eps3", "mnist-standard"]  # by PGD at eps 3
     ranks = browser.execute_script("return Array.from(document.querySelectorAll(\"table.board[data-dataset='mnist'][data-preset='pgd-2x40'] "
@@ -225,21 +249,12 @@ def _board_cells(site: Path, submission: str) -> dict[str, str]:
     raise AssertionError(f"no row for {submission}")
 
 
-def _older_run() -> str:
-    """The name of a committed run made before certification existed (no certificate record): the 'not run' case."""
-    for path in sorted((REPO / "leaderboard" / "runs").glob("*.json")):
-        run = json.loads(path.read_text())
-        if run["metrics"].get("certificate") is None:
-            return run["submission"]["metadata"]["name"]
-    pytest.skip("every committed run has certificates now: no older run to show 'not run'")
-
-
 def test_index_shows_certified_accuracy_a_value_or_a_word(site: Path) -> None:
     """The certified defense's row has its certified accuracy; an older run says 'not run', never a blank or 0."""
     lipschitz = _board_cells(site, "mnist-lipschitz-eps2")
     stored = json.loads((REPO / "leaderboard" / "runs" / "mnist-lipschitz.json").read_text())["metrics"]["per_eps"]
     assert lipschitz["certified@2"] == f"{100 * stored[1]['certified_accuracy']:.1f}%"
-    assert _board_cells(site, _older_run())["certified@1"] == "not run"  # made before certification
+    assert _board_cells(site, OLDER)["certified@1"] == "not run"  # made before certification
     plots = {p.name: "certified (lower bound)" in p.read_text() for p in (site / "plots").glob("run-*-robustness.svg")}
     assert any(plots.values()) and not all(plots.values())  # drawn where a run has certificates, only there
 
@@ -259,6 +274,6 @@ def test_run_pages_show_certified_accuracy_and_what_each_number_guarantees(site:
     lipschitz = page("mnist-lipschitz-eps2")
     assert f"{100 * stored[1]['certified_accuracy']:.1f}%" in eps_table(lipschitz)
     assert "certified is a lower bound and PGD an upper bound" in lipschitz
-    older = page(_older_run())
+    older = page(OLDER)
     assert "not run" in eps_table(older) and "certified is a lower bound" not in older
     assert "PGD is an upper bound on the true robust accuracy" in older
