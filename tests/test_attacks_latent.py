@@ -141,16 +141,16 @@ def test_survivors_are_the_near_misses_and_continue_from_their_closest_adversari
     """Only points whose closest adversarial lies beyond an eps and within ratio x it continue, from that point;
     what they find never moves a point's closest adversarial farther."""
     task, correct = problem
+    one_batch = dataclasses.replace(task, batch_size=N)  # as the recorded run: float results may depend on batching
     short = LatentAttackConfig(steps=6, lr=0.1)
-    first = latent_attack(task, short, EPS, attack_mask=correct)
+    first = latent_attack(one_batch, short, EPS, attack_mask=correct)
     ratio = 2.0
     near = np.array([any(e < d <= ratio * e for e in EPS) for d in first.distance.tolist()])
     assert near.any() and (~near & correct.numpy()).any(), "the fixture should have both near misses and others"
 
     recorder = StartRecorder(task.generator)
     config = short.model_copy(update={"survivor_steps": 4, "survivor_ratio": ratio})
-    one_batch = dataclasses.replace(task, generator=recorder, batch_size=N)
-    found = latent_attack(one_batch, config, EPS, attack_mask=correct)
+    found = latent_attack(dataclasses.replace(one_batch, generator=recorder), config, EPS, attack_mask=correct)
     # one batch each: the first phase's 7 evaluations, then the survivors' clean latents (their clean margin) and 5
     assert len(recorder.calls) == (short.steps + 1) + 1 + (config.survivor_steps + 1)
     clean, start = recorder.calls[short.steps + 1], recorder.calls[short.steps + 2]
