@@ -109,3 +109,42 @@ def test_generators_quality_reports_agreement_and_a_frechet_distance_above_the_r
     assert report["agreement"]["agreement"] >= 0.95
     assert report["fidelity"]["n"] == 5_000
     assert report["fidelity"]["generated"] > report["fidelity"]["real_floor"] > 0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_generators_quality_hardness_is_the_written_references_clean_accuracy(capsys, tmp_path) -> None:
+    """--hardness trains the standard reference on generated train points and reports its clean test accuracy: the
+    number is the written model's own (recomputed here), and it tells a trained model from an untrained one."""
+    import json
+
+    import torch
+
+    from irob_bench import datasets
+    from irob_bench.cli import main
+    from irob_bench.models import SmallCNN
+    from irob_bench.reference.training import accuracy
+
+    ref = tmp_path / "ref"
+    args = ["generators", "quality", "mnist", "--data", str(SHARED_DATA / "mnist"), "--json", "--quiet",
+            "--hardness", str(ref), "--hardness-epochs", "1", "--hardness-train-points", "2000"]  # fmt: skip
+    assert main(args) == 0
+    hardness = json.loads(capsys.readouterr().out)["hardness"]
+    assert (hardness["epochs"], hardness["train_points"], hardness["seed"]) == (1, 2000, 0)
+    data = datasets.load("mnist")
+    x, y = data.generate(data.latents("test"), data.labels("test")), data.labels("test")
+    model = SmallCNN(in_channels=1, num_classes=10, image_size=28)
+    torch.manual_seed(0)
+    untrained = accuracy(model, x, y)  # control: what a model that learned nothing scores
+    model.load_state_dict(torch.load(ref / "model.pt"))
+    assert hardness["clean_accuracy"] == pytest.approx(accuracy(model, x, y), abs=1e-4)
+    assert hardness["clean_accuracy"] > untrained + 0.3
+
+
+def test_generators_quality_hardness_into_a_file_is_refused_before_any_work(capsys, tmp_path) -> None:
+    from irob_bench.cli import main
+
+    taken = tmp_path / "model.pt"
+    taken.write_text("not a folder")
+    assert main(["generators", "quality", "mnist", "--hardness", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and err.count("\n") == 1

@@ -1,12 +1,14 @@
 """`irob-bench generators train|train-sngan|export-sngan|checker|quality`: train or export a generator, train its
-real-data checker, or score a generator."""
+real-data checker, or score a generator (label agreement, Frechet distance and, on request, hardness)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from irob_bench.commands.arguments import bounded, non_negative_float, positive_int
+from irob_bench.errors import IrobError
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -70,6 +72,8 @@ def _quality(args: argparse.Namespace) -> None:
     from irob_bench.generators.quality import default_checker_path, fidelity, label_agreement, load_checker
     from irob_bench.generators.train import recipe_for
 
+    if args.hardness is not None and Path(args.hardness).is_file():
+        raise IrobError(f"--hardness: {args.hardness} is a file; give a folder for the reference's model.pt and submission.py")
     data = datasets.load(args.dataset)
     source = args.checker or default_checker_path(data)
     checker = load_checker(data, source)
@@ -77,14 +81,35 @@ def _quality(args: argparse.Namespace) -> None:
     generated = data.generate(data.latents("test"), data.labels("test"))
     agreement = label_agreement(data, checker, images=generated)
     fid = fidelity(generated, load(args.data, "test")[0], checker)
+    hardness = None if args.hardness is None else _hardness(data, generated, args)
     if args.json:
-        print(json.dumps({"checker": str(source), "agreement": agreement.model_dump(), "fidelity": fid.model_dump()}))
+        print(json.dumps({"checker": str(source), "agreement": agreement.model_dump(), "fidelity": fid.model_dump(),
+                          "hardness": hardness}))
         return
     print(f"{data.card.name}: real-data checker {source}")
     print(f"  label agreement  {agreement.agreement:.2%} of {agreement.n} generated test images")
     print("  per class        " + " ".join(f"{c}={a:.0%}" for c, a in zip(data.card.classes, agreement.per_class)))
     print(f"  checker Frechet  {fid.generated:.2f} ({fid.n} generated vs {fid.n} real test images; "
           f"real vs real: {fid.real_floor:.2f})")
+    if hardness is not None:
+        print(f"  hardness         {hardness['clean_accuracy']:.2%} clean on the generated test images: a standard "
+              f"reference trained {hardness['epochs']} epochs on {hardness['train_points']} generated train points "
+              f"({args.hardness})")
+
+
+def _hardness(data, generated, args: argparse.Namespace) -> dict:
+    """The hardness gate (docs/saturation.md): how well the standard SmallCNN reference, trained on the generated train
+    split as the shipped references are, classifies the generated test images. Near 100% means the classes are too
+    easy to separate defenses."""
+    from irob_bench.plugin import load_submission
+    from irob_bench.reference.baselines import train_reference
+    from irob_bench.reference.training import accuracy
+
+    record = train_reference("standard", data, args.hardness, epochs=args.hardness_epochs, seed=args.seed,
+                             train_points=args.hardness_train_points, progress=not args.quiet)
+    model = load_submission(f"{args.hardness}/submission.py").build(data.card.name)
+    return {"clean_accuracy": accuracy(model, generated, data.labels("test")), "epochs": record.fit.epochs,
+            "train_points": record.train_points, "seed": args.seed, "weights_sha256": record.weights_sha256}
 
 
 def _real_data_parser(group: argparse._SubParsersAction, action: str, help_text: str, out_help: str,
@@ -162,4 +187,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--data", default=None, help="the real data folder of its generator (as for `generators train`)")
     quality.add_argument("--checker", default=None, help="checker weights (default: checker.pt beside the generator weights)")
     quality.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    quality.add_argument("--hardness", default=None, metavar="DIR",
+                         help="also train the standard reference on the generated train split into DIR and report its "
+                         "clean accuracy on the generated test images (the hardness gate)")
+    quality.add_argument("--hardness-epochs", type=positive_int, default=8, help="its epochs (default 8, as the references)")
+    quality.add_argument("--hardness-train-points", type=positive_int, default=None,
+                         help="train it on the first N train points only (default: all)")
+    quality.add_argument("--seed", type=int, default=0, help="its training seed")
+    quality.add_argument("--quiet", action="store_true", help="no progress bar")
     quality.set_defaults(handler=_quality)
