@@ -159,12 +159,13 @@ def page_problems(driver, url: str) -> list[str]:
     return [f"broken image {src}" for src in broken] + [f"console error: {m}" for m in errors]
 
 
-def _names(driver, dataset: str, preset: str) -> list[str]:
+def _names(driver, dataset: str, preset: str, column: int = 1) -> list[str]:
+    """The visible rows' cells of one column of a board, top to bottom (column 1: the submission, 0: the rank)."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll("
         "`table.board[data-dataset='${arguments[0]}'][data-preset='${arguments[1]}'] tbody tr`))"
-        ".filter(r => !r.hidden).map(r => r.cells[1].textContent.trim());",
-        dataset, preset,
+        ".filter(r => !r.hidden).map(r => r.cells[arguments[2]].textContent.trim());",
+        dataset, preset, column,
     )
 
 
@@ -193,8 +194,7 @@ def test_index_shows_every_committed_run_and_sorts_by_a_clicked_column(browser, 
     preset, rows = _largest_board(site)
     ranked = _names(browser, "mnist", preset)
     assert ranked == [r["submission"] for r in rows]  # by PGD at the ranking eps, as rendered
-    ranks = browser.execute_script("return Array.from(document.querySelectorAll(`table.board[data-dataset='mnist'][data-preset='${arguments[0]}'] "
-                                   "tbody tr`)).map(r => r.cells[0].textContent.trim());", preset)  # fmt: skip
+    ranks = _names(browser, "mnist", preset, column=0)
     assert ranks == [f"{r['rank']}{'=' if r['tied'] else ''}" for r in rows]  # ties under the paired test marked '='
     by_clean = [r["submission"] for r in sorted(rows, key=lambda r: r["clean_accuracy"])]
     header = browser.find_element(By.XPATH, f"//table[@data-dataset='mnist'][@data-preset='{preset}']//th[normalize-space()='clean']")
