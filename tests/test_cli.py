@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from irob_bench.cli import main
+from irob_bench.commands.arguments import output_folder
 from irob_bench.commands.lipschitz import HELP_DEFAULTS
 from irob_bench.lipschitz.settings import ESTIMATORS
 
@@ -58,6 +59,11 @@ def test_help_defaults_are_the_estimators_defaults():
         (["gate", str(TOY), "--baseline", "1", "--alpha", "2"], "argument --alpha: expected a number in (0, 1], got '2'"),
         (["runs", "verify", "1", "--submission", str(TOY), "--n", "-5"], "argument --n: expected an integer > 0"),
         (["leaderboard", "--out", "/nonexistent/board.md"], "argument --out: folder /nonexistent does not exist"),
+        (["train", "standard", "--out", str(TOY)], f"argument --out: {TOY} is a file, not a folder"),
+        (["train", "standard", "--out", f"{TOY}/ref"], f"argument --out: {TOY} is a file, so folder {TOY}/ref cannot be made"),
+        (["generators", "export-sngan", "--checkpoint-dir", ".", "--out", str(TOY)], "is a file, not a folder"),
+        (["generators", "train", "cifar", "--out", str(TOY)], f"argument --out: {TOY} is a file, not a folder"),
+        (["generators", "checker", "cifar", "--out", "/nonexistent/c.pt"], "argument --out: folder /nonexistent does not exist"),
         (["evaluate"], "the following arguments are required: path"),
     ],
 )
@@ -69,6 +75,12 @@ def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_may_be_new_and_nested_control(tmp_path):
+    assert output_folder(str(tmp_path / "new" / "deeper")) == str(tmp_path / "new" / "deeper")
+    assert output_folder(str(tmp_path)) == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # checking creates nothing
 
 
 def test_a_good_json_path_is_accepted_control(tmp_path, capsys):

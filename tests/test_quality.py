@@ -145,6 +145,8 @@ def test_generators_quality_hardness_into_a_file_is_refused_before_any_work(caps
 
     taken = tmp_path / "model.pt"
     taken.write_text("not a folder")
-    assert main(["generators", "quality", "mnist", "--hardness", str(taken)]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generators", "quality", "mnist", "--hardness", str(taken)])
     err = capsys.readouterr().err
+    assert exit_info.value.code == 2
     assert "is a file" in err and err.count("\n") == 1

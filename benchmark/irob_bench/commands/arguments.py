@@ -86,6 +86,22 @@ def output_file(value: str) -> str:
     return value
 
 
+def output_folder(value: str) -> str:
+    """A folder we can write into: an existing writable folder, or a new one under a writable existing ancestor;
+    never a file (checked up front, so a long run never fails at its last step)."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file, not a folder")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, so folder {value} cannot be made")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder {existing} is not writable")
+    return value
+
+
 def output_target(value: str) -> str:
     """A file we can create (as output_file), or an existing writable folder (for outputs that are folders)."""
     path = Path(value)

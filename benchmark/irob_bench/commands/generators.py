@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from collections.abc import Callable
 
-from irob_bench.commands.arguments import bounded, non_negative_float, positive_int
-from irob_bench.errors import IrobError
+from irob_bench.commands.arguments import bounded, non_negative_float, output_file, output_folder, positive_int
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -72,8 +71,6 @@ def _quality(args: argparse.Namespace) -> None:
     from irob_bench.generators.quality import default_checker_path, fidelity, label_agreement, load_checker
     from irob_bench.generators.train import recipe_for
 
-    if args.hardness is not None and Path(args.hardness).is_file():
-        raise IrobError(f"--hardness: {args.hardness} is a file; give a folder for the reference's model.pt and submission.py")
     data = datasets.load(args.dataset)
     source = args.checker or default_checker_path(data)
     checker = load_checker(data, source)
@@ -113,12 +110,12 @@ def _hardness(data, generated, args: argparse.Namespace) -> dict:
 
 
 def _real_data_parser(group: argparse._SubParsersAction, action: str, help_text: str, out_help: str,
-                      epochs: int) -> argparse.ArgumentParser:
+                      epochs: int, out_type: Callable[[str], str]) -> argparse.ArgumentParser:
     """A subcommand that trains on one real dataset: name, --data, --out, --epochs, --seed, --quiet."""
     parser = group.add_parser(action, help=help_text)
     parser.add_argument("name", choices=["mnist", "cifar"], help="which real data: mnist or cifar (saturated-cifar's base)")
     parser.add_argument("--data", default=None, help="../shared/data/mnist (IDX .gz) or ../shared/data/cifar10 (.npz); default: torchvision download")
-    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--out", required=True, type=out_type, help=out_help)
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -130,7 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="action", required=True
     )
     train = _real_data_parser(group, "train", "train a benchmark generator on real data",
-                              "output folder for generator.pt and training_summary.json", epochs=10)
+                              "output folder for generator.pt and training_summary.json", epochs=10,
+                              out_type=output_folder)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--width", type=int, default=None, help="channels of G and D (cifar only; default 32)")
     train.add_argument("--fake-class-weight", type=float, default=1.0,
@@ -167,11 +165,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     export = group.add_parser("export-sngan", help="write generator.pt from a train-sngan checkpoint (also while it runs)")
     export.add_argument("--checkpoint-dir", required=True)
-    export.add_argument("--out", required=True, help="output folder for generator.pt and export.json")
+    export.add_argument("--out", required=True, type=output_folder, help="output folder for generator.pt and export.json")
     export.set_defaults(handler=_export_sngan)
 
     checker = _real_data_parser(group, "checker", "train the real-data classifier that scores a generator's label agreement",
-                                "checker weights file to write (e.g. checker.pt)", epochs=2)
+                                "checker weights file to write (e.g. checker.pt)", epochs=2, out_type=output_file)
     checker.add_argument("--augment", action="store_true", help="random flips and shifts (for CIFAR)")
     checker.add_argument("--architecture", default="smallcnn", help="smallcnn (default) or resnet9")
     checker.add_argument("--width", type=positive_int, default=None, help="channels of the first layer (default: the architecture's)")
@@ -187,7 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--data", default=None, help="the real data folder of its generator (as for `generators train`)")
     quality.add_argument("--checker", default=None, help="checker weights (default: checker.pt beside the generator weights)")
     quality.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    quality.add_argument("--hardness", default=None, metavar="DIR",
+    quality.add_argument("--hardness", type=output_folder, default=None, metavar="DIR",
                          help="also train the standard reference on the generated train split into DIR and report its "
                          "clean accuracy on the generated test images (the hardness gate)")
     quality.add_argument("--hardness-epochs", type=positive_int, default=8, help="its epochs (default 8, as the references)")

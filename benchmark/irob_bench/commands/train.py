@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from irob_bench.commands.arguments import output_folder
+
 METHODS = ("standard", "pgd", "trades", "lipschitz")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
 
 
@@ -44,6 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-points", type=int, default=None, help="use only the first N train points")
     parser.add_argument("--width", type=int, default=32, help="SmallCNN base width (channels of the first conv); LipschitzMLP hidden width")
     parser.add_argument("--name", default=None, help="leaderboard name (default: DATASET-METHOD[-epsE])")
-    parser.add_argument("--out", required=True, help="folder for submission.py, model.pt and training.json")
+    parser.add_argument("--out", required=True, type=output_folder, help="folder for submission.py, model.pt and training.json")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=_train)
