@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from irob_bench import datasets
+from irob_bench.errors import IrobError
 from irob_bench.generators.quality import frechet_distance, label_agreement, load_checker, real_accuracy
 from irob_bench.generators.real_mnist import load_real_mnist
 
@@ -150,3 +151,16 @@ def test_generators_quality_hardness_into_a_file_is_refused_before_any_work(caps
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert "is a file" in err and err.count("\n") == 1
+
+
+def test_quality_finds_the_real_data_of_every_shipped_generator_architecture() -> None:
+    """`generators quality` compares with the real data a generator learned: the SNGAN (trained by its own command)
+    with CIFAR-10's, like the ACGAN it replaces; an architecture nobody trained on real data is refused by name."""
+    from irob_bench.generators import acgan, biggan, cifar, sngan
+    from irob_bench.generators.train import RECIPES, real_data_for
+
+    assert real_data_for(sngan.ARCHITECTURE_ID) is RECIPES["cifar"].load
+    assert real_data_for(cifar.ARCHITECTURE_ID) is RECIPES["cifar"].load
+    assert real_data_for(acgan.ARCHITECTURE_ID) is RECIPES["mnist"].load
+    with pytest.raises(IrobError, match="no real data known for generator architecture 'biggan-deep-128-imagenet10-v1'"):
+        real_data_for(biggan.ARCHITECTURE_ID)

@@ -69,12 +69,12 @@ def _checker(args: argparse.Namespace) -> None:
 def _quality(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.generators.quality import default_checker_path, fidelity, label_agreement, load_checker
-    from irob_bench.generators.train import recipe_for
+    from irob_bench.generators.train import real_data_for
 
     data = datasets.load(args.dataset)
     source = args.checker or default_checker_path(data)
     checker = load_checker(data, source)
-    load = recipe_for(data.card.generator.architecture).load
+    load = real_data_for(data.card.generator.architecture)
     generated = data.generate(data.latents("test"), data.labels("test"))
     agreement = label_agreement(data, checker, images=generated)
     fid = fidelity(generated, load(args.data, "test")[0], checker)

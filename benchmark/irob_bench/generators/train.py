@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.errors import IrobError
-from irob_bench.generators import acgan, cifar
+from irob_bench.generators import acgan, cifar, sngan
 from irob_bench.generators.real_cifar import load_real_cifar
 from irob_bench.generators.real_mnist import load_real_mnist
 from irob_bench.reference.training import to_float_nchw
@@ -42,12 +42,16 @@ RECIPES.add("mnist", GANRecipe(acgan.ARCHITECTURE_ID, load_real_mnist, acgan.ACG
 RECIPES.add("cifar", GANRecipe(cifar.ARCHITECTURE_ID, load_real_cifar, cifar.CifarGenerator, cifar.CifarDiscriminator))
 
 
-def recipe_for(architecture: str) -> GANRecipe:
-    """The recipe that trains generators of a card's architecture id."""
-    for _, recipe in RECIPES.items():
-        if recipe.architecture == architecture:
-            return recipe
-    raise IrobError(f"no real-data recipe for generator architecture {architecture!r}")
+TRAINED_ON = {sngan.ARCHITECTURE_ID: "cifar"}
+"""Architectures trained by a command of their own (`generators train-sngan`) -> the recipe whose real data they learn."""
+
+
+def real_data_for(architecture: str) -> Callable[[str | Path | None, str], tuple[np.ndarray, np.ndarray]]:
+    """The real-data loader of the data that generators of a card's architecture id were trained on."""
+    name = TRAINED_ON.get(architecture) or next((n for n, r in RECIPES.items() if r.architecture == architecture), None)
+    if name is None:
+        raise IrobError(f"no real data known for generator architecture {architecture!r}")
+    return RECIPES[name].load
 
 
 class GeneratorTrainingSummary(BaseModel):
