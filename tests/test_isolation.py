@@ -186,3 +186,25 @@ def test_python_under_tmp_is_rebound_over_the_sandbox_fresh_tmp(monkeypatch) -> 
     finally:
         shutil.rmtree(venv, ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_the_worker_imports_the_irob_bench_of_its_parent_not_the_installed_one(tmp_path) -> None:
+    """A parent running a copy of irob_bench from PYTHONPATH (beside the installed one) gives its worker that copy;
+    control: the same environment without same_code() imports the installed irob_bench instead."""
+    import irob_bench
+
+    copy = tmp_path / "checkout"
+    shutil.copytree(Path(irob_bench.__file__).parent, copy / "irob_bench",
+                    ignore=shutil.ignore_patterns("data", "__pycache__"))  # fmt: skip
+    probe = ("import pathlib, subprocess, sys\n"
+             "from irob_bench.isolation.sandbox import _environment, same_code\n"
+             "env = _environment(pathlib.Path('.'))\n"
+             "plain = {k: v for k, v in env.items() if k not in same_code()}\n"
+             "ask = [sys.executable, '-c', 'import irob_bench; print(irob_bench.__file__)']\n"
+             "for e in (env, plain): print(subprocess.run(ask, env=e, capture_output=True, text=True).stdout.strip())")
+    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(copy)},
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    worker, control = done.stdout.split()
+    assert Path(worker) == copy / "irob_bench" / "__init__.py"
+    assert Path(control) == Path(irob_bench.__file__).resolve()

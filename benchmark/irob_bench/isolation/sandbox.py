@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -86,10 +87,23 @@ def sandbox_prefix(scratch: Path, submission_dir: Path, writable: Path | None = 
 
 
 def _environment(scratch: Path) -> dict[str, str]:
-    """A scrubbed environment: no credentials or database URLs from the caller, home and temp in the scratch folder."""
+    """A scrubbed environment: no credentials or database URLs from the caller, home and temp in the scratch folder,
+    and the parent's own irob_bench first on the path (same_code)."""
     keep = {key: os.environ[key] for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LANG") if key in os.environ}
-    return {**keep, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch),
+    return {**keep, **same_code(), "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch),
             "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": str(scratch)}  # fmt: skip
+
+
+def same_code() -> dict[str, str]:
+    """PYTHONPATH that makes the worker import the irob_bench this process runs, when a plain interpreter would not
+    find it first (a checkout on PYTHONPATH beside an editable install of another one: the worker would otherwise
+    run the other checkout's code on the other checkout's cards). Empty for an ordinary install in site-packages,
+    so no site-packages folder is put ahead of the standard library."""
+    import irob_bench
+
+    root = Path(irob_bench.__file__).resolve().parent.parent
+    site_dirs = {Path(p).resolve() for p in (*site.getsitepackages(), site.getusersitepackages())}
+    return {} if root in site_dirs else {"PYTHONPATH": str(root)}
 
 
 def time_limit(options, isolation: Isolation, kind: Kind) -> tuple[float, str]:  # type: ignore[no-untyped-def]
