@@ -10,7 +10,8 @@ from matplotlib.axes import Axes
 from irob_bench import datasets
 from irob_bench.datasets.card import DatasetCard, LipschitzEstimate, LipschitzSection
 from irob_bench.errors import IrobError
-from irob_bench.leaderboard.plot import plot_saturation, saturation_p
+from irob_bench.leaderboard.intervals import accuracy_interval
+from irob_bench.leaderboard.plot import INF_STEP, plot_saturation, saturation_p
 
 from .factories import make_result
 
@@ -33,27 +34,55 @@ def with_constants(card: DatasetCard, constant: float) -> DatasetCard:
     return card.model_copy(update={"lipschitz": section})
 
 
-def test_plot_saturation_draws_ceilings_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    p2, p8, pinf = (datasets.load_card(n) for n in SATURATION)
-    cards = [with_constants(p2, 5.0), with_constants(p8, 20.0), pinf]
-    runs = [make_result(f"{n}-pgd", dataset=n, eps=(0.25, 0.5, 1.0)) for n in SATURATION[:2]]
-    drawn: list[tuple[list[float], list[float], str]] = []
-    real_plot = Axes.plot
+def _spy_on(monkeypatch: pytest.MonkeyPatch, method: str) -> list[tuple[list, list, dict]]:
+    """Record every (xs, ys, keyword arguments) drawn with Axes.<method>, and still draw it."""
+    drawn: list[tuple[list, list, dict]] = []
+    real = getattr(Axes, method)
 
     def spy(self, xs, ys, *args, **kwargs):
-        drawn.append((list(xs), list(ys), kwargs.get("label", "")))
-        return real_plot(self, xs, ys, *args, **kwargs)
+        drawn.append((list(xs), list(ys), kwargs))
+        return real(self, xs, ys, *args, **kwargs)
 
-    monkeypatch.setattr(Axes, "plot", spy)
+    monkeypatch.setattr(Axes, method, spy)
+    return drawn
+
+
+def test_plot_saturation_draws_ceilings_and_runs_with_wilson_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p2, p8, pinf = (datasets.load_card(n) for n in SATURATION)
+    cards = [with_constants(p2, 5.0), with_constants(p8, 20.0), pinf]
+    runs = [make_result(f"{n}-pgd", dataset=n, eps=(0.25, 0.5, 1.0)) for n in SATURATION]
+    drawn, bars = _spy_on(monkeypatch, "plot"), _spy_on(monkeypatch, "errorbar")
     out = plot_saturation(runs, cards, 0.5, tmp_path / "p.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    labels = {label: (xs, ys) for xs, ys, label in drawn}
+    labels = {kwargs.get("label", ""): (xs, ys) for xs, ys, kwargs in drawn}
     clean = labels["pgd-l2 eps=2: clean"]
-    assert clean[0] == [2.0, 8.0] and clean[1] == [r.metrics.clean_accuracy for r in runs]
-    assert labels["pgd-l2 eps=2: PGD @ 0.5"][1] == [0.655, 0.655]  # the factory's PGD at its second eps
+    assert clean[0] == [2.0, 8.0, 8.0 * INF_STEP], "p = inf is drawn right of the largest finite level (one method: no dodge)"
+    assert clean[1] == [r.metrics.clean_accuracy for r in runs]
+    assert labels["pgd-l2 eps=2: PGD @ 0.5"][1] == [0.655] * 3  # the factory's PGD at its second eps
+    assert labels["pgd-l2 eps=2: in-distribution @ 0.5"][1] == [0.802] * 3
     ceiling = next(v for k, v in labels.items() if k.startswith("dataset ceiling"))
     assert ceiling[0] == [2.0, 8.0], "one point per finite level with Lipschitz constants; never p = inf"
     assert ceiling[1][0] < ceiling[1][1], "a larger Lipschitz constant loosens (raises) the ceiling"
+    n = runs[0].settings.n_examples
+    pgd_bars = next(kwargs["yerr"] for xs, ys, kwargs in bars if ys == [0.655] * 3)
+    expected = accuracy_interval(0.655, n)
+    assert pgd_bars[0][0] == pytest.approx(0.655 - expected.low) and pgd_bars[1][0] == pytest.approx(expected.high - 0.655)
+    assert len(bars) == 3, "clean, PGD and in-distribution each carry their intervals"
+
+
+def test_control_fewer_points_draw_wider_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bars are the intervals of each run's own n: the same accuracy on 10x fewer points has wider bars."""
+    card = with_constants(datasets.load_card("saturated-cifar-p2"), 5.0)
+    widths = []
+    for n in (1000, 100):
+        run = make_result("p2-pgd", dataset="saturated-cifar-p2", eps=(0.25, 0.5, 1.0))
+        run = run.model_copy(update={"settings": run.settings.model_copy(update={"n_examples": n})})
+        bars = _spy_on(monkeypatch, "errorbar")
+        plot_saturation([run], [card], 0.5, tmp_path / f"p{n}.png")
+        yerr = next(kwargs["yerr"] for xs, ys, kwargs in bars if ys == [0.655])
+        widths.append(yerr[0][0] + yerr[1][0])
+        monkeypatch.undo()
+    assert widths[1] > 2.5 * widths[0]
 
 
 def test_plot_saturation_refuses_an_empty_plot(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from irob_bench.common import same_eps
 from irob_bench.datasets import load_card
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
+from irob_bench.leaderboard.intervals import accuracy_interval
 from irob_bench.results import EvaluationResult
 
 
@@ -98,41 +99,66 @@ def saturation_p(card: DatasetCard) -> float | None:
     return float(transform["saturation_p"]) if "saturation_p" in transform else None
 
 
+INF_STEP = 4.0  # p = inf (binarisation) is drawn this factor right of the largest finite level, on a tick "inf"
+DODGE = 0.07  # methods at one level are spread this many octaves apart, so that their markers and bars do not overlap
+
+
 def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], eps: float, out: str | Path) -> Path:
     """Against the saturation level p (log scale): every level's dataset ceiling at eps (Thm 4.4, second form, at
-    the card's reference alpha) and, per training method, the runs' clean and PGD robust accuracy and their classifier ceilings.
+    the card's reference alpha) and, per training method, the runs' clean, PGD and in-distribution robust accuracy
+    with their Wilson 95% intervals (bars) and their classifier ceilings: Ding et al.'s table as a picture.
 
-    Levels without Lipschitz constants (p = inf) have no ceiling and are left out of the ceiling curve."""
-    levels = sorted((p, c) for c in cards if (p := saturation_p(c)) is not None and math.isfinite(p))
-    ceilings = [(p, _dataset_ceiling(c, eps)) for p, c in levels]
-    ceilings = [(p, v) for p, v in ceilings if v is not None]
+    Levels without Lipschitz constants have no ceiling point; p = inf has its own tick right of the finite levels."""
+    levels = sorted((p, c) for c in cards if (p := saturation_p(c)) is not None)
+    ceilings = [(p, v) for p, c in levels if math.isfinite(p) and (v := _dataset_ceiling(c, eps)) is not None]
     runs = [(p, r) for r in results if (p := saturation_p(load_card(r.dataset.name))) is not None]  # (level, run)
     if not ceilings and not runs:
         raise IrobError("nothing to plot: no saturation level with Lipschitz constants and no run on one")
+    finite = sorted({p for p, _ in [*levels, *runs] if math.isfinite(p)})
+    top = finite[-1] if finite else 2.0
     fig, ax = _figure()
     if ceilings:
-        ax.plot(*zip(*ceilings), color="black", lw=1.5, ls=":", marker="x",
+        ax.plot([_level_x(p, top) for p, _ in ceilings], [v for _, v in ceilings], color="black", lw=1.5, ls=":", marker="x",
                 label=f"dataset ceiling (Thm 4.4, every class risk >= {levels[0][1].reference_alpha:g})")
     colours = _colours()
     methods = sorted({r.submission.metadata.training for _, r in runs})
     for k, method in enumerate(methods):  # markers only: no line through a level where this method has no run
-        colour = colours[k % len(colours)]
+        colour, name = colours[k % len(colours)], _short(method)
+        shift = 2.0 ** (DODGE * (k - (len(methods) - 1) / 2))
         mine = sorted(((p, r) for p, r in runs if r.submission.metadata.training == method), key=lambda pr: pr[0])
-        at_eps = [(p, next((m for m in r.metrics.per_eps if same_eps(m.eps, eps)), None)) for p, r in mine]
-        ax.plot([p for p, _ in mine], [r.metrics.clean_accuracy for _, r in mine], color=colour, ls="none",
-                marker="o", mfc="white", label=f"{_short(method)}: clean")
-        robust = [(p, m.robust_accuracy_pgd) for p, m in at_eps if m is not None]
-        if robust:
-            ax.plot(*zip(*robust), color=colour, ls="none", marker="o", ms=7, label=f"{_short(method)}: PGD @ {eps:g}")
-        bounded = [(p, m.ceiling_classifier) for p, m in at_eps if m is not None and m.ceiling_classifier is not None]
+        at_eps = [(p, r, m) for p, r in mine if (m := next((m for m in r.metrics.per_eps if same_eps(m.eps, eps)), None))]
+        series = [
+            (f"{name}: clean", [(p, r, r.metrics.clean_accuracy) for p, r in mine], {"mfc": "white"}),
+            (f"{name}: PGD @ {eps:g}", [(p, r, m.robust_accuracy_pgd) for p, r, m in at_eps], {"ms": 7}),
+            (f"{name}: in-distribution @ {eps:g}", [(p, r, m.robust_accuracy_in_distribution) for p, r, m in at_eps
+                                                    if m.robust_accuracy_in_distribution is not None], {"marker": "s"}),
+        ]  # fmt: skip
+        for label, points, style in series:
+            if points:
+                _with_intervals(ax, [_level_x(p, top) * shift for p, _, _ in points], [v for _, _, v in points],
+                                [r.settings.n_examples for _, r, _ in points], colour, label, style)
+        bounded = [(_level_x(p, top) * shift, m.ceiling_classifier) for p, _, m in at_eps if m.ceiling_classifier is not None]
         if bounded:
-            ax.plot(*zip(*bounded), color=colour, ls="none", marker="^", label=f"{_short(method)}: its ceiling @ {eps:g}")
+            ax.plot(*zip(*bounded), color=colour, ls="none", marker="^", label=f"{name}: its ceiling @ {eps:g}")
     ax.set_xscale("log", base=2)
-    ticks = sorted({p for p, _ in levels} | {p for p, _ in runs} - {math.inf})
-    ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
-    ax.set_xlabel("saturation level p (2 = identity)")
+    ticks = finite + ([math.inf] if any(not math.isfinite(p) for p, _ in [*levels, *runs]) else [])
+    ax.set_xticks([_level_x(p, top) for p in ticks], [f"{p:g}" for p in ticks])
+    ax.set_xlabel("saturation level p (2 = identity, inf = binarised); bars: Wilson 95% intervals")
     return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", f"saturated-cifar: accuracy and ceilings against p, eps {eps:g}",
                    out, legend="outside")
+
+
+def _level_x(p: float, largest_finite: float) -> float:
+    """Where a level p goes on the x axis: at p, and p = inf INF_STEP times right of the largest finite level."""
+    return p if math.isfinite(p) else largest_finite * INF_STEP
+
+
+def _with_intervals(ax: Axes, xs: list[float], ys: list[float], ns: list[int], colour: str, label: str, style: dict) -> None:
+    """Accuracies as markers, each with its Wilson 95% interval over its n points as a vertical bar."""
+    bounds = [accuracy_interval(y, n) for y, n in zip(ys, ns)]
+    ax.errorbar(xs, ys, yerr=[[y - b.low for y, b in zip(ys, bounds)], [b.high - y for y, b in zip(ys, bounds)]],
+                fmt="none", ecolor=colour, elinewidth=1, capsize=2)
+    ax.plot(xs, ys, color=colour, ls="none", **{"marker": "o", **style}, label=label)
 
 
 def _short(method: str, limit: int = 40) -> str:
