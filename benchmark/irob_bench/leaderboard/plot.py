@@ -143,6 +143,7 @@ def plot_saturation(results: list[EvaluationResult], cards: list[DatasetCard], e
     ax.set_xscale("log", base=2)
     ticks = finite + ([math.inf] if any(not math.isfinite(p) for p, _ in [*levels, *runs]) else [])
     ax.set_xticks([_level_x(p, top) for p in ticks], [f"{p:g}" for p in ticks])
+    ax.set_xlim(_level_x(ticks[0], top) / 2**0.4, _level_x(ticks[-1], top) * 2**0.4)  # room for dodged markers
     ax.set_xlabel("saturation level p (2 = identity, inf = binarised); bars: Wilson 95% intervals")
     return _finish(fig, ax, f"accuracy (robust at L2 eps {eps:g})", f"saturated-cifar: accuracy and ceilings against p, eps {eps:g}",
                    out, legend="outside")
