@@ -258,3 +258,31 @@ def test_preconditioned_attack_reaches_an_adversarial_along_the_slowest_directio
     assert not latent_attack(task, plain, [0.2], attack_mask=torch.ones(4, dtype=torch.bool)).found.any()
     found = latent_attack(task, preconditioned, [0.2], attack_mask=torch.ones(4, dtype=torch.bool))
     assert found.found.all() and torch.all(found.distance <= 0.12), found.distance
+
+
+def test_generator_gram_fits_its_memory_and_chunking_changes_no_value(problem, monkeypatch) -> None:
+    """J^T J computed in chunks of examples and axes that fit a small memory budget equals J^T J of the whole batch's
+    Jacobian (up to float32 rounding: batch sizes pick kernels), and no batched call holds more than the budget;
+    control: a large budget makes one call."""
+    import irob_bench.attacks.latent as latent
+
+    task = problem[0]
+    z, y = task.z[:5], task.y[:5]
+    calls: list[tuple[int, int]] = []
+    real = latent.generator_jacobian
+
+    def spy(generator, w, labels, chunk=32):
+        calls.append((len(w), min(chunk, w.shape[1])))
+        return real(generator, w, labels, chunk=chunk)
+
+    monkeypatch.setattr(latent, "generator_jacobian", spy)
+    whole = real(task.generator, z, y).double()
+    per_evaluation = 2 * latent.activation_bytes(task.generator, z, y)
+    budget = 3 * per_evaluation  # three generator evaluations per call: one example, three axes
+    chunked = latent.generator_gram(task.generator, z, y, memory=budget)
+    torch.testing.assert_close(chunked, whole.transpose(1, 2) @ whole, rtol=1e-5, atol=1e-9)  # float32 rounding only
+    assert calls and all(points * axes * per_evaluation <= budget for points, axes in calls), calls
+    assert sum(points for points, _ in calls) == 5
+    calls.clear()
+    latent.generator_gram(task.generator, z, y, memory=1 << 40)
+    assert calls == [(5, min(32, z.shape[1]))]
