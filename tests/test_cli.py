@@ -61,6 +61,7 @@ def test_help_defaults_are_the_estimators_defaults():
         (["leaderboard", "--out", "/nonexistent/board.md"], "argument --out: folder /nonexistent does not exist"),
         (["train", "standard", "--out", str(TOY)], f"argument --out: {TOY} is a file, not a folder"),
         (["train", "standard", "--out", f"{TOY}/ref"], f"argument --out: {TOY} is a file, so folder {TOY}/ref cannot be made"),
+        (["train", "standard", "--out", "/tmp", "--checkpoint", "/nonexistent/t.pt"], "argument --checkpoint: folder /nonexistent does not exist"),
         (["generators", "export-sngan", "--checkpoint-dir", ".", "--out", str(TOY)], "is a file, not a folder"),
         (["generators", "train", "cifar", "--out", str(TOY)], f"argument --out: {TOY} is a file, not a folder"),
         (["generators", "checker", "cifar", "--out", "/nonexistent/c.pt"], "argument --out: folder /nonexistent does not exist"),

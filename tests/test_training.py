@@ -66,3 +66,17 @@ def test_fit_names_an_unknown_optimizer() -> None:
     x, y = _data()
     with pytest.raises(IrobError, match=r"unknown optimizer 'lbfgs' \(available: adam, sgd\)"):
         fit(ResNet9(width=2), x, y, epochs=1, seed=0, optimizer="lbfgs", progress=False)
+
+
+def test_train_reference_resumes_its_own_checkpoint_and_refuses_another_methods(random_mnist, tmp_path) -> None:
+    """`irob-bench train --checkpoint`: the same run given its finished checkpoint resumes there (the control: no
+    error, the same weights); a PGD-AT run given the standard run's checkpoint is refused, naming the settings."""
+    from irob_bench.reference.baselines import train_reference
+
+    ckpt = tmp_path / "train.pt"
+    first = train_reference("standard", random_mnist, tmp_path / "a", epochs=1, width=4, progress=False, checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=True)["settings"]["method"] == "standard"
+    again = train_reference("standard", random_mnist, tmp_path / "b", epochs=1, width=4, progress=False, checkpoint=ckpt)
+    assert again.weights_sha256 == first.weights_sha256
+    with pytest.raises(IrobError, match="other settings.*'method': 'standard'"):
+        train_reference("pgd", random_mnist, tmp_path / "c", eps=2.0, epochs=1, width=4, progress=False, checkpoint=ckpt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import output_folder
+from irob_bench.commands.arguments import output_file, output_folder
 
 METHODS = ("standard", "pgd", "trades", "lipschitz")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
 
@@ -27,6 +27,7 @@ def _train(args: argparse.Namespace) -> None:
         width=args.width,
         name=args.name,
         progress=not args.quiet,
+        checkpoint=args.checkpoint,
     )
     print(
         f"wrote {args.out}/submission.py and model.pt ({record.method}, {record.fit.epochs} epochs, "
@@ -47,5 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--width", type=int, default=32, help="SmallCNN base width (channels of the first conv); LipschitzMLP hidden width")
     parser.add_argument("--name", default=None, help="leaderboard name (default: DATASET-METHOD[-epsE])")
     parser.add_argument("--out", required=True, type=output_folder, help="folder for submission.py, model.pt and training.json")
+    parser.add_argument("--checkpoint", type=output_file, default=None, metavar="FILE",
+                        help="save the training state here after every epoch; run again with it to resume")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=_train)

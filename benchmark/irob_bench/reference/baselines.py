@@ -125,8 +125,12 @@ def train_reference(
     width: int = 32,
     name: str | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> TrainingRecord:
-    """Train a model with `method` on the dataset's generated train split; write model.pt and submission.py."""
+    """Train a model with `method` on the dataset's generated train split; write model.pt and submission.py.
+
+    `checkpoint`: a file the training state is saved to after every epoch; an interrupted run given it again
+    resumes there (and refuses a checkpoint of another method, dataset or setting)."""
     check_method(method, eps)
     card = data.card
     z, y = data.latents("train"), data.labels("train")
@@ -136,7 +140,10 @@ def train_reference(
     channels, side, _ = card.image_shape
     model, architecture, constructor = _architecture(method, channels, card.num_classes, side, width)
     loss_fn = METHODS.get(method)(eps, beta, attack_steps)  # type: ignore[arg-type]  # eps checked above
-    report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress)
+    identity = {"method": method, "dataset": card.name, "dataset_version": card.version, "eps": eps, "beta": beta,
+                "attack_steps": attack_steps, "width": width}
+    report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress, checkpoint=checkpoint,
+                 identity=identity)
     bake(model)
     out = Path(out)
     atomic_torch_save(model.state_dict(), out / "model.pt")

@@ -143,18 +143,20 @@ def fit(
     loss_fn: BatchLoss = clean_cross_entropy,
     progress: bool = True,
     checkpoint: str | Path | None = None,
+    identity: dict[str, object] | None = None,
 ) -> FitReport:
     """Train `model` with a one-cycle schedule on (x, y); reproducible for a given seed.
 
     With `checkpoint`, the whole state is saved atomically after every epoch and a run with the same settings
-    resumes from it, ending with the same weights as an uninterrupted run (on the same machine)."""
+    resumes from it, ending with the same weights as an uninterrupted run (on the same machine). `identity`: what
+    else the run's settings are (method, dataset, ...), so that a checkpoint of another run is refused."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = _optimizer(model, optimizer, lr, weight_decay)
     steps_per_epoch = len(x) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
     settings = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-                "weight_decay": weight_decay, "n": len(x)}
+                "weight_decay": weight_decay, "n": len(x), **(identity or {})}
     history: list[dict[str, float]] = []
     done, spent = 0, 0.0
     if checkpoint is not None and Path(checkpoint).is_file():
