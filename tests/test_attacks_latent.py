@@ -279,8 +279,9 @@ def test_generator_gram_fits_its_memory_and_chunking_changes_no_value(problem, m
     whole = real(task.generator, z, y).double()
     per_evaluation = 2 * latent.activation_bytes(task.generator, z, y)
     budget = 3 * per_evaluation  # three generator evaluations per call: one example, three axes
-    chunked = latent.generator_gram(task.generator, z, y, memory=budget)
-    torch.testing.assert_close(chunked, whole.transpose(1, 2) @ whole, rtol=1e-5, atol=1e-9)  # float32 rounding only
+    chunked, exact = latent.generator_gram(task.generator, z, y, memory=budget), whole.transpose(1, 2) @ whole
+    # float32 rounding only: within 1e-6 of the Gram's largest entry (each entry sums 784 float32 products)
+    torch.testing.assert_close(chunked, exact, rtol=1e-4, atol=1e-6 * exact.abs().max().item())
     assert calls and all(points * axes * per_evaluation <= budget for points, axes in calls), calls
     assert sum(points for points, _ in calls) == 5
     calls.clear()
