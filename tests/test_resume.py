@@ -100,6 +100,23 @@ def test_a_forged_or_foreign_chunk_is_recomputed(cache, counted, tmp_path):
     assert counted.calls == CHUNKS
 
 
+def wait_until_gone(marker: str, seconds: float = 30) -> None:
+    """Wait until no process has `marker` in its command line (bwrap's, which names the checkpoint folder it binds;
+    its pid namespace's first process exits only after every process in the namespace has)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        alive = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                alive.append(marker.encode() in cmdline.read_bytes())
+            except OSError:
+                continue
+        if not any(alive):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"a process naming {marker} outlived its killed parent by {seconds} s")
+
+
 @pytest.mark.parametrize("isolation", [
     "none",
     pytest.param("sandbox", marks=pytest.mark.skipif(not shutil.which("bwrap"), reason="no bubblewrap (bwrap)")),
@@ -121,6 +138,7 @@ def test_sigkill_mid_run_then_the_same_command_resumes_to_the_same_result(cache,
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    wait_until_gone(str(cache.resolve()))  # the sandboxed worker dies with its parent, asynchronously: count after it is gone
     finished = len(list(cache.rglob("chunk-*.npz")))
     assert 2 <= finished < CHUNKS and not out.exists()
 
