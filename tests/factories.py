@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from irob_bench.attacks.config import StageConfig
 from irob_bench.attacks.presets import preset
@@ -115,7 +120,7 @@ def apgd_stages(steps: int, restarts: int = 1) -> tuple[StageConfig, ...]:
 
 
 # A child process that stores run 1, then is to be SIGKILLed inside the save of a second run (after "inside" is
-# printed, its eps-2 row flushed but not committed): tests/test_store.py and tests/test_store_backends.py.
+# printed, its eps-2 row flushed but not committed): kill_mid_save.
 KILL_MID_SAVE = """
 import sys, time
 sys.path.insert(0, {repo!r})
@@ -132,3 +137,17 @@ def stall(metrics):
 store_module._eps_row = stall
 store.save(make_result(seed=1))
 """
+
+
+def kill_mid_save(url: str) -> None:
+    """Store run 1 at `url` in a child process, then SIGKILL it inside the save of run 2 (tests/test_store.py and
+    tests/test_store_backends.py check what the database holds afterwards)."""
+    code = KILL_MID_SAVE.format(repo=str(Path(__file__).parent.parent), url=url)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdout.close()

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +16,7 @@ from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.schema import Base
 from irob_bench.leaderboard.store import Store, default_db_url
 
-from .factories import KILL_MID_SAVE, make_result
-
-TESTS = Path(__file__).resolve().parent
+from .factories import kill_mid_save, make_result
 
 
 @pytest.fixture
@@ -108,15 +102,7 @@ def test_sqlite_connections_are_crash_safe(store: Store) -> None:
 @pytest.mark.slow  # the child process imports torch (via the result schema): a few seconds
 def test_sigkill_mid_save_leaves_a_readable_db_without_the_partial_run(db_path: Path) -> None:
     url = f"sqlite:///{db_path}"
-    code = KILL_MID_SAVE.format(repo=str(TESTS.parent), url=url)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        proc.stdout.close()
+    kill_mid_save(url)
     assert _sql(db_path, "PRAGMA integrity_check") == [("ok",)]
     with Store(url) as reopened:
         rows = reopened.rows()

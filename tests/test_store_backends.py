@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,7 @@ from irob_bench.cli import main
 from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.store import Store
 
-from .factories import KILL_MID_SAVE, make_result
+from .factories import kill_mid_save, make_result
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "IROB_BENCH_TEST_POSTGRES"
@@ -141,15 +140,7 @@ def test_concurrent_writers_store_every_run_once(url: str) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_save_leaves_no_partial_run(url: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", KILL_MID_SAVE.format(repo=str(REPO), url=url)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "inside"  # the second run's rows are flushed, not committed
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        proc.stdout.close()
+    kill_mid_save(url)
     with Store(url) as reopened:
         assert [r.run_id for r in reopened.rows()] == [1]
         assert reopened.get(1) == make_result()
