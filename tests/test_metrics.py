@@ -39,6 +39,26 @@ def test_the_per_class_form_is_at_the_cards_reference_alpha_not_the_smallest_cla
     assert smallest.value == 1.0  # control: the old alpha (class 0 is perfect, risk 0) prints a vacuous 100%
 
 
+def test_a_class_absent_from_the_subset_does_not_lower_the_ceilings():
+    """A 20-point subset can miss a class; its unknown risk must not count as 1 (which put the ceiling below the
+    measured accuracy), but as 0, where the bound is largest and so holds whatever that class's true risk."""
+    card = datasets.load_card("mnist")
+    lip = card.lipschitz
+    labels, correct = near_perfect(card)
+    present = labels != 3
+    robust = np.ones((int(present.sum()), 1), bool)
+    m = compute_metrics(card, labels[present], correct[present], [1.0], robust, robust, None)
+    assert m.per_class_count[3] == 0
+    risks = [0.0 if y == 3 else 1 / 200 for y in range(10)]
+    risks[0] = 0.0
+    expected = classifier_ceiling(1.0, lip.constants, risks, card.priors, lip.holds_at, lip.radius).value
+    assert m.per_eps[0].ceiling_classifier == pytest.approx(expected)
+    as_wrong = risks.copy()
+    as_wrong[3] = 1.0  # control: the old reading (absent = never right) costs the ceiling class 3's whole prior
+    lowered = classifier_ceiling(1.0, lip.constants, as_wrong, card.priors, lip.holds_at, lip.radius).value
+    assert lowered < m.per_eps[0].ceiling_classifier - 0.9 * card.priors[3]
+
+
 def with_anchors(card, samples: int, established: bool, delta_prime: float):
     """The card with every Lipschitz estimate restated as made from `samples` anchors (constants unchanged)."""
     update = {"samples": samples, "rank": samples, "established": established, "delta_prime": delta_prime}

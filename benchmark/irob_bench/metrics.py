@@ -26,6 +26,12 @@ def per_class_accuracy(correct: np.ndarray, labels: np.ndarray, num_classes: int
     return acc.tolist(), counts.tolist()
 
 
+def class_risks(class_accuracy: list[float], class_count: list[int]) -> list[float]:
+    """Per-class risks alpha_y for the ceilings. A class absent from the subset has an unknown risk: it gets 0, the
+    value at which every ceiling is largest, so the ceiling stays an upper bound whatever that class's true risk."""
+    return [1.0 - a if n > 0 else 0.0 for a, n in zip(class_accuracy, class_count)]
+
+
 def compute_metrics(
     card: DatasetCard,
     labels: np.ndarray,
@@ -42,7 +48,7 @@ def compute_metrics(
         rob = float(robust_pgd[:, j].mean())
         rob_in = float(robust_in[:, j].mean()) if robust_in is not None else None
         measured = {"eps": e, "robust_accuracy_pgd": rob, "robust_accuracy_in_distribution": rob_in}
-        per_eps.append(EpsMetrics(**measured, **ceilings(card, class_acc, e, rob)))
+        per_eps.append(EpsMetrics(**measured, **ceilings(card, class_risks(class_acc, class_count), e, rob)))
     return Metrics(
         clean_accuracy=float(clean_correct.mean()),
         per_class_accuracy=class_acc,
@@ -71,13 +77,12 @@ def measured_metrics(card: DatasetCard, outcomes: AttackOutcomes) -> Metrics:
     return metrics.model_copy(update={"unconstrained_stages": stages})
 
 
-def ceilings(card: DatasetCard, class_accuracy: list[float], eps: float, robust_pgd: float) -> dict:
+def ceilings(card: DatasetCard, risks: list[float], eps: float, robust_pgd: float) -> dict:
     """The EpsMetrics ceiling fields at one eps: the classifier form at the submission's per-class risks, the overall
     form at its overall risk, the per-class form at the card's reference alpha; each with the card's delta."""
     lip = card.lipschitz
     if lip is None:
         return {"ceiling_reasons": {"all": card.notes.get("ceiling", f"no Lipschitz constants in the {card.name} card yet")}}
-    risks = [1.0 - a for a in class_accuracy]
     delta = lip.holds_at  # the requested delta, or delta' when the card's anchors support only that
     bounds = {
         "classifier": classifier_ceiling(eps, lip.constants, risks, card.priors, delta, lip.radius),
@@ -107,9 +112,10 @@ def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> Evaluatio
     if differing:
         raise IrobError(f"{card.name} v{card.version} is not the data of this result ({', '.join(differing)} differ)")
     lip = card.lipschitz
+    risks = class_risks(result.metrics.per_class_accuracy, result.metrics.per_class_count)
     per_eps = [
         m.model_copy(update={"ceiling_classifier": None, "ceiling_dataset_overall": None, "ceiling_dataset_per_class": None,
-                             "gap": None, **ceilings(card, result.metrics.per_class_accuracy, m.eps, m.robust_accuracy_pgd)})
+                             "gap": None, **ceilings(card, risks, m.eps, m.robust_accuracy_pgd)})
         for m in result.metrics.per_eps
     ]  # fmt: skip
     metrics = result.metrics.model_copy(update={"per_eps": per_eps})

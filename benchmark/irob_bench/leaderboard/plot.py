@@ -22,6 +22,7 @@ from irob_bench.datasets import load_card
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard.intervals import accuracy_interval
+from irob_bench.metrics import class_risks
 from irob_bench.results import EvaluationResult
 
 
@@ -42,7 +43,7 @@ def ceiling_curve(result: EvaluationResult, eps_grid: list[float]) -> list[float
     if data.lipschitz_constants is None:
         return [None] * len(eps_grid)
     priors = load_card(data.name).priors
-    risks = [1.0 - a for a in result.metrics.per_class_accuracy]
+    risks = class_risks(result.metrics.per_class_accuracy, result.metrics.per_class_count)
     return [
         classifier_ceiling(e, data.lipschitz_constants, risks, priors, data.lipschitz_delta, data.lipschitz_radius).value
         for e in eps_grid

@@ -346,7 +346,7 @@ def render_run(result: EvaluationResult, run_id: int | None = None, ceiling_note
             "clean accuracy",
             [("overall", percent(metrics.clean_accuracy))]
             + [
-                (f"class {c}", f"{percent(acc)} of {n}")
+                (f"class {c}", f"{percent(acc)} of {n}" if n else "no test points")
                 for c, (acc, n) in enumerate(zip(metrics.per_class_accuracy, metrics.per_class_count))
             ],
         ),

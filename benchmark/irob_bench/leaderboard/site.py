@@ -273,7 +273,7 @@ def _write_run_page(inputs: SiteInputs, run: SiteRun, out: Path) -> Path:
     body.append(_eps_table(result))
     body.append("<h2>Per-class clean accuracy</h2><table><thead><tr><th class=\"text\">class</th><th>accuracy</th>"
                 "<th>test points</th></tr></thead><tbody>" + "".join(
-                    f"<tr><td class=\"text\">{e(classes[c]) if c < len(classes) else c}</td>{_acc_cell(a, max(n, 1))}"
+                    f"<tr><td class=\"text\">{e(classes[c]) if c < len(classes) else c}</td>{_acc_cell(a if n else None, n)}"
                     f"<td>{n}</td></tr>" for c, (a, n) in enumerate(zip(m.per_class_accuracy, m.per_class_count))
                 ) + "</tbody></table>")  # fmt: skip
     body.append(_examples_html(run.examples, classes, row.run_id, max(eps), out))
