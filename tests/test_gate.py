@@ -276,6 +276,20 @@ def test_baseline_from_the_leaderboard_by_name_and_id_and_only_stored_on_request
     assert Path(stored.outcomes_file).is_file()
 
 
+def test_a_run_stored_with_json_keeps_its_own_outcomes_so_moving_the_json_cannot_orphan_it(models, gate_data, gate, tmp_path):
+    db, json_path = f"sqlite:///{tmp_path / 'board.db'}", tmp_path / "run.json"
+    evaluation = evaluate(models["fitted"], EvaluateOptions(dataset=str(gate_data), eps=EPS, n_examples=N, attacks=CHEAP, progress=False))
+    with Store(db) as store:
+        stored, saved = persist(evaluation, json_path=json_path, store=store)
+    beside = Path(f"{json_path}.outcomes.npz")
+    assert EvaluationResult.model_validate_json(json_path.read_text()).outcomes_file == str(beside.resolve())
+    assert Path(stored.outcomes_file).parent == tmp_path / "outcomes" and Store(db).get(saved.run_id).outcomes_file == stored.outcomes_file
+    json_path.unlink()
+    beside.unlink()  # the user moves or deletes the JSON and its outcomes; the stored run is still a baseline
+    code, _, err, report = gate(models["fitted"], str(saved.run_id), "--db", db, "--quick")
+    assert code == 0 and report.baseline_source.startswith(f"run {saved.run_id} "), err
+
+
 def test_a_baseline_without_outcomes_is_a_one_line_error(models, baseline, gate, tmp_path):
     raw = json.loads(baseline.read_text())
     raw["outcomes_file"] = str(tmp_path / "gone.npz")

@@ -30,21 +30,26 @@ def persist(
     store: Store | None = None,
     provenance: Provenance = "evaluated",
 ) -> tuple[EvaluationResult, SaveOutcome | None]:
-    """Write outcomes (`JSON.outcomes.npz`, or the store's outcomes folder), then the JSON, then the run row.
+    """Write outcomes, then the JSON and/or the run row: the JSON points at its own `JSON.outcomes.npz` (they travel
+    together), a stored row at the store's copy in its outcomes folder (so moving the JSON cannot orphan the row).
 
     Every file is written atomically and the row in one transaction, so a crash leaves no partial run.
     """
     result = evaluation.result
     if result.shard is not None and store is not None:
         raise IrobError(result.shard.not_a_run())
+    written = result
     if json_path is not None:
-        outcomes = Path(f"{json_path}.outcomes.npz")
-    elif store is not None:
-        outcomes = outcomes_dir(store.url.render_as_string(hide_password=False)) / f"{result.fingerprint()}.npz"
-    else:
-        return result, None
-    save_outcomes(evaluation.outcomes, outcomes)
-    result = result.model_copy(update={"outcomes_file": str(outcomes.resolve())})
-    if json_path is not None:
-        atomic_write_text(json_path, result.model_dump_json(indent=2) + "\n")
-    return result, (store.save(result, provenance) if store is not None else None)
+        written = _with_outcomes(evaluation, Path(f"{json_path}.outcomes.npz"))
+        atomic_write_text(json_path, written.model_dump_json(indent=2) + "\n")
+    if store is None:
+        return written, None
+    url = store.url.render_as_string(hide_password=False)
+    stored = _with_outcomes(evaluation, outcomes_dir(url) / f"{result.fingerprint()}.npz")
+    return stored, store.save(stored, provenance)
+
+
+def _with_outcomes(evaluation: Evaluation, path: Path) -> EvaluationResult:
+    """Save the evaluation's outcomes to `path` and return its result pointing there."""
+    save_outcomes(evaluation.outcomes, path)
+    return evaluation.result.model_copy(update={"outcomes_file": str(path.resolve())})
