@@ -3,6 +3,7 @@ that create nothing, and --help / --version without torch."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -66,6 +67,10 @@ def test_help_defaults_are_the_estimators_defaults():
         (["generators", "train", "cifar", "--out", str(TOY)], f"argument --out: {TOY} is a file, not a folder"),
         (["generators", "checker", "cifar", "--out", "/nonexistent/c.pt"], "argument --out: folder /nonexistent does not exist"),
         (["evaluate"], "the following arguments are required: path"),
+        (["evaluate", "nosuch.py"], "argument path: submission file not found: nosuch.py"),
+        (["gate", str(TOY.parent), "--baseline", "1"], f"argument path: {TOY.parent} is a directory; give the submission's .py file"),
+        # root may write anywhere by its permission bits, /sys included: only creating a file tells
+        (["evaluate", str(TOY), "--json", "/sys/out.json"], "argument --json: folder /sys is not writable"),
     ],
 )
 def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_path, monkeypatch, capsys, args, message):
@@ -76,6 +81,48 @@ def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "nosuch"], "unknown dataset 'nosuch' (available: "),
+        (["--dataset", "mnist", "--n-examples", "20000"], "--n-examples must be between 1 and 10000, got 20000"),
+        (["--dataset", "mnist", "--shard", "3/5", "--json", "s.json"], "--shard 3/5: the 300 points make 2 chunks"),
+    ],
+)
+def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(tmp_path, monkeypatch, capsys, args, message):
+    def no_sandbox(*_args, **_kwargs):
+        raise AssertionError("the submission's sandbox was started")
+
+    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", no_sandbox)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(TOY), *args, "--db", str(tmp_path / "lb.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_after_the_work_is_one_line_and_exit_2_not_the_gates_regression_code(tmp_path, monkeypatch, capsys):
+    def full_disk(path, _text):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("irob_bench.persist.atomic_write_text", full_disk)
+    out = tmp_path / "toy.json"
+    args = ["evaluate", str(TOY), "--n-examples", "4", "--eps", "1", "--attacks", "quick", "--quiet", "--no-store", "--isolation", "none"]
+    assert main([*args, "--json", str(out)]) == 2
+    assert capsys.readouterr().err == f"irob-bench: error: No space left on device: {out}\n"
+    assert not out.exists()
+
+
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
+    read, write = os.pipe()
+    os.close(read)  # `irob-bench datasets list | head -0`: nobody reads
+    done = subprocess.run([sys.executable, "-m", "irob_bench", "datasets", "list"], stdout=write, stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
+    control = subprocess.run([sys.executable, "-m", "irob_bench", "datasets", "list"], capture_output=True, text=True)
+    assert control.returncode == 0 and "mnist" in control.stdout
 
 
 def test_an_output_folder_may_be_new_and_nested_control(tmp_path):
@@ -108,3 +155,16 @@ def test_a_writing_command_does_create_it_control(tmp_path, capsys):
     run = Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / "mnist-pgd.json"
     assert main(["runs", "import", str(run), "--db", str(db)]) == 0
     assert db.is_file()
+
+
+def test_a_dataset_filter_that_matches_no_run_is_an_error_in_runs_list_as_in_leaderboard(tmp_path, capsys):
+    db = str(tmp_path / "lb.db")
+    run = Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / "mnist-pgd.json"
+    assert main(["runs", "import", str(run), "--db", db]) == 0
+    capsys.readouterr()
+    for command in (["runs", "list"], ["leaderboard"]):
+        assert main([*command, "--db", db, "--dataset", "nosuch"]) == 2
+        err = capsys.readouterr().err
+        assert "no runs for dataset 'nosuch'" in err and "(datasets with runs: mnist)" in err
+        assert main([*command, "--db", db, "--dataset", "mn*"]) == 0  # control: a glob that matches lists the run
+        assert "mnist" in capsys.readouterr().out

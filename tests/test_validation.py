@@ -117,5 +117,8 @@ def test_a_bad_metadata_field_names_the_field_not_pydantic(tmp_path, capsys):
 
 
 def test_a_folder_is_named_as_a_folder(tmp_path, capsys):
-    code, _, err = run(["validate", str(tmp_path)], capsys)
-    assert code == 2 and err.strip() == f"irob-bench: error: import: {tmp_path} is a directory; give the submission's .py file"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.strip() == f"irob-bench validate: error: argument path: {tmp_path} is a directory; give the submission's .py file"

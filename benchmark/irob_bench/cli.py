@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,12 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run one command; an IrobError becomes one line on stderr and exit code 2."""
+    """Entry point: run one command; an IrobError or an operating-system error (a full disk, a file we may not
+    write) becomes one line on stderr and exit code 2, never 1, which `gate` reserves for a regression."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that left shows here, not as a traceback at interpreter exit
+        return code
+    except BrokenPipeError:  # the reader of our output left (`| head`): stop quietly, as coreutils do on SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except IrobError as exc:
         print(f"irob-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"irob-bench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("irob-bench: interrupted", file=sys.stderr)

@@ -167,13 +167,22 @@ def environment() -> dict[str, str]:
     }
 
 
-def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
-    """Validate and score one submission; raises IrobError on any failed check, before any scoring."""
-    options = options or EvaluateOptions()
+def check_options(options: EvaluateOptions) -> None:
+    """Every check of `options` that needs no submission code, so a command can fail in one line before it starts a
+    sandbox: the shard, the preset and, when the dataset is named, the dataset, the subset and the shard's chunks."""
     if options.shard is not None and not 1 <= options.shard[0] <= options.shard[1]:
         raise IrobError(f"--shard {options.shard[0]}/{options.shard[1]}: K must be between 1 and N")
     if options.attacks is None:
-        preset(options.preset)  # an unknown preset fails before any work
+        preset(options.preset)
+    if options.dataset is not None:
+        indices = _indices(dataset_registry.load_card(options.dataset).splits["test"].size, options)
+        shard_chunks(len(indices), options.batch_size, options.shard)
+
+
+def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
+    """Validate and score one submission; raises IrobError on any failed check, before any scoring."""
+    options = options or EvaluateOptions()
+    check_options(options)
     timings: dict[str, float] = {}
     start_time = time.perf_counter()
     submission, data, model, report = load_validated(path, options.dataset, options.device, options.batch_size)

@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -72,6 +73,28 @@ def shard(value: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
+def submission_file(value: str) -> str:
+    """An existing submission file (its code is checked later, in the sandbox; a typo fails here, in 0.5 s)."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a directory; give the submission's .py file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"submission file not found: {value}")
+    return value
+
+
+def write_error(folder: Path) -> str | None:
+    """Why no file can be created in `folder`, or None. Found by creating (and removing) one, because permission
+    bits alone say "writable" to root on read-only mounts and pseudo-filesystems such as /sys."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".irob-bench-write-test-")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def output_file(value: str) -> str:
     """A file we can create: its folder exists and is writable, and it is not itself a folder (checked up front, so
     a long evaluation never fails at its last step)."""
@@ -81,8 +104,8 @@ def output_file(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value} is a directory, not a file")
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
+    if problem := write_error(folder):
+        raise argparse.ArgumentTypeError(f"folder {folder} is not writable ({problem})")
     return value
 
 
@@ -97,8 +120,8 @@ def output_folder(value: str) -> str:
         existing = existing.parent
     if not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{existing} is a file, so folder {value} cannot be made")
-    if not os.access(existing, os.W_OK):
-        raise argparse.ArgumentTypeError(f"folder {existing} is not writable")
+    if problem := write_error(existing):
+        raise argparse.ArgumentTypeError(f"folder {existing} is not writable ({problem})")
     return value
 
 
@@ -106,8 +129,8 @@ def output_target(value: str) -> str:
     """A file we can create (as output_file), or an existing writable folder (for outputs that are folders)."""
     path = Path(value)
     if path.is_dir():
-        if not os.access(path, os.W_OK):
-            raise argparse.ArgumentTypeError(f"folder {value} is not writable")
+        if problem := write_error(path):
+            raise argparse.ArgumentTypeError(f"folder {value} is not writable ({problem})")
         return value
     return output_file(value)
 

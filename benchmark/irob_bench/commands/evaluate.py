@@ -23,7 +23,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.common import user_dir
     from irob_bench.distributed import evaluate_distributed, torchrun_launch
     from irob_bench.errors import IrobError
-    from irob_bench.evaluate import EvaluateOptions
+    from irob_bench.evaluate import EvaluateOptions, check_options
     from irob_bench.isolation.sandbox import evaluate_isolated
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import persist
@@ -47,6 +47,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         checkpoint_root=str(user_dir("cache", "checkpoints")),
         resume=not args.no_resume,
     )
+    check_options(options)
     storing = not (args.no_store or args.shard) and (launch is None or launch.rank == 0)
     if storing:
         Store(args.db, readonly=True).close()  # a bad URL or a foreign file fails before the work; creates nothing

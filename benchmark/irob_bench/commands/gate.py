@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from irob_bench.commands.arguments import bounded, device, output_file, positive_float, positive_int, probability
+from irob_bench.commands.arguments import (
+    bounded,
+    device,
+    output_file,
+    positive_float,
+    positive_int,
+    probability,
+    submission_file,
+)
 from irob_bench.commands.leaderboard import add_db_option
 
 
@@ -58,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "significant drop (exact one-sided McNemar test on the paired per-example outcomes). Exit 0: no regression, "
         "1: regression, 2: usage error or mismatched baseline. See docs/ci.md.",
     )
-    parser.add_argument("path", help="the submission .py file")
+    parser.add_argument("path", type=submission_file, help="the submission .py file")
     parser.add_argument(
         "--baseline", required=True, metavar="REF", help="run id, submission name (its latest run) or results JSON file"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from irob_bench.commands.arguments import output_file, output_target, positive_float
+from irob_bench.commands.arguments import output_file, output_target, positive_float, write_error
 from irob_bench.leaderboard import FORMATS, SITE_FORMAT
 
 
@@ -22,10 +22,7 @@ def _leaderboard(args: argparse.Namespace) -> None:
     if args.out and Path(args.out).is_dir():
         raise IrobError(f"--out {args.out} is a folder; only --format {SITE_FORMAT} writes a folder")
     with Store(args.db, readonly=True) as store:
-        rows = store.rows(args.dataset)
-        if args.dataset is not None and not rows:
-            stored = ", ".join(store.datasets()) or "none"
-            raise IrobError(f"no runs for dataset {args.dataset!r} in {store.label} (datasets with runs: {stored})")
+        rows = dataset_rows(store, args.dataset)
         if args.plot:
             from irob_bench.leaderboard.plot import plot_runs
 
@@ -54,10 +51,7 @@ def _site(args: argparse.Namespace) -> None:
     out = Path(args.out)
     check_writable_folder(out)
     with Store(args.db, readonly=True) as store:
-        rows = store.rows(args.dataset)
-        if args.dataset is not None and not rows:
-            stored = ", ".join(store.datasets()) or "none"
-            raise IrobError(f"no runs for dataset {args.dataset!r} in {store.label} (datasets with runs: {stored})")
+        rows = dataset_rows(store, args.dataset)
         outcomes = run_outcomes(store, rows)
         results = {r.run_id: store.get(r.run_id) for r in rows}
         runs = [SiteRun(row=r, result=results[r.run_id], outcomes=outcomes.get(r.run_id),
@@ -74,19 +68,30 @@ def _site(args: argparse.Namespace) -> None:
     print(f"wrote {len(pages)} pages to {out} ({len(rows)} runs); open {out / 'index.html'}")
 
 
+def dataset_rows(store, dataset: str | None) -> list:
+    """The stored runs of `dataset` (a name or glob; None: all), or a one-line IrobError naming the datasets that
+    have runs when the pattern matches none (an empty table would read as an empty leaderboard)."""
+    from irob_bench.errors import IrobError
+
+    rows = store.rows(dataset)
+    if dataset is not None and not rows:
+        stored = ", ".join(store.datasets()) or "none"
+        raise IrobError(f"no runs for dataset {dataset!r} in {store.label} (datasets with runs: {stored})")
+    return rows
+
+
 def check_writable_folder(out: Path) -> None:
     """Create `out` if needed and prove it takes a file, or a one-line IrobError (before any work is done)."""
     from irob_bench.errors import IrobError
 
     if out.exists() and not out.is_dir():
         raise IrobError(f"--out {out} is a file; --format {SITE_FORMAT} writes a folder")
-    probe = out / ".irob-bench-write-test"
     try:
         out.mkdir(parents=False, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
         raise IrobError(f"cannot write the site into {out}: {exc.strerror or exc}") from None
+    if problem := write_error(out):
+        raise IrobError(f"cannot write the site into {out}: {problem}")
 
 
 def run_outcomes(store, rows) -> dict:

@@ -9,11 +9,12 @@ from irob_bench.commands.leaderboard import add_db_option
 
 
 def _list(args: argparse.Namespace) -> None:
+    from irob_bench.commands.leaderboard import dataset_rows
     from irob_bench.leaderboard.render import percent, text_table
     from irob_bench.leaderboard.store import Store
 
     with Store(args.db, readonly=True) as store:
-        rows = store.rows(args.dataset)
+        rows = dataset_rows(store, args.dataset)
     if not rows:
         print(f"no runs stored in {store.label}")
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import add_isolation_options, isolation_of, positive_int
+from irob_bench.commands.arguments import add_isolation_options, isolation_of, positive_int, submission_file
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -23,7 +23,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
     """The submission file and the dataset to use it on (shared by validate and evaluate)."""
-    parser.add_argument("path", help="the submission .py file")
+    parser.add_argument("path", type=submission_file, help="the submission .py file")
     parser.add_argument("--dataset", default=None, help="default: the first dataset in its METADATA")
 
 
