@@ -101,12 +101,13 @@ def test_zhang_table_3_is_reproduced_and_says_what_it_rests_on(capsys):
 
 
 def test_anchors_state_the_confidence_and_too_few_use_delta_prime(capsys):
-    enough = run_json(capsys, "--lipschitz", "2", "--eps", "1", "--form", "per-class", "--anchors", "3000")
-    assert enough["settings"]["delta"] == 0.001 and enough["settings"]["statistic"]["rank"] == 3000
-    assert "confidence 0.95 over the anchors (L_y = the maximum of S = 3,000" in enough["settings"]["basis"]
+    """One constant for every class of K = 10: all ten must hold at once, so delta = 0.001 needs S >= 5,273."""
+    enough = run_json(capsys, "--lipschitz", "2", "--eps", "1", "--form", "per-class", "--anchors", "5273")
+    assert enough["settings"]["delta"] == 0.001 and enough["settings"]["statistic"]["rank"] == 5273
+    assert "confidence 0.95 over the anchors for all 10 classes at once (L_y = the maximum of S = 5,273" in enough["settings"]["basis"]
     assert enough["ceilings"][0]["dataset_per_class"]["value"] == pytest.approx(per_class_ceiling(1.0, 2.0), abs=1e-12)
     few = run_json(capsys, "--lipschitz", "2", "--eps", "1", "--form", "per-class", "--anchors", "300")
-    delta_prime = 1 - 0.05 ** (1 / 300)
+    delta_prime = 1 - (1 - 0.95 ** (1 / 10)) ** (1 / 300)
     assert few["settings"]["delta"] == pytest.approx(delta_prime) and not few["settings"]["statistic"]["established"]
     value = few["ceilings"][0]["dataset_per_class"]["value"]
     assert value == pytest.approx(per_class_ceiling(1.0, 2.0, delta=delta_prime), abs=1e-12)

@@ -95,3 +95,21 @@ def test_upper_bound_picks_the_kth_smallest_and_checks_the_count():
     assert upper_bound(values, statistic) == statistic.rank - 1
     with pytest.raises(ValueError, match="S = 5000"):
         upper_bound(values[:10], statistic)
+
+
+def test_k_classes_hold_together_at_beta_and_one_class_at_a_time_does_not_control():
+    """Thm 4.3 uses all K constants at once. Ten classes' maxima of S = 300 (independent anchors), at the joint delta',
+    all cover their quantiles in >= beta of draws; at the per-class delta' (each at beta alone) only in ~beta^10."""
+    classes, samples = 10, 300
+    joint = order_statistic(samples, DELTA, BETA, classes=classes)
+    alone = order_statistic(samples, DELTA, BETA)
+    assert joint.delta_prime == pytest.approx(1 - (1 - BETA ** (1 / classes)) ** (1 / samples))
+    assert "jointly for 10 classes" in joint.reason and "needs S >= 5,273" in joint.reason
+    rng = np.random.Generator(np.random.PCG64(5))
+    draws = rng.exponential(size=(REPEATS, classes, samples)).max(axis=2)
+
+    def all_covered(delta_prime: float) -> float:
+        return float(np.mean((draws >= -math.log(delta_prime)).all(axis=1)))
+
+    assert all_covered(joint.holds_at) >= BETA - binomial_slack(BETA)
+    assert all_covered(alone.holds_at) == pytest.approx(BETA**classes, abs=4 * binomial_slack(BETA**classes))

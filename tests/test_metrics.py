@@ -59,24 +59,29 @@ def test_a_class_absent_from_the_subset_does_not_lower_the_ceilings():
     assert lowered < m.per_eps[0].ceiling_classifier - 0.9 * card.priors[3]
 
 
-def with_anchors(card, samples: int, established: bool, delta_prime: float):
-    """The card with every Lipschitz estimate restated as made from `samples` anchors (constants unchanged)."""
-    update = {"samples": samples, "rank": samples, "established": established, "delta_prime": delta_prime}
+def with_anchors(card, samples: int):
+    """The card with every Lipschitz estimate restated as made from `samples` anchors (constants unchanged; what S
+    supports is derived again on validation)."""
     lip = card.lipschitz
-    return card.model_copy(update={"lipschitz": lip.model_copy(update={"estimates": [e.model_copy(update=update) for e in lip.estimates]})})
+    estimates = [type(e).model_validate({**e.model_dump(), "samples": samples, "rank": samples}) for e in lip.estimates]
+    return card.model_copy(update={"lipschitz": lip.model_copy(update={"estimates": estimates})})
 
 
 def test_ceilings_use_delta_prime_when_the_card_anchors_support_only_that():
+    """All K per-class constants must hold at once: ten classes need S >= 5,273 maxima for delta = 0.001 at 0.95
+    (each class at 0.95^(1/10)); S = 3,000 supports 0.00176, S = 300 only 0.0174."""
     card = datasets.load_card("mnist")
     lip = card.lipschitz
-    strong, weak = with_anchors(card, 3000, True, 0.000998), with_anchors(card, 300, False, 0.00994)
     labels, correct = near_perfect(card)
     correct[::10] = False  # 10% risk in every class: ceilings far from the clip at 1
     risks = [1 - a for a in compute_metrics(card, labels, correct, [], np.zeros((len(labels), 0), bool), None, None).per_class_accuracy]
-    for variant, delta in ((strong, 0.001), (weak, 0.00994)):
+    for samples, delta in ((5273, 0.001), (3000, 0.0017569), (300, 0.017431)):
+        variant = with_anchors(card, samples)
+        assert variant.lipschitz.holds_at == pytest.approx(delta, rel=1e-4)
         m = compute_metrics(variant, labels, correct, [1.0], np.zeros((len(labels), 1), bool), None, None).per_eps[0]
-        assert m.ceiling_classifier == pytest.approx(classifier_ceiling(1.0, lip.constants, risks, card.priors, delta, lip.radius).value)
+        assert m.ceiling_classifier == pytest.approx(classifier_ceiling(1.0, lip.constants, risks, card.priors, delta, lip.radius).value, abs=1e-6)
         assert m.ceiling_classifier < 1.0
+    assert not with_anchors(card, 5272).lipschitz.basis.established  # control: one anchor fewer falls short of 0.001
 
 
 def test_stored_runs_are_rebounded_from_the_current_card_keeping_what_was_measured():

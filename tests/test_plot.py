@@ -27,7 +27,7 @@ def with_constants(card: DatasetCard, constant: float) -> DatasetCard:
     """The card with every class's Lipschitz constant set (radius large enough for the ceilings to hold)."""
     per_class = [constant] * card.num_classes
     estimate = LipschitzEstimate(
-        method="gradient", radius=1.0, delta=0.001, beta=0.95, samples=3000, rank=3000, delta_prime=0.000998,
+        method="gradient", radius=1.0, delta=0.001, beta=0.95, samples=6000, rank=6000, delta_prime=0.000879,
         established=True, per_class=per_class, generator_evaluations=1, seconds=1.0,
     )  # fmt: skip
     section = LipschitzSection(radius=1.0, delta=0.001, beta=0.95, estimates=[estimate], constants=per_class)

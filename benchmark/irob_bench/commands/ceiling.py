@@ -42,7 +42,7 @@ def _holds_at(args: argparse.Namespace):
         return args.delta, None
     from irob_bench.lipschitz import order_statistic
 
-    statistic = order_statistic(args.anchors, args.delta, args.beta)
+    statistic = order_statistic(args.anchors, args.delta, args.beta, classes=len(_priors(args)))
     return statistic.holds_at, statistic
 
 
@@ -51,7 +51,7 @@ def _basis(args: argparse.Namespace, delta: float, statistic) -> str:
 
     if statistic is None:
         return guarantee(delta, None, None, None, "", args.radius)
-    return guarantee(delta, statistic.beta, statistic.samples, statistic.rank, "per-anchor", args.radius)
+    return guarantee(delta, statistic.beta, statistic.samples, statistic.rank, "per-anchor", args.radius, statistic.classes)
 
 
 def _print_table(args: argparse.Namespace, priors: list[float], forms: list[str], rows: list[dict]) -> None:

@@ -55,7 +55,7 @@ def _print_table(run, eps: float) -> None:
     print(f"{s.method} estimator: r = {s.radius:g}, S = {stat.samples:,}, seed = {s.seed}; L_y = v_(k) with k = {stat.rank:,}")
     if stat.reason:
         print(f"delta = {stat.delta:g} not established: {stat.reason}; reporting the maximum, at delta' = {stat.delta_prime:.3g}")
-    print(f"L_y {guarantee(stat.holds_at, stat.beta, stat.samples, stat.rank, s.method, s.radius)}")
+    print(f"L_y {guarantee(stat.holds_at, stat.beta, stat.samples, stat.rank, s.method, s.radius, stat.classes)}")
     print(f"{'class':>8}  {'L_y(r)':>9}  {'max':>9}  {'evaluations':>12}  {'seconds':>8}  {'r*L':>7}  r*L >= {eps:g}")
     for row, product, ok in zip(run.classes, check.products, check.ok):
         print(f"{row.name:>8}  {row.constant:9.4f}  {row.largest:9.4f}  {row.generator_evaluations:12,d}  {row.seconds:8.1f}  "

@@ -122,9 +122,10 @@ def estimate(
     progress: bool = False,
     checkpoint: Path | None = None,
 ) -> LipschitzRun:
-    """L_y(r) for each class in `labels`: v_(k) of S per-anchor slopes, k chosen for (delta, beta) (see stats.py)."""
+    """L_y(r) for each class in `labels`: v_(k) of S per-anchor slopes, k chosen so that all of them bound their
+    quantiles at once at (delta, beta) (see stats.py)."""
     names = list(names) if names is not None else [str(y) for y in labels]
-    statistic = order_statistic(settings.samples, settings.delta, settings.beta)
+    statistic = order_statistic(settings.samples, settings.delta, settings.beta, classes=len(labels))
     saved = Checkpoint(checkpoint, settings) if checkpoint is not None else None
     rows = []
     with tqdm(total=len(labels) * settings.samples, disable=not progress, unit="anchor", desc=settings.method) as bar:

@@ -4,6 +4,10 @@ with a stated confidence beta over the draw of the anchors (SCIENCE.md §3).
 With S anchors, B = #{s : v_s < q_{1-delta}} is Binomial(S, 1 - delta) (at most that, for a distribution with
 atoms), and the k-th smallest value v_(k) is >= q_{1-delta} exactly when B < k. So v_(k) is a level-beta upper
 confidence bound as soon as P(B <= k - 1) >= beta; the smallest such k gives the tightest bound.
+
+A ceiling built on K per-class constants (Thm 4.3) needs all K at once. The classes' anchors are independent draws,
+so each class is bounded at level beta^(1/K) and all K then hold together with probability >= beta (Sidak); with
+beta at every class alone, ten classes at S = 3,000 would hold together only with probability 0.95^10 = 0.60.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class OrderStatistic(FrozenModel):
 
     samples: int = Field(ge=1, description="S, per-anchor values per class")
     rank: int = Field(ge=1, description="k, 1-based: v_(S) is the maximum")
-    beta: float = Field(gt=0, lt=1, description="confidence over the draw of the anchors")
+    beta: float = Field(gt=0, lt=1, description="confidence over the draw of the anchors, jointly for all classes")
+    classes: int = Field(1, ge=1, description="K, the per-class constants that must hold at once")
     delta: float = Field(gt=0, lt=1, description="the requested latent failure mass")
     delta_prime: float = Field(gt=0, le=1, description="the smallest delta that S anchors support (with k = S)")
     established: bool
@@ -44,10 +49,24 @@ class OrderStatistic(FrozenModel):
         """Why the requested delta is not supported, or None."""
         if self.established:
             return None
+        jointly = f" jointly for {self.classes} classes" if self.classes > 1 else ""
         return (
-            f"S = {self.samples:,} anchors bound the 1 - delta quantile at confidence {self.beta:g} only for delta >= "
-            f"{self.delta_prime:.3g}; delta = {self.delta:g} needs S >= {anchors_needed(self.delta, self.beta):,}"
+            f"S = {self.samples:,} anchors bound the 1 - delta quantile at confidence {self.beta:g}{jointly} only for "
+            f"delta >= {self.delta_prime:.3g}; delta = {self.delta:g} needs S >= "
+            f"{anchors_needed(self.delta, class_level(self.beta, self.classes)):,}"
         )
+
+
+def class_level(beta: float, classes: int) -> float:
+    """The confidence each of `classes` independent per-class bounds needs for all of them to hold at beta."""
+    return beta ** (1.0 / classes)
+
+
+def joint_statement(samples: int, rank: int, delta: float, beta: float, classes: int) -> tuple[bool, float]:
+    """(established, delta') of K per-class v_(k) taken together at confidence beta: whether they bound every class's
+    q_{1-delta}, and the delta the maxima support (what a card states, whatever rule picked k)."""
+    level = class_level(beta, classes)
+    return coverage(samples, rank, delta) >= level, supported_delta(samples, level)
 
 
 def coverage(samples: int, rank: int, delta: float) -> float:
@@ -72,15 +91,18 @@ def anchors_needed(delta: float, beta: float) -> int:
     return math.ceil(math.log1p(-beta) / math.log1p(-delta))
 
 
-def order_statistic(samples: int, delta: float, beta: float = DEFAULT_BETA) -> OrderStatistic:
-    """The tightest v_(k) that bounds q_{1-delta} at confidence beta; the maximum at delta' when S is too small."""
-    rank = smallest_rank(samples, delta, beta)
+def order_statistic(samples: int, delta: float, beta: float = DEFAULT_BETA, classes: int = 1) -> OrderStatistic:
+    """The tightest v_(k) that bounds q_{1-delta} for all `classes` at once at confidence beta; the maximum at delta'
+    when S is too small."""
+    level = class_level(beta, classes)
+    rank = smallest_rank(samples, delta, level)
     return OrderStatistic(
         samples=samples,
         rank=samples if rank is None else rank,
         beta=beta,
+        classes=classes,
         delta=delta,
-        delta_prime=supported_delta(samples, beta),
+        delta_prime=supported_delta(samples, level),
         established=rank is not None,
     )
 
