@@ -132,7 +132,9 @@ def test_outcomes_must_be_there_and_be_the_results_own(board, tmp_path, capsys):
     assert code == 2 and "outcomes file not found" in err
     other = tmp_path / "other.outcomes.npz"  # the same evaluation's file with 50 more points broken at the largest eps
     outcomes = load_outcomes(REPO / "leaderboard" / "runs" / "mnist-pgd.json.outcomes.npz")
-    outcomes.robust_pgd[np.flatnonzero(outcomes.robust_pgd[:, -1])[:50], -1] = False
+    fifty = np.flatnonzero(outcomes.robust_pgd[:, -1])[:50]
+    outcomes.robust_pgd[fifty, -1] = False
+    outcomes.stage[fifty, -1] = 0  # broken by the first stage: consistent in itself, not the result's own
     save_outcomes(outcomes, other)
     code, _, err = run_cli(["runs", "import", str(alone), "--outcomes", str(other), "--db", str(board)], capsys)
     assert code == 2 and "but the outcomes file gives" in err and err.count("\n") == 1
@@ -202,3 +204,68 @@ def test_runs_verify_refuses_another_submission_file_before_any_work(toy_run, tm
     code, _, err = run_cli(["runs", "verify", "1", "--submission", str(other), "--db", str(db)], capsys)
     assert code == 2 and "is not the submission of this run" in err and err.count("\n") == 1
     assert sha256_file(db) == before
+
+
+def test_a_second_save_of_a_stored_fingerprint_never_replaces_the_stored_outcomes(tmp_path):
+    """A forged result with a stored run's fingerprint must not swap that run's outcomes file (a later `runs verify`
+    would then test the forgery's outcomes, not the ones the row's numbers were checked against)."""
+    from dataclasses import replace
+
+    from irob_bench.evaluate import Evaluation
+    from irob_bench.persist import persist
+
+    genuine = Evaluation(result=EvaluationResult.model_validate_json(PGD_RUN.read_text()),
+                         outcomes=load_outcomes(f"{PGD_RUN}.outcomes.npz"))
+    forged = Evaluation(result=genuine.result, outcomes=replace(genuine.outcomes, robust_pgd=np.ones_like(genuine.outcomes.robust_pgd)))
+    with Store(f"sqlite:///{tmp_path / 'lb.db'}") as store:
+        stored, first = persist(genuine, store=store)
+        kept = sha256_file(stored.outcomes_file)
+        again, second = persist(forged, store=store)
+        assert first.created and not second.created and second.run_id == first.run_id
+        assert again.outcomes_file == stored.outcomes_file and sha256_file(stored.outcomes_file) == kept
+        assert not load_outcomes(stored.outcomes_file).robust_pgd.all()  # control: the genuine file, not the all-robust forgery
+
+
+def _misclassified_robust(o):
+    o.robust_pgd[~o.clean_correct.astype(bool), :] = True
+
+
+def _broken_below_robust_above(o):
+    point = int(np.flatnonzero(o.robust_pgd[:, 0] & ~o.robust_pgd[:, -1])[0])  # robust at eps 1, broken at eps 3
+    o.robust_pgd[point] = [False, True, True]
+    o.stage[point] = [0, -1, -1]  # the stage record agrees, so only the nesting is wrong
+
+
+def _robust_without_the_stage(o):
+    point = int(np.flatnonzero(o.robust_pgd[:, -2] & ~o.robust_pgd[:, -1])[0])  # broken at eps 3 only
+    o.robust_pgd[point, -1] = True  # the stage that broke it is still recorded
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_misclassified_robust, "robust_pgd counts a misclassified point as robust"),
+        (_broken_below_robust_above, "robust_pgd has a point robust at a larger eps but broken at a smaller one"),
+        (_robust_without_the_stage, "robust_pgd disagrees with the cascade stage that broke each point"),
+    ],
+)
+def test_outcomes_that_contradict_themselves_are_refused(tmp_path, capsys, change, message):
+    run = copy_run(PGD_RUN, tmp_path)
+    outcomes = load_outcomes(f"{run}.outcomes.npz")
+    change(outcomes)
+    save_outcomes(outcomes, f"{run}.outcomes.npz")
+    code, _, err = run_cli(["runs", "import", str(run), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "lb.db").exists() or Store(f"sqlite:///{tmp_path / 'lb.db'}").rows() == []
+
+
+def test_a_lipschitz_record_other_than_the_cards_is_refused(tmp_path, capsys):
+    def scaled(raw):
+        raw["dataset"]["lipschitz_constants"] = [v * 1.0000001 for v in raw["dataset"]["lipschitz_constants"]]
+
+    forged = edit(copy_run(PGD_RUN, tmp_path), scaled)
+    code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and "dataset.lipschitz_constants[0] = " in err and "but the mnist v1.1.0 card says" in err, err
+    (tmp_path / "honest").mkdir()
+    honest = copy_run(PGD_RUN, tmp_path / "honest")
+    assert run_cli(["runs", "import", str(honest), "--db", str(tmp_path / "lb.db")], capsys)[0] == 0  # control

@@ -67,6 +67,7 @@ def test_two_shards_merged_equal_one_process_on_60_points_at_two_eps(db, tmp_pat
     same_run(one, merged)
     result = json.loads(merged.read_text())
     assert result["settings"]["n_examples"] == 60 and result["shard"] is None and rows(db) == 1
+    assert Store(db).rows()[0].provenance == "imported"  # shard files from anywhere: labelled as checked files
     outcomes = load_outcomes(f"{merged}.outcomes.npz")
     assert outcomes.robust_pgd.shape == (60, 2) and outcomes.robust_in is not None  # the in-distribution attack ran
 

@@ -105,8 +105,30 @@ def _whole(label: str, accuracy: float, count: int) -> None:
         raise IrobError(f"{label} = {accuracy} is not a whole number of examples out of {count}")
 
 
+def check_outcome_logic(outcomes: AttackOutcomes) -> None:
+    """What every honest outcomes file satisfies, whatever its attacks: a misclassified point is never robust, a
+    point broken at some eps is broken at every larger eps (adversarials nest), and the unconstrained outcome is
+    exactly "correct and no cascade stage broke it"."""
+    clean = np.asarray(outcomes.clean_correct, dtype=bool)
+    order = np.argsort(outcomes.eps)
+    for name, robust in (("robust_pgd", outcomes.robust_pgd), ("robust_in", outcomes.robust_in)):
+        if robust is None:
+            continue
+        ascending = np.asarray(robust, dtype=bool)[:, order]
+        if (ascending & ~clean[:, None]).any():
+            raise IrobError(f"outcomes: {name} counts a misclassified point as robust")
+        if (ascending[:, 1:] & ~ascending[:, :-1]).any():
+            raise IrobError(f"outcomes: {name} has a point robust at a larger eps but broken at a smaller one")
+    if outcomes.stage is not None and not np.array_equal(
+        np.asarray(outcomes.robust_pgd, dtype=bool), clean[:, None] & (np.asarray(outcomes.stage) < 0)
+    ):
+        raise IrobError("outcomes: robust_pgd disagrees with the cascade stage that broke each point")
+
+
 def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard) -> None:
-    """The outcomes are of the documented examples, labels, eps, seed and attacks, and reproduce every metric exactly."""
+    """The outcomes are of the documented examples, labels, eps, seed and attacks, are internally consistent
+    (check_outcome_logic), and reproduce every metric exactly."""
+    check_outcome_logic(outcomes)
     settings = result.settings
     expected = subset_indices(card.splits["test"].size, settings.n_examples, settings.subset_seed)
     indices = np.asarray(outcomes.indices, dtype=np.int64)
@@ -130,6 +152,10 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
         raise IrobError(f"outcomes: certified has shape {certified.shape}, expected ({len(indices)}, {len(settings.eps)})")
     recomputed = recomputed.model_copy(
         update={"metrics": claimed_certificates(result.metrics, recomputed.metrics, certified)})
+    where = first_difference(result.dataset.model_dump(mode="json"), recomputed.dataset.model_dump(mode="json"))
+    if where is not None:
+        path, claimed, found = where
+        raise IrobError(f"dataset.{path} = {claimed} but the {card.name} v{card.version} card says {found}")
     where = first_difference(result.metrics.model_dump(mode="json"), recomputed.metrics.model_dump(mode="json"))
     if where is not None:
         path, claimed, found = where

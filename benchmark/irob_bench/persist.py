@@ -44,6 +44,9 @@ def persist(
         atomic_write_text(json_path, written.model_dump_json(indent=2) + "\n")
     if store is None:
         return written, None
+    existing = store.find(result.fingerprint())
+    if existing is not None:  # never touch a stored run's outcomes: its row's numbers were checked against them
+        return store.get(existing), SaveOutcome(run_id=existing, created=False)
     url = store.url.render_as_string(hide_password=False)
     stored = _with_outcomes(evaluation, outcomes_dir(url) / f"{result.fingerprint()}.npz")
     return stored, store.save(stored, provenance)

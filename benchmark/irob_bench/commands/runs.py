@@ -79,7 +79,8 @@ def _merge(args: argparse.Namespace) -> None:
         Store(args.db, readonly=True).close()  # a bad URL fails before the work; creates nothing
     evaluation = merge_shards([read_shard(p) for p in args.paths], list(args.paths))
     store = None if args.no_store else Store(args.db)
-    result, saved = persist(evaluation, json_path=args.json, store=store)
+    # shard files, wherever they were scored: checked like an import (metrics from outcomes), labelled like one
+    result, saved = persist(evaluation, json_path=args.json, store=store, provenance="imported")
     print(run_text(result, saved.run_id if saved else None))
     if saved is not None:
         verb = "stored as" if saved.created else "already in the leaderboard as"

@@ -50,7 +50,7 @@ class SaveOutcome(FrozenModel):
     created: bool
 
 
-Provenance = Literal["evaluated", "imported"]  # scored by this irob-bench, or a result file checked by `runs import`
+Provenance = Literal["evaluated", "imported"]  # scored by this irob-bench, or result files checked by `runs import` / `runs merge`
 
 
 class Verification(BaseModel):
@@ -229,7 +229,7 @@ class Store:
             try:
                 return self._insert(result, fingerprint, provenance)
             except IntegrityError:
-                existing = self._find(fingerprint)  # a concurrent save of the same run got there first
+                existing = self.find(fingerprint)  # a concurrent save of the same run got there first
                 if existing is None:
                     raise
                 return SaveOutcome(run_id=existing, created=False)
@@ -274,8 +274,9 @@ class Store:
                 raise IrobError(f"no run with id {run_id} in {self.label}")
             run.verification = verification.model_dump(mode="json")
 
-    def _find(self, fingerprint: str) -> int | None:
-        with Session(self._engine) as session:
+    def find(self, fingerprint: str) -> int | None:
+        """The id of the stored run with this fingerprint, or None."""
+        with self._errors(), Session(self._engine) as session:
             return session.scalar(select(RunRow.id).where(RunRow.fingerprint == fingerprint))
 
     @staticmethod
