@@ -235,8 +235,8 @@ def test_an_import_accepts_consistent_certified_accuracy_and_refuses_one_above_t
 
 def test_an_import_recounts_certified_accuracy_from_the_outcomes_per_point_certificates(tmp_path):
     """A certified accuracy that passes the consistency checks (a whole count, below PGD, monotone) but is not what the
-    outcomes' per-point certificates count is refused; the control: the true one is accepted, and so is the forgery
-    when the file predates per-point certificates (only consistency can be checked then)."""
+    outcomes' per-point certificates count is refused (the control: the true one is accepted), and so is any
+    positive certified accuracy from a file without per-point certificates (they could have been stripped)."""
     evaluation = evaluate(REFERENCES / "lipschitz" / "submission.py",
                           EvaluateOptions(n_examples=24, eps=[0.5, 1.0], attacks=preset("quick"), progress=False))
     result, outcomes = evaluation.result, evaluation.outcomes
@@ -253,7 +253,8 @@ def test_an_import_recounts_certified_accuracy_from_the_outcomes_per_point_certi
     check_certified(forged)  # consistent: only the per-point certificates give it away
     with pytest.raises(IrobError, match=r"certified_accuracy = .* but the outcomes file gives"):
         verify_import(forged, outcomes)
-    verify_import(forged, replace(outcomes, certified=None))
+    with pytest.raises(IrobError, match="has no per-point certificates"):
+        verify_import(forged, replace(outcomes, certified=None))
     with pytest.raises(IrobError, match="certified has shape"):
         verify_import(result, replace(outcomes, certified=outcomes.certified[:, :1]))
 

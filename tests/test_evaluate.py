@@ -70,7 +70,7 @@ def test_results_are_reproducible_bit_for_bit():
     assert first.metrics == second.metrics and first.fingerprint() == second.fingerprint()
 
 
-@pytest.mark.parametrize("bad", ["syntax_error.py", "nan_logits.py", "batchnorm_train.py", "missing.py"])
+@pytest.mark.parametrize("bad", ["syntax_error.py", "nan_logits.py", "batchnorm_train.py"])
 def test_failed_evaluation_writes_no_row(bad, db, capsys):
     assert main(["evaluate", str(SUBMISSIONS / "toy.py"), *FAST_ARGS]) == 0
     before = run_count(db)

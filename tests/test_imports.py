@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from irob_bench import datasets
 from irob_bench.artifacts import sha256_file
 from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.attacks.presets import preset
 from irob_bench.cli import main
 from irob_bench.leaderboard.store import Store
 from irob_bench.metrics import measured_metrics, with_card_ceilings
@@ -269,3 +271,77 @@ def test_a_lipschitz_record_other_than_the_cards_is_refused(tmp_path, capsys):
     (tmp_path / "honest").mkdir()
     honest = copy_run(PGD_RUN, tmp_path / "honest")
     assert run_cli(["runs", "import", str(honest), "--db", str(tmp_path / "lb.db")], capsys)[0] == 0  # control
+
+
+@pytest.mark.parametrize("stamp", ["2099-01-01T00:00:00+00:00", "0001-01-01T00:00:00+05:00", "2019-06-01T00:00:00"])
+def test_a_result_dated_in_the_future_or_before_irob_bench_is_refused_in_one_line(tmp_path, capsys, stamp):
+    forged = edit(copy_run(PGD_RUN, tmp_path), lambda raw: raw.update(created_at=stamp))
+    code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "created_at" in err, err
+    (tmp_path / "now").mkdir()
+    now = edit(copy_run(PGD_RUN, tmp_path / "now"), lambda raw: raw.update(created_at=datetime.now(timezone.utc).isoformat()))
+    assert run_cli(["runs", "import", str(now), "--db", str(tmp_path / "lb.db")], capsys)[0] == 0  # control: today
+
+
+def test_certified_accuracy_claimed_without_per_point_certificates_is_refused(tmp_path, capsys):
+    run = copy_run(PGD_RUN, tmp_path)
+    outcomes = load_outcomes(f"{run}.outcomes.npz")
+    outcomes.certified = None  # stripped, so the file looks like one made before irob-bench certified
+
+    def claim_pgd(raw):
+        for m in raw["metrics"]["per_eps"]:
+            m["certified_accuracy"], m["certified_reason"] = m["robust_accuracy_pgd"], None
+
+    save_outcomes(outcomes, f"{run}.outcomes.npz")
+    code, _, err = run_cli(["runs", "import", str(edit(run, claim_pgd)), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and "has no per-point certificates" in err, err
+    edit(run, lambda raw: [m.update(certified_accuracy=0.0) for m in raw["metrics"]["per_eps"]])
+    assert run_cli(["runs", "import", str(run), "--db", str(tmp_path / "lb.db")], capsys)[0] == 0  # control: claims nothing
+
+
+def test_an_outcomes_file_that_unpacks_to_gigabytes_is_refused_before_reading(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("irob_bench.attacks.outcomes.MAX_OUTCOMES_BYTES", 600 << 10)  # below the genuine 672 KiB
+    run = copy_run(PGD_RUN, tmp_path)
+    code, _, err = run_cli(["runs", "import", str(run), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and "bytes uncompressed, more than any outcomes file" in err, err
+    monkeypatch.undo()  # control: the genuine file under the real cap
+    assert run_cli(["runs", "import", str(run), "--db", str(tmp_path / "lb.db")], capsys)[0] == 0
+
+
+def _relabel(config_of):
+    """Outcomes and settings both carrying `config_of(genuine config)`: consistent with each other, so only the
+    preset check can refuse them."""
+
+    def change(run: Path) -> None:
+        outcomes = load_outcomes(f"{run}.outcomes.npz")
+        outcomes.config = config_of(outcomes.config)
+        save_outcomes(outcomes, f"{run}.outcomes.npz")
+        edit(run, lambda raw: raw["settings"].update(attacks={**outcomes.config_dict(), "in_distribution": outcomes.config.latent.method}))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("config_of", "refused"),
+    [
+        (lambda c: preset("quick").model_copy(update={"preset": "standard"}), True),  # weak attacks under the name
+        (lambda c: preset("quick").model_copy(update={"preset": "\u0455tandard"}), True),  # a look-alike name
+        (lambda c: c.model_copy(update={"eot_samples": 3}), True),  # standard with EOT on a deterministic model
+        (lambda c: preset("quick").model_copy(update={"preset": "custom"}), False),  # control: honest "custom"
+    ],
+)
+def test_a_preset_name_must_be_that_presets_configuration(tmp_path, capsys, config_of, refused):
+    run = copy_run(PGD_RUN, tmp_path)
+    _relabel(config_of)(run)
+    code, _, err = run_cli(["runs", "import", str(run), "--db", str(tmp_path / "lb.db")], capsys)
+    if refused:
+        assert code == 2 and "is not that preset's configuration" in err, err
+    else:
+        assert code == 2 and "metrics.unconstrained_stages" in err, err  # past the name check, refused for its stages
+
+
+def test_a_subset_drawn_with_another_seed_is_refused(tmp_path, capsys):
+    """Re-indexing genuine outcomes under a chosen subset seed could select easy points (44% instead of 35.4%)."""
+    forged = edit(copy_run(PGD_RUN, tmp_path), lambda raw: raw["settings"].update(subset_seed=874))
+    code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and "settings.subset_seed is 874" in err, err

@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from irob_bench.lipschitz.stats import (
-    anchors_needed,
-    coverage,
-    order_statistic,
-    smallest_rank,
-    supported_delta,
-    upper_bound,
-)
+from irob_bench.confidence import anchors_needed, coverage, smallest_rank, supported_delta
+from irob_bench.lipschitz.stats import order_statistic, upper_bound
 
 DELTA, BETA, REPEATS = 0.001, 0.95, 4000
 EXPONENTIAL_QUANTILE = -math.log(DELTA)  # q_{1-delta} of Exp(1)

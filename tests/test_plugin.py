@@ -38,7 +38,6 @@ def test_toy_submission_is_valid(capsys):
         ("nan_logits.py", "finite logits: the model returned NaN or infinite logits"),
         ("nondeterministic.py", "determinism: two identical batches gave different logits"),
         ("batchnorm_train.py", "batch independence: a sample's logits depend on the rest of the batch"),
-        ("missing_file.py", "import: submission file not found"),
     ],
 )
 def test_bad_submission_fails_with_one_line(filename, expected, capsys):
@@ -46,6 +45,12 @@ def test_bad_submission_fails_with_one_line(filename, expected, capsys):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], err
+
+
+def test_the_library_names_a_missing_submission_file():
+    """The CLI refuses a missing path while parsing (tests/test_cli.py); the library call says the same itself."""
+    with pytest.raises(IrobError, match="import: submission file not found"):
+        load_submission(SUBMISSIONS / "missing_file.py")
 
 
 def test_weights_of_the_wrong_shape(tmp_path, capsys):

@@ -11,7 +11,15 @@ import pytest
 
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard.intervals import accuracy_interval
-from irob_bench.leaderboard.render import UNITS_NOTE, bounds_note, markdown_table, render, render_run, text_table
+from irob_bench.leaderboard.render import (
+    UNITS_NOTE,
+    bounds_note,
+    markdown_table,
+    ranked_groups,
+    render,
+    render_run,
+    text_table,
+)
 from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
 from irob_bench.results import CertificateRecord
 
@@ -246,3 +254,10 @@ def test_render_run_shows_the_certificate_and_its_tightness() -> None:
     cells = eps_block[2].split()
     assert [cells[0], cells[1], cells[4]] == ["1", "40.0%", "91.2%"] and cells[2].startswith("[")
     assert f"  {bounds_note(certified=True)}" in eps_block and "certified is a lower bound" in bounds_note(True)
+
+
+def test_one_run_with_an_unusual_eps_does_not_choose_the_ranking_eps(rows: list[LeaderboardRow]) -> None:
+    odd = _row(5, "odd", {1.5: 0.99, 3.5: 0.99})  # would rank alone at 3.5, every other row unranked
+    assert ranked_groups([*rows, odd], None, None)[0][1][0] == 3.0
+    assert ranked_groups([rows[0], odd], None, None)[0][1][0] == 3.5  # no majority: the largest of the most evaluated
+    assert ranked_groups([odd, _row(6, "odd2", {3.5: 0.5})], None, None)[0][1][0] == 3.5  # control: a real majority

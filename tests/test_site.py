@@ -94,9 +94,10 @@ def test_empty_database_gives_a_page_that_says_so(tmp_path: Path) -> None:
 
 def test_unwritable_out_is_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "never-opened.db"
-    assert main(["leaderboard", "--format", "html", "--out", "/proc/irob-bench-site", "--db", str(db)]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # checked while parsing: no file can be made in /proc
+        main(["leaderboard", "--format", "html", "--out", "/proc/irob-bench-site", "--db", str(db)])
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "cannot write the site into /proc/irob-bench-site" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 0 and "folder /proc is not writable" in err
     assert not db.exists()  # the database was never opened: the check came first
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

@@ -21,7 +21,7 @@ from pydantic import Field
 from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
 from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes, save_outcomes
-from irob_bench.attacks.presets import DEFAULT_PRESET, preset
+from irob_bench.attacks.presets import DEFAULT_PRESET, labelled, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
 from irob_bench.certify import Certification, certify, check_certify_interface, violation_flags, with_certificates
 from irob_bench.common import FrozenModel, indices_sha256
@@ -61,7 +61,7 @@ class EvaluateOptions(FrozenModel):
     def attack_config(self, randomized: bool) -> AttackSuiteConfig:
         """The attacks this evaluation runs: the custom configuration, or the preset (EOT for randomized models)."""
         if self.attacks is not None:
-            return self.attacks
+            return labelled(self.attacks, randomized)  # a changed preset is "custom": it never joins the preset's table
         return preset(self.preset, randomized)
 
 

@@ -9,6 +9,7 @@ Ranges (fractions in [0, 1], positive eps, hashes) are enforced by the result sc
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,14 @@ import torch
 
 from irob_bench import datasets
 from irob_bench.attacks.outcomes import AttackOutcomes
-from irob_bench.attacks.presets import read_config
+from irob_bench.attacks.presets import named_truly, read_config
 from irob_bench.certify import claimed_certificates
 from irob_bench.common import indices_sha256
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import subset_indices
+from irob_bench.evaluate import SUBSET_SEED, subset_indices
 from irob_bench.metrics import dataset_identity, measured_metrics, with_card_ceilings
-from irob_bench.results import EvaluationResult
+from irob_bench.results import EvaluationResult, created_utc
 
 COUNT_SLACK = 1e-6  # an accuracy times its count must be this close to a whole number of examples
 SUM_SLACK = 1e-9  # float rounding between sums of the same counts
@@ -47,8 +48,16 @@ def check_same_data(result: EvaluationResult, card: DatasetCard) -> None:
                         "not measured on data this irob-bench knows")
 
 
+EARLIEST_RESULT = datetime(2024, 1, 1)
+CLOCK_SKEW = timedelta(days=1)
+
+
 def check_consistency(result: EvaluationResult, card: DatasetCard) -> None:
-    """The numbers agree with each other: eps, class counts, accuracies as counts out of n, robust <= clean, monotone."""
+    """The numbers agree with each other: eps, class counts, accuracies as counts out of n, robust <= clean, monotone;
+    and the result was made at a real moment, not in the future (a later date would make it "the latest run")."""
+    created = created_utc(result.created_at)
+    if not EARLIEST_RESULT <= created <= datetime.now(timezone.utc).replace(tzinfo=None) + CLOCK_SKEW:
+        raise IrobError(f"created_at {result.created_at} is not between {EARLIEST_RESULT:%Y-%m-%d} and now")
     settings, metrics = result.settings, result.metrics
     n, eps = settings.n_examples, settings.eps
     if eps != sorted(set(eps)):
@@ -146,8 +155,16 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
     recorded = {k: v for k, v in settings.attacks.items() if k != "in_distribution"}
     if read_config(recorded) != outcomes.config:
         raise IrobError("outcomes: attack configuration differs from settings.attacks")
+    if not named_truly(outcomes.config, result.submission.metadata.randomized):
+        raise IrobError(f"settings.attacks is called preset {outcomes.config.preset!r} but is not that preset's "
+                        "configuration (a changed preset is 'custom')")
+    if settings.attacks.get("in_distribution") not in (None, outcomes.config.latent.method):
+        raise IrobError(f"settings.attacks.in_distribution {settings.attacks.get('in_distribution')!r} is not the "
+                        f"configured in-distribution attack {outcomes.config.latent.method!r}")
     recomputed = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
     certified = outcomes.certified
+    if certified is None and any(m.certified_accuracy for m in result.metrics.per_eps):  # a claim of 0 proves nothing
+        raise IrobError("metrics claim a certified accuracy, but the outcomes file has no per-point certificates")
     if certified is not None and certified.shape != (len(indices), len(settings.eps)):
         raise IrobError(f"outcomes: certified has shape {certified.shape}, expected ({len(indices)}, {len(settings.eps)})")
     recomputed = recomputed.model_copy(
@@ -191,5 +208,8 @@ def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> Dataset
     if result.shard is not None:
         raise IrobError(result.shard.not_a_run())
     card = known_card(result)
+    if result.settings.subset_seed != SUBSET_SEED:
+        raise IrobError(f"settings.subset_seed is {result.settings.subset_seed}; the benchmark's subsets are drawn with "
+                        f"seed {SUBSET_SEED} (another seed could pick easy points)")
     verify_evaluation(result, outcomes, card)
     return card

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -144,6 +145,15 @@ class ShardRecord(_Record):
     def not_a_run(self) -> str:
         """The one-line refusal to store or import a shard alone."""
         return f"shard {self.index}/{self.of} is part of a run, not a run: join the shards with `irob-bench runs merge`"
+
+
+def created_utc(stamp: str) -> datetime:
+    """A result's created_at (ISO 8601; a stamp without offset is UTC) as naive UTC, or a one-line IrobError."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+        return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    except (ValueError, OverflowError):
+        raise IrobError(f"result created_at {stamp!r} is not an ISO-8601 timestamp of a real moment") from None
 
 
 class EvaluationResult(_Record):

@@ -189,9 +189,18 @@ def save_outcomes(outcomes: AttackOutcomes, path: str | Path) -> None:
     write_npz(path, arrays)
 
 
+MAX_OUTCOMES_BYTES = 256 << 20
+"""Largest uncompressed outcomes file read (a full 10,000-point mnist run is 0.7 MB): a small zip can hold a huge
+array, and an outcomes file may come from anyone (`runs import`)."""
+
+
 def load_outcomes(path: str | Path) -> AttackOutcomes:
     """Read outcomes written by `save_outcomes` (timings are not stored: they differ between runs)."""
     try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(member.file_size for member in archive.infolist())
+        if size > MAX_OUTCOMES_BYTES:
+            raise IrobError(f"{path}: {size:,} bytes uncompressed, more than any outcomes file ({MAX_OUTCOMES_BYTES:,})")
         data = read_npz(path)
         meta = json.loads(data["meta_json"].tobytes().decode())
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:

@@ -83,3 +83,18 @@ def preset(name: str, randomized: bool = False) -> AttackSuiteConfig:
     if randomized:
         config = config.model_copy(update={"eot_samples": RANDOMIZED_EOT_SAMPLES, "verify_draws": RANDOMIZED_VERIFY_DRAWS})
     return config
+
+
+def named_truly(config: AttackSuiteConfig, randomized: bool) -> bool:
+    """Whether the preset name a configuration carries describes it: "custom", or exactly that preset (with the EOT
+    settings of a randomized model). The leaderboard groups runs by this name, so a name must never hide a change."""
+    if config.preset == "custom":
+        return True
+    if config.preset == LEGACY.preset:
+        return config == LEGACY
+    return config.preset in PRESETS and config == preset(config.preset, randomized)
+
+
+def labelled(config: AttackSuiteConfig, randomized: bool) -> AttackSuiteConfig:
+    """`config` under its preset name if that name is true (named_truly), else the same configuration as "custom"."""
+    return config if named_truly(config, randomized) else config.model_copy(update={"preset": "custom"})

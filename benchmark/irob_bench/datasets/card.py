@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from irob_bench.common import FrozenModel
+from irob_bench.confidence import joint_statement
 
 
 class _Frozen(FrozenModel):
@@ -71,8 +72,6 @@ class LipschitzEstimate(_Frozen):
         needed = ("samples", "rank", "delta", "beta", "per_class")
         if not isinstance(data, dict) or not all(isinstance(data.get(key), (int, float, list)) for key in needed):
             return data  # field validation names what is missing or malformed
-        from irob_bench.lipschitz.stats import joint_statement
-
         established, delta_prime = joint_statement(
             data["samples"], data["rank"], data["delta"], data["beta"], max(len(data["per_class"]), 1)
         )

@@ -43,8 +43,8 @@ class GateReport(FrozenModel):
         """One line: FAIL/PASS with the failing metrics."""
         if self.regressed:
             names = ", ".join(m.name for m in self.regressions)
-            return f"FAIL: robustness regressed ({names}) beyond {self.tolerance_pp:g} pp at alpha {self.alpha:g}"
-        return f"PASS: no significant drop beyond {self.tolerance_pp:g} pp at alpha {self.alpha:g} on {self.n_examples} examples"
+            return f"FAIL: robustness regressed ({names}) beyond {self.tolerance_pp:g} pp at alpha {self.alpha:g} per metric"
+        return f"PASS: no significant drop beyond {self.tolerance_pp:g} pp at alpha {self.alpha:g} per metric on {self.n_examples} examples"
 
 
 def render_table(report: GateReport) -> str:

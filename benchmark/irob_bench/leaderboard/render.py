@@ -1,7 +1,7 @@
 """Leaderboard output: ranked rows as a text table, Markdown, JSON or CSV, and a readable summary of one run.
 
 Rows are grouped by dataset (name and version) and ranked within each group by PGD robust accuracy at one
-eps (default: the group's largest). Given the runs' per-example outcomes, rows the paired test cannot tell apart
+eps (default: the largest that more than half of the group's runs evaluated). Given the runs' per-example outcomes, rows the paired test cannot tell apart
 share a rank, marked '=' (leaderboard/intervals.py). Table and Markdown show accuracies in percent with one
 decimal (Markdown with their Wilson 95% intervals) and the gap in percentage points, and leave out columns that
 are empty in every row; JSON and CSV carry raw fractions as numbers, and every column.
@@ -70,8 +70,9 @@ def bounds_note(certified: bool) -> str:
             "proven robust, PGD the points the attacks could not break)" if certified else
             "PGD is an upper bound on the true robust accuracy (the points the attacks could not break)")
     return (f"What each number guarantees: {true}; in-dist is an upper bound on the in-distribution robust accuracy "
-            "(adversarials on the generator's manifold only); a ceiling is an upper bound for any classifier on this "
-            "distribution (the classifier ceiling: any with this clean accuracy).")
+            "(adversarials on the generator's manifold only); a ceiling is an upper bound on the robust accuracy of the "
+            "classifiers it names: the classifier ceiling of any classifier with this run's per-class risks, the "
+            "per-class one of any whose every class risk is at least the card's alpha.")
 
 
 def render(
@@ -81,7 +82,7 @@ def render(
     notes: dict[str, str] | None = None,
     outcomes: dict[int, RunOutcomes] | None = None,
 ) -> str:
-    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: each dataset's largest).
+    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: per table, the largest eps most runs evaluated, _default_eps).
 
     `notes` (dataset name -> text), e.g. what the ceilings rest on, is printed under each table and Markdown heading.
     `outcomes` (run id -> its per-example outcomes) lets rows that the paired test cannot separate share a rank.
@@ -132,7 +133,7 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
     grid = sorted({v.eps for row in rows for v in row.per_eps})
     if not grid:
         raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
-    at = grid[-1] if eps is None else eps
+    at = _default_eps(rows, grid) if eps is None else eps
     if not any(same_eps(e, at) for e in grid):
         raise IrobError(f"{rows[0].dataset}: no run evaluated eps {at:g} (stored eps: {', '.join(f'{e:g}' for e in grid)})")
     scored = [(row.at(at), row) for row in rows]
@@ -144,6 +145,14 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
     leaders = tie_groups(aligned_pgd([row.run_id for _, row in ordered], outcomes, at))
     ranked = [Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
     return at, ranked + [Ranked(None, row) for value, row in scored if value is None]
+
+
+def _default_eps(rows: list[LeaderboardRow], grid: list[float]) -> float:
+    """The largest eps that more than half of the runs evaluated (else the one most runs did), so that one run with
+    an unusual eps cannot choose the ranking of everyone else."""
+    count = {e: sum(row.at(e) is not None for row in rows) for e in grid}
+    majority = [e for e in grid if 2 * count[e] > len(rows)]
+    return majority[-1] if majority else max(grid, key=lambda e: (count[e], e))
 
 
 def _eps_grid(ranked: Sequence[Ranked]) -> list[float]:

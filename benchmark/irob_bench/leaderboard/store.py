@@ -28,7 +28,7 @@ from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
-from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord
+from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord, created_utc
 
 DB_ENV = "IROB_BENCH_DB"
 _WRITE = "irob_write"  # execution option: this transaction writes, so take SQLite's write lock at BEGIN
@@ -164,15 +164,6 @@ def _weights_key(weights: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()
 
 
-def _utc_naive(stamp: str) -> datetime:
-    """An ISO-8601 timestamp as naive UTC (a stamp without offset is taken as UTC)."""
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        raise IrobError(f"result created_at {stamp!r} is not an ISO-8601 timestamp") from None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _eps_row(metrics: EpsMetrics) -> EpsMetricRow:
     """The stored numbers; a result made before certification gets the reason it has no certified accuracy."""
     row = EpsMetricRow(**{name: getattr(metrics, name) for name in EPS_FIELDS})
@@ -235,7 +226,7 @@ class Store:
                 return SaveOutcome(run_id=existing, created=False)
 
     def _insert(self, result: EvaluationResult, fingerprint: str, provenance: Provenance) -> SaveOutcome:
-        created_at = _utc_naive(result.created_at)
+        created_at = created_utc(result.created_at)
         with Session(self._writer) as session, session.begin():
             existing = session.scalar(select(RunRow.id).where(RunRow.fingerprint == fingerprint))
             if existing is not None:

@@ -1,8 +1,11 @@
 """An independent check of a card's constants: the exact local slope sigma_max(J_y(z)) (Lanczos run to convergence)
 on fresh anchors (another seed), whose (1 - delta) quantile every valid constant L_y(r) must exceed.
 
-sup over B(z, r) of the ratio is at least sigma_max(J(z)), so a constant below the quantile of sigma_max cannot
-be a (1 - delta)-local Lipschitz constant: the check can refute a card, never confirm the per-anchor sup.
+sup over B(z, r) of the ratio is at least sigma_max(J(z)), so a constant below the true quantile of sigma_max cannot
+be a (1 - delta)-local Lipschitz constant: the check can refute a card, never confirm the per-anchor sup. It
+compares with the SAMPLE quantile of S fresh anchors, so it errs on the strict side: a constant exactly at the true
+0.999 quantile still fails with probability P(Bin(S, 0.001) >= 3) = 0.58 at S = 3,000. A pass is meaningful; a
+narrow failure asks for more anchors before it condemns a card.
 """
 
 from __future__ import annotations

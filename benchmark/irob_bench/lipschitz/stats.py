@@ -12,14 +12,12 @@ beta at every class alone, ten classes at S = 3,000 would hold together only wit
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from pydantic import Field
-from scipy.stats import binom
 
 from irob_bench.common import FrozenModel
+from irob_bench.confidence import anchors_needed, class_level, smallest_rank, supported_delta
 
 DEFAULT_BETA = 0.95
 
@@ -55,40 +53,6 @@ class OrderStatistic(FrozenModel):
             f"delta >= {self.delta_prime:.3g}; delta = {self.delta:g} needs S >= "
             f"{anchors_needed(self.delta, class_level(self.beta, self.classes)):,}"
         )
-
-
-def class_level(beta: float, classes: int) -> float:
-    """The confidence each of `classes` independent per-class bounds needs for all of them to hold at beta."""
-    return beta ** (1.0 / classes)
-
-
-def joint_statement(samples: int, rank: int, delta: float, beta: float, classes: int) -> tuple[bool, float]:
-    """(established, delta') of K per-class v_(k) taken together at confidence beta: whether they bound every class's
-    q_{1-delta}, and the delta the maxima support (what a card states, whatever rule picked k)."""
-    level = class_level(beta, classes)
-    return coverage(samples, rank, delta) >= level, supported_delta(samples, level)
-
-
-def coverage(samples: int, rank: int, delta: float) -> float:
-    """P(q_{1-delta} <= v_(k)) = P(B <= k - 1), B ~ Binomial(S, 1 - delta): the confidence of v_(k)."""
-    return float(binom.cdf(rank - 1, samples, 1.0 - delta))
-
-
-def smallest_rank(samples: int, delta: float, beta: float) -> int | None:
-    """The smallest k with coverage(S, k, delta) >= beta, or None when even the maximum (k = S) falls short."""
-    if coverage(samples, samples, delta) < beta:
-        return None
-    return int(binom.ppf(beta, samples, 1.0 - delta)) + 1
-
-
-def supported_delta(samples: int, beta: float) -> float:
-    """delta' = 1 - (1 - beta)^(1/S): the maximum of S values bounds q_{1-delta'} at confidence beta."""
-    return float(-math.expm1(math.log1p(-beta) / samples))
-
-
-def anchors_needed(delta: float, beta: float) -> int:
-    """The least S for which the maximum bounds q_{1-delta} at confidence beta: ln(1 - beta) / ln(1 - delta)."""
-    return math.ceil(math.log1p(-beta) / math.log1p(-delta))
 
 
 def order_statistic(samples: int, delta: float, beta: float = DEFAULT_BETA, classes: int = 1) -> OrderStatistic:

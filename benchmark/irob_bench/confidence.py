@@ -1,0 +1,47 @@
+"""The binomial arithmetic behind a stated confidence over S random anchors (SCIENCE.md §3): which order statistic
+v_(k) of S values bounds their (1 - delta) quantile at confidence beta, and what K classes give together. Pure
+arithmetic, shared by the estimator (lipschitz/stats.py) and the cards that record its result (datasets/card.py).
+
+With S anchors, B = #{s : v_s < q_{1-delta}} is Binomial(S, 1 - delta) (at most that, for a distribution with
+atoms), and v_(k) >= q_{1-delta} exactly when B < k: so v_(k) bounds the quantile at confidence P(B <= k - 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.stats import binom
+
+
+def coverage(samples: int, rank: int, delta: float) -> float:
+    """P(q_{1-delta} <= v_(k)) = P(B <= k - 1), B ~ Binomial(S, 1 - delta): the confidence of v_(k)."""
+    return float(binom.cdf(rank - 1, samples, 1.0 - delta))
+
+
+def smallest_rank(samples: int, delta: float, beta: float) -> int | None:
+    """The smallest k with coverage(S, k, delta) >= beta, or None when even the maximum (k = S) falls short."""
+    if coverage(samples, samples, delta) < beta:
+        return None
+    return int(binom.ppf(beta, samples, 1.0 - delta)) + 1
+
+
+def supported_delta(samples: int, beta: float) -> float:
+    """delta' = 1 - (1 - beta)^(1/S): the maximum of S values bounds q_{1-delta'} at confidence beta."""
+    return float(-math.expm1(math.log1p(-beta) / samples))
+
+
+def anchors_needed(delta: float, beta: float) -> int:
+    """The least S for which the maximum bounds q_{1-delta} at confidence beta: ln(1 - beta) / ln(1 - delta)."""
+    return math.ceil(math.log1p(-beta) / math.log1p(-delta))
+
+
+def class_level(beta: float, classes: int) -> float:
+    """The confidence each of `classes` independent per-class bounds needs for all of them to hold at beta."""
+    return beta ** (1.0 / classes)
+
+
+def joint_statement(samples: int, rank: int, delta: float, beta: float, classes: int) -> tuple[bool, float]:
+    """(established, delta') of K per-class v_(k) taken together at confidence beta: whether they bound every class's
+    q_{1-delta}, and the delta the maxima support (what a card states, whatever rule picked k)."""
+    level = class_level(beta, classes)
+    return coverage(samples, rank, delta) >= level, supported_delta(samples, level)
