@@ -345,3 +345,16 @@ def test_a_subset_drawn_with_another_seed_is_refused(tmp_path, capsys):
     forged = edit(copy_run(PGD_RUN, tmp_path), lambda raw: raw["settings"].update(subset_seed=874))
     code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
     assert code == 2 and "settings.subset_seed is 874" in err, err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda raw: raw["settings"].update(device="CPU"), "settings.device"),  # the same run stored twice under two spellings
+        (lambda raw: raw["dataset"].update(version="9.9.9"), "v9.9.9 is newer than the card this irob-bench ships (v1.1.0)"),
+    ],
+)
+def test_a_respelled_device_or_a_future_card_version_is_refused(tmp_path, capsys, change, message):
+    forged = edit(copy_run(PGD_RUN, tmp_path), change)
+    code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and message in err, err

@@ -46,6 +46,17 @@ def check_same_data(result: EvaluationResult, card: DatasetCard) -> None:
     if differing:
         raise IrobError(f"dataset {card.name}: {', '.join(differing)} differ from the {card.name} v{card.version} card: "
                         "not measured on data this irob-bench knows")
+    if _release(result.dataset.version) > _release(card.version):
+        raise IrobError(f"dataset {card.name} v{result.dataset.version} is newer than the card this irob-bench ships "
+                        f"(v{card.version})")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """'1.10.0' -> (1, 10, 0); a version that is not dotted numbers is an IrobError."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        raise IrobError(f"dataset version {version!r} is not dotted numbers") from None
 
 
 EARLIEST_RESULT = datetime(2024, 1, 1)

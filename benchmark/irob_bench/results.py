@@ -61,7 +61,7 @@ class Settings(_Record):
     indices_sha256: Sha256
     seed: int
     batch_size: int = Field(ge=1)
-    device: str
+    device: Literal["cpu", "cuda"] = Field(description="the kind of device (cuda:0 and cuda:1 are one run)")
     attacks: dict[str, Any]
 
 
