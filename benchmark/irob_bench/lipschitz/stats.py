@@ -1,9 +1,6 @@
 """The reported statistic of the per-anchor slopes: an order statistic that upper-bounds their (1 - delta) quantile
-with a stated confidence beta over the draw of the anchors (SCIENCE.md §3).
-
-With S anchors, B = #{s : v_s < q_{1-delta}} is Binomial(S, 1 - delta) (at most that, for a distribution with
-atoms), and the k-th smallest value v_(k) is >= q_{1-delta} exactly when B < k. So v_(k) is a level-beta upper
-confidence bound as soon as P(B <= k - 1) >= beta; the smallest such k gives the tightest bound.
+with a stated confidence beta over the draw of the anchors (SCIENCE.md §3; the binomial arithmetic is in
+irob_bench/confidence.py): the smallest k with P(B <= k - 1) >= beta gives the tightest bound.
 
 A ceiling built on K per-class constants (Thm 4.3) needs all K at once. The classes' anchors are independent draws,
 so each class is bounded at level beta^(1/K) and all K then hold together with probability >= beta (Sidak); with
