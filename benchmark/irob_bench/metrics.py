@@ -43,12 +43,13 @@ def compute_metrics(
 ) -> Metrics:
     """Clean and robust accuracies per eps, with every ceiling of SCIENCE.md §4 (see `ceilings`)."""
     class_acc, class_count = per_class_accuracy(clean_correct, labels, card.num_classes)
+    risks = class_risks(class_acc, class_count)
     per_eps = []
     for j, e in enumerate(eps):
         rob = float(robust_pgd[:, j].mean())
         rob_in = float(robust_in[:, j].mean()) if robust_in is not None else None
         measured = {"eps": e, "robust_accuracy_pgd": rob, "robust_accuracy_in_distribution": rob_in}
-        per_eps.append(EpsMetrics(**measured, **ceilings(card, class_risks(class_acc, class_count), e, rob)))
+        per_eps.append(EpsMetrics(**measured, **ceilings(card, risks, e, rob)))
     return Metrics(
         clean_accuracy=float(clean_correct.mean()),
         per_class_accuracy=class_acc,

@@ -82,7 +82,7 @@ def render(
     notes: dict[str, str] | None = None,
     outcomes: dict[int, RunOutcomes] | None = None,
 ) -> str:
-    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: per table, the largest eps most runs evaluated, _default_eps).
+    """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: per table, _default_eps).
 
     `notes` (dataset name -> text), e.g. what the ceilings rest on, is printed under each table and Markdown heading.
     `outcomes` (run id -> its per-example outcomes) lets rows that the paired test cannot separate share a rank.
