@@ -181,12 +181,13 @@ def test_the_same_model_passes_against_its_own_baseline(models, baseline, gate, 
     junit = tmp_path / "gate.xml"
     code, out, _, report = gate(models["fitted"], baseline, "--junit", str(junit))
     assert code == 0 and not report.regressed and "PASS" in out
-    assert [m.name for m in report.metrics] == ["clean", "pgd@eps=0.3", "pgd@eps=0.4", "in-dist@eps=0.3", "in-dist@eps=0.4"]
+    assert [m.name for m in report.metrics] == ["clean", "pgd@eps=0.3", "pgd@eps=0.4", "in-dist@eps=0.3", "in-dist@eps=0.4",
+                                                "certified@eps=0.3", "certified@eps=0.4"]
     assert all(m.lost == m.gained == 0 and m.drop_pp == 0 and m.p_value == 1.0 for m in report.metrics)
     assert report.n_examples == N and report.eps == EPS and report.settings_changes == []
     suite = ET.parse(junit).getroot()
-    assert suite.tag == "testsuites" and suite.get("tests") == "5" and suite.get("failures") == "0"
-    assert len(suite.findall("./testsuite/testcase")) == 5 and not suite.findall(".//failure")
+    assert suite.tag == "testsuites" and suite.get("tests") == "7" and suite.get("failures") == "0"
+    assert len(suite.findall("./testsuite/testcase")) == 7 and not suite.findall(".//failure")
     assert "::" not in out  # no GitHub annotations outside GitHub Actions
 
 

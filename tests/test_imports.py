@@ -23,6 +23,7 @@ from irob_bench.results import EvaluationResult
 REPO = Path(__file__).resolve().parents[1]
 RUNS = sorted((REPO / "leaderboard" / "runs").glob("*.json"))
 TOY = REPO / "tests" / "submissions" / "toy.py"
+LIPSCHITZ = REPO / "submissions" / "mnist" / "lipschitz" / "submission.py"
 PGD_RUN = REPO / "leaderboard" / "runs" / "mnist-pgd.json"
 _PGD_METRICS = json.loads(PGD_RUN.read_text())["metrics"]  # the committed row's numbers, which move when it is re-run
 _LAST_PGD = _PGD_METRICS["per_eps"][-1]["robust_accuracy_pgd"]
@@ -196,6 +197,49 @@ def test_runs_verify_accepts_an_honest_run_and_disputes_consistent_forged_outcom
     assert row.verification.verdict == "disputed"
     assert "imported, disputed (n=12)" in run_cli(["leaderboard", "--db", forged_db], capsys)[1]
     assert "imported, verified (n=12)" in run_cli(["leaderboard", "--db", db], capsys)[1]
+
+
+@pytest.fixture(scope="module")
+def certified_run(tmp_path_factory) -> Path:
+    """The certified mnist reference on 100 points at eps 2 and 3 (quick preset), written as JSON + outcomes: its
+    certificates hold at fewer points than the attacks leave robust (65 / 17 against 72 / 25 here)."""
+    out = tmp_path_factory.mktemp("certified") / "lipschitz.json"
+    args = ["--n-examples", "100", "--eps", "2", "3", "--attacks", "quick", "--quiet", "--no-store", "--json", str(out)]
+    assert main(["evaluate", str(LIPSCHITZ), *args]) == 0
+    return out
+
+
+def _forge_certificates(source: Path, target: Path) -> int:
+    """A consistent forgery: a certificate claimed at every robust point, certified accuracy recounted to match (an
+    import accepts it: certified within robust, monotone, equal to its outcomes). Returns the points added at eps 3."""
+    result = EvaluationResult.model_validate_json(source.read_text())
+    outcomes = load_outcomes(f"{source}.outcomes.npz")
+    added = int((outcomes.robust_pgd & ~outcomes.certified)[:, -1].sum())
+    outcomes.certified = outcomes.robust_pgd.copy()
+    per_eps = [m.model_copy(update={"certified_accuracy": float(c)})
+               for m, c in zip(result.metrics.per_eps, outcomes.certified.mean(axis=0))]
+    save_outcomes(outcomes, f"{target}.outcomes.npz")
+    target.write_text(result.model_copy(update={"metrics": result.metrics.model_copy(update={"per_eps": per_eps})})
+                      .model_dump_json())
+    return added
+
+
+@pytest.mark.slow  # one evaluation and two re-evaluations of the certified reference: about a minute
+def test_runs_verify_re_checks_certificates_and_disputes_forged_ones(certified_run, tmp_path, capsys):
+    db = str(tmp_path / "lb.db")
+    assert run_cli(["runs", "import", str(certified_run), "--db", db], capsys)[0] == 0
+    code, out, err = run_cli(["runs", "verify", "1", "--submission", str(LIPSCHITZ), "--n", "40", "--quiet", "--db", db], capsys)
+    assert code == 0, err
+    assert "certified accuracy at eps 3: stored" in out and "run 1: verified on 40 re-evaluated examples" in out
+
+    forged = tmp_path / "forged.json"
+    assert _forge_certificates(certified_run, forged) >= 5  # enough lost pairs for p < 0.05 (2^-5)
+    forged_db = str(tmp_path / "forged.db")
+    assert run_cli(["runs", "import", str(forged), "--db", forged_db], capsys)[0] == 0, "consistent: import passes"
+    code, out, _ = run_cli(["runs", "verify", "1", "--submission", str(LIPSCHITZ), "--n", "100", "--quiet", "--db", forged_db],
+                           capsys)
+    assert code == 1 and "run 1: disputed on 100 re-evaluated examples (certified accuracy at eps" in out
+    assert "regression  PGD" not in out and "regression  clean" not in out  # only the certificates were forged
 
 
 def test_runs_verify_refuses_another_submission_file_before_any_work(toy_run, tmp_path, capsys):

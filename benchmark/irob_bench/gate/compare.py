@@ -27,13 +27,15 @@ from scipy.stats import binomtest
 from irob_bench.common import FrozenModel
 from irob_bench.gate.outcomes import PerExample
 
-Kind = Literal["clean", "pgd", "in_distribution"]
+Kind = Literal["clean", "pgd", "in_distribution", "certified"]
 Verdict = Literal["pass", "regression"]
 KIND_LABELS: dict[str, str] = {
     "clean": "clean accuracy",
     "pgd": "PGD robust accuracy",
     "in_distribution": "in-distribution robust accuracy",
+    "certified": "certified accuracy",
 }
+SHORT_NAMES: dict[str, str] = {"pgd": "pgd", "in_distribution": "in-dist", "certified": "certified"}
 
 
 def discordant(baseline: np.ndarray, new: np.ndarray) -> tuple[int, int]:
@@ -76,10 +78,10 @@ class MetricComparison(FrozenModel):
 
 
 def metric_name(kind: Kind, eps: float | None) -> str:
-    """The short id of a metric: 'clean', 'pgd@eps=1', 'in-dist@eps=1'."""
+    """The short id of a metric: 'clean', 'pgd@eps=1', 'in-dist@eps=1', 'certified@eps=1'."""
     if eps is None:
         return kind
-    return f"{'pgd' if kind == 'pgd' else 'in-dist'}@eps={eps:g}"
+    return f"{SHORT_NAMES[kind]}@eps={eps:g}"
 
 
 def compare_one(kind: Kind, eps: float | None, baseline: np.ndarray, new: np.ndarray, tolerance_pp: float, alpha: float) -> MetricComparison:
@@ -114,7 +116,8 @@ def compare_one(kind: Kind, eps: float | None, baseline: np.ndarray, new: np.nda
 
 
 def compare_metrics(baseline: PerExample, new: PerExample, tolerance_pp: float, alpha: float) -> list[MetricComparison]:
-    """Every metric the two aligned runs share: clean, PGD at each eps, in-distribution at each eps if both have it."""
+    """Every metric the two aligned runs share: clean, PGD at each eps, and in-distribution and certified accuracy at
+    each eps where both runs have them (a stored certificate the model does not reproduce counts as lost)."""
     if not np.array_equal(baseline.indices, new.indices) or baseline.eps != new.eps:
         raise ValueError("compare_metrics needs outcomes aligned on the same examples and eps")
     if len(new.indices) == 0:
@@ -122,9 +125,8 @@ def compare_metrics(baseline: PerExample, new: PerExample, tolerance_pp: float, 
     out = [compare_one("clean", None, baseline.clean, new.clean, tolerance_pp, alpha)]
     for k, eps in enumerate(new.eps):
         out.append(compare_one("pgd", eps, baseline.pgd[:, k], new.pgd[:, k], tolerance_pp, alpha))
-    if baseline.in_distribution is not None and new.in_distribution is not None:
-        for k, eps in enumerate(new.eps):
-            out.append(
-                compare_one("in_distribution", eps, baseline.in_distribution[:, k], new.in_distribution[:, k], tolerance_pp, alpha)
-            )
+    for kind in ("in_distribution", "certified"):
+        before, after = getattr(baseline, kind), getattr(new, kind)
+        if before is not None and after is not None:
+            out.extend(compare_one(kind, eps, before[:, k], after[:, k], tolerance_pp, alpha) for k, eps in enumerate(new.eps))
     return out

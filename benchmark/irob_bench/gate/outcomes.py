@@ -13,13 +13,14 @@ from irob_bench.errors import IrobError
 
 @dataclass(frozen=True)
 class PerExample:
-    """Which examples a model got right (clean) and kept right under attack at each eps, by test-set index."""
+    """Which examples a model got right (clean), kept right under attack and had certified at each eps, by test-set index."""
 
     indices: np.ndarray  # (N,) int64 test-set indices
     eps: tuple[float, ...]  # (E,) ascending
     clean: np.ndarray  # (N,) bool
     pgd: np.ndarray  # (N, E) bool
     in_distribution: np.ndarray | None  # (N, E) bool, None if the in-distribution attack did not run
+    certified: np.ndarray | None = None  # (N, E) bool, None if the run kept no per-point certificates
 
     @classmethod
     def from_outcomes(cls, outcomes: AttackOutcomes, indices: np.ndarray, eps: list[float]) -> PerExample:
@@ -27,13 +28,17 @@ class PerExample:
         indices = np.asarray(indices, dtype=np.int64)
         clean = np.asarray(outcomes.clean_correct, dtype=bool)
         pgd = np.asarray(outcomes.robust_pgd, dtype=bool).reshape(len(clean), -1)
-        in_dist = None if outcomes.robust_in is None else np.asarray(outcomes.robust_in, dtype=bool).reshape(len(clean), -1)
-        if len(indices) != len(clean) or pgd.shape[1] != len(eps) or (in_dist is not None and in_dist.shape != pgd.shape):
+        in_dist, certified = (None if a is None else np.asarray(a, dtype=bool).reshape(len(clean), -1)
+                              for a in (outcomes.robust_in, outcomes.certified))
+        if len(indices) != len(clean) or pgd.shape[1] != len(eps) or any(
+            a is not None and a.shape != pgd.shape for a in (in_dist, certified)
+        ):
             raise IrobError(
                 f"outcomes do not fit their result: {len(clean)} examples x {pgd.shape[1]} eps, "
                 f"expected {len(indices)} x {len(eps)}"
             )
-        return cls(indices=indices, eps=tuple(float(e) for e in eps), clean=clean, pgd=pgd, in_distribution=in_dist)
+        return cls(indices=indices, eps=tuple(float(e) for e in eps), clean=clean, pgd=pgd, in_distribution=in_dist,
+                   certified=certified)
 
     def restrict(self, indices: np.ndarray, eps: list[float] | tuple[float, ...]) -> PerExample:
         """The same outcomes on a subset of examples (in the given order) and of eps (all must be present)."""
@@ -43,12 +48,14 @@ class PerExample:
             raise IrobError(f"{len(missing)} of the requested examples are not in these outcomes (e.g. index {missing[0]})")
         rows = np.array([position[int(i)] for i in indices], dtype=np.int64)
         cols = np.array([self._eps_column(e) for e in eps], dtype=np.int64)
+        cells = np.ix_(rows, cols)
         return PerExample(
             indices=self.indices[rows],
             eps=tuple(float(e) for e in eps),
             clean=self.clean[rows],
-            pgd=self.pgd[np.ix_(rows, cols)],
-            in_distribution=None if self.in_distribution is None else self.in_distribution[np.ix_(rows, cols)],
+            pgd=self.pgd[cells],
+            in_distribution=None if self.in_distribution is None else self.in_distribution[cells],
+            certified=None if self.certified is None else self.certified[cells],
         )
 
     def _eps_column(self, eps: float) -> int:
