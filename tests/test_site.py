@@ -292,3 +292,23 @@ def test_run_pages_show_certified_accuracy_and_what_each_number_guarantees(site:
     older = page(OLDER)
     assert "not run" in eps_table(older) and "certified is a lower bound" not in older
     assert "PGD is an upper bound on the true robust accuracy" in older
+
+
+def test_run_pages_read_the_risk_as_the_ceilings_do(site: Path) -> None:
+    """The alpha of a run page's bracket is the prior-weighted per-class risk the ceilings use, not 1 - clean accuracy
+    (which weighs classes by their counts in the subset); control: on some committed run the two differ."""
+    import re
+
+    from irob_bench import datasets
+    from irob_bench.metrics import overall_risk
+    from irob_bench.results import EvaluationResult
+
+    pages = {re.search(r"<h1>(.*?) <small>", t).group(1): t for t in (p.read_text() for p in (site / "runs").glob("run-*.html"))}
+    differs = 0
+    for path in RUNS:
+        result = EvaluationResult.model_validate_json(path.read_text())
+        risk = overall_risk(datasets.load_card(result.dataset.name).priors, result.metrics)
+        shown = float(re.search(r"risk alpha = ([0-9.]+)", pages[result.submission.metadata.name]).group(1))
+        assert shown == pytest.approx(risk, abs=5e-5)
+        differs += abs(shown - (1 - result.metrics.clean_accuracy)) > 5e-5
+    assert differs > 0

@@ -32,6 +32,12 @@ def class_risks(class_accuracy: list[float], class_count: list[int]) -> list[flo
     return [1.0 - a if n > 0 else 0.0 for a, n in zip(class_accuracy, class_count)]
 
 
+def overall_risk(priors: list[float], metrics: Metrics) -> float:
+    """The risk on the distribution, alpha = sum_y p_y alpha_y, as the ceilings read it: per-class risks weighted by
+    the card's priors (1 - clean accuracy would weigh the classes by their counts in the subset instead)."""
+    return float(np.dot(priors, class_risks(metrics.per_class_accuracy, metrics.per_class_count)))
+
+
 def compute_metrics(
     card: DatasetCard,
     labels: np.ndarray,

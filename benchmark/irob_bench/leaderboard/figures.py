@@ -1,5 +1,5 @@
 """The website's figures (small SVGs, compressed PNG for image grids): a run's robustness with its bracket and error
-bands, a dataset's ceilings against eps, Zhang et al.'s Figure 2 (robust accuracy against alpha = 1 - clean accuracy
+bands, a dataset's ceilings against eps, Zhang et al.'s Figure 2 (robust accuracy against the risk alpha
 with the Thm 4.4 bound as a curve), and labelled image grids.
 
 Defaults for reading: one panel per eps or per model where several would overlap, legends outside the data, the
@@ -176,7 +176,7 @@ class RunPoint:
 
 def alpha_plot(card: DatasetCard, runs: Sequence[RunPoint], out: Path) -> Path:
     """Zhang et al.'s Figure 2: per eps (one panel each), the Thm 4.4 bound as a curve over alpha and every run as a
-    point at (1 - clean accuracy, robust accuracy): PGD (filled) and in-distribution (open)."""
+    point at (its risk alpha, robust accuracy): PGD (filled) and in-distribution (open)."""
     eps_grid = card.eps_grid
     fig, axes = _figure(3.3 * len(eps_grid) + 1.8, 3.4, len(eps_grid))
     alphas = np.geomspace(1e-3, 0.5, 60)
@@ -196,7 +196,7 @@ def alpha_plot(card: DatasetCard, runs: Sequence[RunPoint], out: Path) -> Path:
                            zorder=3, label=f"{run.label}: in-distribution")
         ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("alpha = 1 - clean accuracy")
+        ax.set_xlabel("alpha = risk (prior-weighted per-class)")
         ax.set_title(f"eps = {eps:g}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("robust accuracy")

@@ -41,6 +41,7 @@ from irob_bench.leaderboard.render import (
     with_certified_reason,
 )
 from irob_bench.leaderboard.store import LEGACY_PRESET, EpsValues, LeaderboardRow
+from irob_bench.metrics import overall_risk
 from irob_bench.results import EpsMetrics, EvaluationResult
 
 STATIC = ("site.css", "site.js")
@@ -219,11 +220,20 @@ def reproduce_command(result: EvaluationResult, card: DatasetCard | None) -> str
             f"--attacks {preset} --device {s.device}")  # fmt: skip
 
 
+def _risk(inputs: SiteInputs, run: SiteRun) -> float:
+    """The run's risk alpha as its ceilings read it: per-class risks weighted by the card's priors (equal priors for a
+    dataset this irob-bench does not ship)."""
+    card, m = inputs.cards.get(run.row.dataset), run.result.metrics
+    priors = card.priors if card is not None else [1.0 / len(m.per_class_accuracy)] * len(m.per_class_accuracy)
+    return overall_risk(priors, m)
+
+
 def _lower_estimates(inputs: SiteInputs, run: SiteRun) -> figures.Series:
     """The best in-distribution robust accuracy seen per eps among this dataset's runs with risk >= this run's
     (Zhang et al., Remark 4.6: each is a lower estimate of the intrinsic robustness at this risk)."""
     eps = list(run.result.settings.eps)
-    peers = [r.row for r in inputs.runs if r.row.dataset == run.row.dataset and r.row.clean_accuracy <= run.row.clean_accuracy]
+    risk = _risk(inputs, run)
+    peers = [r.row for r in inputs.runs if r.row.dataset == run.row.dataset and _risk(inputs, r) >= risk]
     best: list[float | None] = []
     for x in eps:
         seen = [v.robust_accuracy_in_distribution for p in peers if (v := p.at(x)) is not None
@@ -245,7 +255,7 @@ def _write_run_page(inputs: SiteInputs, run: SiteRun, out: Path) -> Path:
         series.append(figures.Series("certified (lower bound)", eps, certified, s.n_examples, figures.CERTIFIED_COLOUR, "^"))
     if any(v is not None for v in in_dist):
         series.append(figures.Series("in-distribution", eps, in_dist, s.n_examples, figures.IN_DIST_COLOUR, "s"))
-    alpha = 1.0 - m.clean_accuracy
+    alpha = _risk(inputs, run)
     ceiling = [figures.theorem_44(card, x, alpha)[0] if card is not None else None for x in eps]
     bracket = figures.Bracket(eps, ceiling, [_lower_estimates(inputs, run)])
     plot = f"plots/run-{row.run_id}-robustness.svg"
@@ -413,7 +423,7 @@ def _write_dataset_page(inputs: SiteInputs, name: str, out: Path) -> Path:
             body.append(f"<h2>Ceilings against eps</h2><figure><img src=\"../plots/{name}-ceilings.svg\" "
                         "alt=\"dataset ceilings against eps\"></figure>")
         points = [figures.RunPoint(
-            label=r.row.submission, alpha=max(1e-3, 1.0 - r.row.clean_accuracy),
+            label=r.row.submission, alpha=max(1e-3, _risk(inputs, r)),
             pgd={x: v.robust_accuracy_pgd for x in card.eps_grid if (v := r.row.at(x)) is not None},
             in_distribution={x: v.robust_accuracy_in_distribution for x in card.eps_grid
                              if (v := r.row.at(x)) is not None and v.robust_accuracy_in_distribution is not None},
@@ -421,7 +431,7 @@ def _write_dataset_page(inputs: SiteInputs, name: str, out: Path) -> Path:
         figures.alpha_plot(card, points, out / f"plots/{name}-alpha.svg")
         body.append(f"<h2>Robustness against risk</h2><figure><img src=\"../plots/{name}-alpha.svg\" "
                     "alt=\"robust accuracy against alpha\"><figcaption>Zhang et al., Figure 2: every run "
-                    "at (alpha = 1 - clean accuracy, robust accuracy), PGD filled, in-distribution open; the curves are "
+                    "at (alpha = its risk, robust accuracy), PGD filled, in-distribution open; the curves are "
                     "the Thm 4.4 ceilings for classifiers of risk alpha (none where the card has no Lipschitz "
                     "constants). A run with alpha below 0.001 is drawn at 0.001.</figcaption></figure>")
     body.append("<h2>Runs</h2><ul>" + "".join(
