@@ -14,7 +14,7 @@ from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.schema import Base
-from irob_bench.leaderboard.store import Store, default_db_url
+from irob_bench.leaderboard.store import Resolved, Store, default_db_url
 
 from .factories import kill_mid_save, make_result
 
@@ -264,14 +264,29 @@ def test_rows_and_resolve(store: Store) -> None:
     assert (row.submission, row.training, row.clean_accuracy, row.n_examples) == ("other", "pgd-l2 eps=2", 0.9893, 1000)
     assert [v.robust_accuracy_pgd for v in row.per_eps] == [0.3, 0.2, 0.1]
     assert row.created_at.isoformat() == "2025-03-14T09:26:53+00:00"
-    assert store.resolve(str(old)) == old and store.resolve(other) == other
-    assert store.resolve("net") == new
-    assert store.resolve("net", dataset="mnist") == new
+    assert store.resolve(str(old)).run_id == old and store.resolve(other).run_id == other
+    assert store.resolve("net") == store.resolve("net", dataset="mnist") == Resolved(new)  # one submission: no note
     with pytest.raises(IrobError, match="no run with id or submission name 'nobody'"):
         store.resolve("nobody")
     with pytest.raises(IrobError, match="no run with id 99"):
         store.get(99)
     assert store.datasets() == ["imagenet10", "mnist"]
+
+
+def test_a_name_shared_by_different_submissions_says_which_run_it_took(store: Store, tmp_path: Path, capsys) -> None:
+    """A name is not owned: an import under someone else's name (another file) would silently become 'the latest run'
+    of that name for `runs show NAME` and `gate --baseline NAME`. Now the run taken is named with how to choose another
+    (the control: the owner's own runs of one submission resolve without a note, test_rows_and_resolve)."""
+    owner = store.save(make_result("net", created_at="2025-01-01T00:00:00+00:00")).run_id
+    namesake = store.save(make_result("net", file_tag="someone else", created_at="2025-02-01T00:00:00+00:00")).run_id
+    resolved = store.resolve("net")
+    assert resolved.run_id == namesake and f"2 different submissions (file or weights) are named 'net'" in resolved.note
+    assert f"took the latest run, {namesake} (evaluated 2025-02-01 00:00 UTC" in resolved.note
+    assert store.resolve(str(owner)) == Resolved(owner)  # a run id chooses without a note
+    code = main(["runs", "show", "net", "--json", "--db", str(store.url.database)])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["submission"]["metadata"]["name"] == "net"  # stdout stays pure JSON
+    assert err.startswith("note: 2 different submissions") and err.count("\n") == 1
 
 
 def test_cli_leaderboard_and_runs(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

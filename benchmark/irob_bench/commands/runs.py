@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from irob_bench.commands.arguments import non_negative_float, output_file, positive_int, probability
 from irob_bench.commands.leaderboard import add_db_option
@@ -39,9 +40,11 @@ def _show(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.store import Store
 
     with Store(args.db, readonly=True) as store:
-        run_id = store.resolve(args.ref, args.dataset)
-        result = store.get(run_id)
-    print(result.model_dump_json(indent=2) if args.json else run_text(result, run_id))
+        resolved = store.resolve(args.ref, args.dataset)
+        result = store.get(resolved.run_id)
+    if resolved.note:
+        print(f"note: {resolved.note}", file=sys.stderr)  # stdout stays the run (or pure JSON)
+    print(result.model_dump_json(indent=2) if args.json else run_text(result, resolved.run_id))
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -95,7 +98,10 @@ def _verify(args: argparse.Namespace) -> int:
     from irob_bench.leaderboard.store import Store
 
     with Store(args.db) as store:
-        run_id = store.resolve(args.ref)
+        resolved = store.resolve(args.ref)
+    run_id = resolved.run_id
+    if resolved.note:
+        print(f"note: {resolved.note}")
     options = GateOptions(tolerance_pp=args.tolerance_pp, alpha=args.alpha, progress=not args.quiet)
     check = spot_check(run_id, args.db, Path(args.submission), args.n, seed=args.seed, options=options)
     for note in check.notes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,13 @@ from irob_bench.results import EvaluationResult, read_result_file
 
 @dataclass(frozen=True)
 class Baseline:
-    """A stored evaluation and its per-example outcomes; `source` says where it came from."""
+    """A stored evaluation and its per-example outcomes; `source` says where it came from, `note` which of several
+    submissions sharing its name was taken."""
 
     result: EvaluationResult
     outcomes: PerExample
     source: str
+    note: str | None = None
 
 
 def is_result_file(ref: str) -> bool:
@@ -34,12 +36,12 @@ def load_baseline(ref: str, db_url: str | None = None, dataset: str | None = Non
     if is_result_file(ref):
         return _from_file(Path(ref))
     with Store(db_url, readonly=True) as store:
-        run_id = store.resolve(ref, dataset)
-        result = store.get(run_id)
-        source = f"run {run_id} ({store.label})"
+        resolved = store.resolve(ref, dataset)
+        result = store.get(resolved.run_id)
+        source = f"run {resolved.run_id} ({store.label})"
     if not result.outcomes_file:
         raise IrobError(f"baseline {source} has no per-example outcomes file; re-run `irob-bench evaluate` to store one")
-    return _with_outcomes(result, [Path(result.outcomes_file)], source)
+    return replace(_with_outcomes(result, [Path(result.outcomes_file)], source), note=resolved.note)
 
 
 def _from_file(path: Path) -> Baseline:

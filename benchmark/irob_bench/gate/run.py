@@ -75,7 +75,7 @@ def _notes(
 ) -> list[str]:
     """What a reader must know to trust the comparison: quick mode, accepted changes, other versions or devices."""
     old, new = baseline.result, evaluation.result
-    notes = []
+    notes = [baseline.note] if baseline.note else []
     if options.quick:
         notes.append(
             f"quick mode: the first {len(evaluation.outcomes.indices)} examples of the baseline's seeded subset "

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -346,25 +347,41 @@ class Store:
         with self._errors(), Session(self._engine) as session:
             return list(session.scalars(select(RunRow.dataset_name).distinct().order_by(RunRow.dataset_name)))
 
-    def resolve(self, ref: str | int, dataset: str | None = None) -> int:
-        """A run id from a run id or a submission name (its latest run, of `dataset` if given)."""
+    def resolve(self, ref: str | int, dataset: str | None = None) -> Resolved:
+        """A run id from a run id or a submission name (its latest run, of `dataset` if given). A name is not owned:
+        when different submissions (another file or weights, e.g. an import under someone else's name) share it, the
+        answer carries a note naming the run taken and how to choose another."""
+        where = f" on dataset {dataset!r}" if dataset else ""
         with self._errors(), Session(self._engine) as session:
             if str(ref).isdigit() and session.get(RunRow, int(ref)) is not None:
-                return int(ref)
+                return Resolved(int(ref))
             query = (
-                select(RunRow.id)
+                select(RunRow.id, RunRow.submission_id, RunRow.provenance, RunRow.created_at, SubmissionRow.file_sha256)
                 .join(RunRow.submission)
                 .where(SubmissionRow.name == str(ref))
                 .order_by(RunRow.created_at.desc(), RunRow.id.desc())
-                .limit(1)
             )
             if dataset is not None:
                 query = query.where(RunRow.dataset_name == dataset)
-            found = session.scalar(query)
-        if found is None:
-            where = f" on dataset {dataset!r}" if dataset else ""
+            named = session.execute(query).all()
+        if not named:
             raise IrobError(f"no run with id or submission name {str(ref)!r}{where} in {self.label}")
-        return found
+        latest, submissions = named[0], {run.submission_id for run in named}
+        if len(submissions) == 1:
+            return Resolved(latest.id)
+        return Resolved(latest.id, (
+            f"{len(submissions)} different submissions (file or weights) are named {str(ref)!r}{where}; took the latest "
+            f"run, {latest.id} ({latest.provenance} {latest.created_at:%Y-%m-%d %H:%M} UTC, file "
+            f"{latest.file_sha256[:12]}); give a run id to choose another (`irob-bench runs list`)"
+        ))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The run a reference names, and a note when the reference is a name that different submissions share."""
+
+    run_id: int
+    note: str | None = None
 
 
 def _glob_to_like(pattern: str) -> str:
