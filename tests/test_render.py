@@ -28,7 +28,7 @@ from .factories import make_result
 
 def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98, in_dist: float | None = None,
          ceiling: float | None = None, dataset: str = "mnist", preset: str = "standard",
-         certified: tuple[float | None, str | None] = (None, None)) -> LeaderboardRow:  # fmt: skip
+         certified: tuple[float | None, str | None] = (None, None), n: int = 500) -> LeaderboardRow:  # fmt: skip
     return LeaderboardRow(
         run_id=run_id,
         submission=name,
@@ -36,7 +36,7 @@ def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98
         dataset=dataset,
         dataset_version="1.0",
         clean_accuracy=clean,
-        n_examples=500,
+        n_examples=n,
         created_at=datetime(2025, 3, run_id, 12, tzinfo=timezone.utc),
         fingerprint=f"{run_id:064x}",
         attack_preset=preset,
@@ -261,3 +261,14 @@ def test_one_run_with_an_unusual_eps_does_not_choose_the_ranking_eps(rows: list[
     assert ranked_groups([*rows, odd], None, None)[0][1][0] == 3.0
     assert ranked_groups([rows[0], odd], None, None)[0][1][0] == 3.5  # no majority: the largest of the most evaluated
     assert ranked_groups([odd, _row(6, "odd2", {3.5: 0.5})], None, None)[0][1][0] == 3.5  # control: a real majority
+
+
+def test_a_run_on_few_points_is_listed_after_the_ranked_ones_without_a_rank(rows: list[LeaderboardRow]) -> None:
+    """A 10-point run at 100% would lead a table of 500-point runs on a fluke; it is shown, unranked, before the runs
+    that lack the ranking eps. Control: a table with no run of 300 points ranks its runs of the largest n."""
+    tiny = _row(5, "tiny", {1.0: 1.0, 3.0: 1.0}, n=10)
+    assert _ranking(render([*rows, tiny])) == [("1", "gamma"), ("1", "beta"), ("3", "alpha"), ("—", "tiny"), ("—", "delta")]
+    assert [r["rank"] for r in json.loads(render([*rows, tiny], fmt="json"))][-2:] == [None, None]
+    small = [tiny, _row(6, "small", {1.0: 0.9, 3.0: 0.5}, n=10)]
+    assert _ranking(render(small)) == [("1", "tiny"), ("2", "small")]
+    assert _ranking(render([*small, _row(7, "larger", {3.0: 0.4}, n=20)]))[0] == ("1", "larger")  # the largest n decides

@@ -23,6 +23,10 @@ EPS_TOLERANCE = 1e-9
 
 APP_NAME = "irob-bench"
 
+DEFAULT_N_EXAMPLES = 300
+"""Test points an evaluation scores by default (a seeded subset); the leaderboard ranks no run on fewer unless every
+run of its table has fewer."""
+
 
 class FrozenModel(BaseModel):
     """An immutable pydantic model that refuses unknown fields: the base of every record and setting irob-bench keeps."""

@@ -24,7 +24,7 @@ from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes, save_outc
 from irob_bench.attacks.presets import DEFAULT_PRESET, labelled, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
 from irob_bench.certify import Certification, certify, check_certify_interface, violation_flags, with_certificates
-from irob_bench.common import FrozenModel, indices_sha256
+from irob_bench.common import DEFAULT_N_EXAMPLES, FrozenModel, indices_sha256
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
@@ -33,7 +33,6 @@ from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Sett
 from irob_bench.runtime import deterministic, place, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
-DEFAULT_N_EXAMPLES = 300
 SUBSET_SEED = 0
 VALIDATION_BATCH = 16
 

@@ -16,6 +16,7 @@ from irob_bench.commands.arguments import (
 )
 from irob_bench.commands.leaderboard import add_db_option, run_text
 from irob_bench.commands.validate import add_submission_arguments
+from irob_bench.common import DEFAULT_N_EXAMPLES
 
 ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
 
@@ -70,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="validate and score a submission, then store the result")
     add_submission_arguments(parser)
     parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
-    parser.add_argument("--n-examples", type=n_examples, default=300, help="N or 'all' (default 300)")
+    parser.add_argument("--n-examples", type=n_examples, default=DEFAULT_N_EXAMPLES,
+                        help=f"N or 'all' (default {DEFAULT_N_EXAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--batch-size", type=positive_int, default=250)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
-from irob_bench.common import same_eps
+from irob_bench.common import DEFAULT_N_EXAMPLES, same_eps
 from irob_bench.errors import IrobError
 from irob_bench.leaderboard import FORMATS
 from irob_bench.leaderboard.intervals import accuracy_interval, tie_groups
@@ -38,7 +38,9 @@ _TABLE_EPS_COLUMNS = (
 _KINDS = {"certified_accuracy": "acc", "robust_accuracy_pgd": "acc", "robust_accuracy_in_distribution": "acc", "ceiling_classifier": "pct", "gap": "pp"}
 UNITS_NOTE = ("Accuracies and ceilings in %; in brackets the Wilson 95% interval over the n test points; gap = ceiling "
               "- PGD in percentage points (pp). A rank marked '=' ties with the row ranked first in its group: the "
-              "two-sided exact McNemar test on their paired per-example PGD outcomes gives p >= 0.05.")
+              "two-sided exact McNemar test on their paired per-example PGD outcomes gives p >= 0.05. Unranked (—): runs on "
+              f"fewer than {DEFAULT_N_EXAMPLES} test points (or than the table's largest n, if smaller) and runs that did "
+              "not evaluate the ranking eps.")
 _RUN_EPS_HEADERS = {
     "certified_accuracy": "certified",
     "robust_accuracy_pgd": "PGD",
@@ -129,22 +131,31 @@ def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
 
 def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes]) -> tuple[float, list[Ranked]]:
     """The ranking eps and the rows ranked by PGD robust accuracy there (equal values, and rows the paired test
-    cannot separate, share a rank; unevaluated rows last)."""
+    cannot separate, share a rank). Listed after them without a rank: runs on fewer points than `ranked_min_n` (a
+    10-point run at 100% would otherwise lead), then runs that did not evaluate the ranking eps."""
     grid = sorted({v.eps for row in rows for v in row.per_eps})
     if not grid:
         raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
     at = _default_eps(rows, grid) if eps is None else eps
     if not any(same_eps(e, at) for e in grid):
         raise IrobError(f"{rows[0].dataset}: no run evaluated eps {at:g} (stored eps: {', '.join(f'{e:g}' for e in grid)})")
-    scored = [(row.at(at), row) for row in rows]
-    ordered = sorted(
-        (pair for pair in scored if pair[0] is not None),
-        key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),  # type: ignore[union-attr]
+    floor = ranked_min_n(rows)
+    scored = sorted(
+        ((value, row) for row in rows if (value := row.at(at)) is not None),
+        key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),
     )
-    ranks = [1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered) for value, _ in ordered]  # type: ignore[union-attr]
+    ordered = [pair for pair in scored if pair[1].n_examples >= floor]
+    ranks = [1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered) for value, _ in ordered]
     leaders = tie_groups(aligned_pgd([row.run_id for _, row in ordered], outcomes, at))
     ranked = [Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
-    return at, ranked + [Ranked(None, row) for value, row in scored if value is None]
+    too_few = [Ranked(None, row) for _, row in scored if row.n_examples < floor]
+    return at, ranked + too_few + [Ranked(None, row) for row in rows if row.at(at) is None]
+
+
+def ranked_min_n(rows: Sequence[LeaderboardRow]) -> int:
+    """The fewest test points a run of this table needs to be ranked: the default evaluation's, or the table's largest
+    n when no run has that many (a table of small runs still ranks its largest)."""
+    return min(DEFAULT_N_EXAMPLES, max(row.n_examples for row in rows))
 
 
 def _default_eps(rows: list[LeaderboardRow], grid: list[float]) -> float:
