@@ -5,6 +5,7 @@ worker: an honest submission passes there, a file-writing one is refused naming 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -169,8 +170,9 @@ def test_a_forward_that_allocates_past_the_memory_limit_is_refused_naming_the_ru
 
 
 def test_python_under_tmp_is_rebound_over_the_sandbox_fresh_tmp(monkeypatch) -> None:
-    """A virtualenv or source tree under /tmp (hidden by the sandbox's empty /tmp) is re-bound read-only, once per
-    outermost folder; folders elsewhere are not (the control)."""
+    """A virtualenv, source tree or shipped-data folder under /tmp (hidden by the sandbox's empty /tmp) is re-bound
+    read-only, once per outermost folder; folders elsewhere are not (the control)."""
+    from irob_bench import common
     from irob_bench.isolation.sandbox import python_under_tmp
 
     venv = Path(tempfile.mkdtemp(dir="/tmp", prefix="irob-venv-"))
@@ -183,6 +185,10 @@ def test_python_under_tmp_is_rebound_over_the_sandbox_fresh_tmp(monkeypatch) -> 
         monkeypatch.setattr(sys, "prefix", str(elsewhere))
         monkeypatch.setattr(sys, "path", [str(elsewhere)])
         assert python_under_tmp() == []
+        data = venv / "datasets"  # a checkout's shipped data, linked from outside its sys.path entry
+        data.mkdir()
+        monkeypatch.setattr(common, "shipped_data_dir", lambda: data)
+        assert python_under_tmp() == ["--ro-bind", str(data.resolve()), str(data.resolve())]
     finally:
         shutil.rmtree(venv, ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
@@ -208,3 +214,21 @@ def test_the_worker_imports_the_irob_bench_of_its_parent_not_the_installed_one(t
     worker, control = done.stdout.split()
     assert Path(worker) == copy / "irob_bench" / "__init__.py"
     assert Path(control) == Path(irob_bench.__file__).resolve()
+
+
+def test_a_card_given_by_a_relative_path_under_tmp_reaches_the_sandboxed_worker(random_mnist, tmp_path, capsys,
+                                                                                 monkeypatch) -> None:
+    """The worker runs in its scratch folder over a fresh /tmp: a card given by a path relative to the caller, in a
+    folder under /tmp (pytest's), was 'unknown dataset' there. Now the path is made absolute and its folders are
+    re-bound read-only. Control: a path that names no card is refused in one line before any worker starts."""
+    monkeypatch.chdir(random_mnist.root.parent)
+    assert str(random_mnist.root.resolve()).startswith("/tmp/")
+    toy = tmp_path / "toy.py"  # the toy, for this card
+    toy.write_text(TOY.read_text().replace('datasets=["mnist"]', 'datasets=["random-mnist"]'))
+    out = tmp_path / "result.json"  # a card that is not shipped: its runs are not stored
+    code, err = evaluate(toy, tmp_path / "lb.db", capsys, "--dataset", "./random-mnist", "--no-store", "--json", str(out))
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert result["dataset"]["name"] == "random-mnist" and result["settings"]["n_examples"] == 8
+    code, err = evaluate(toy, tmp_path / "other.db", capsys, "--dataset", "./no-such-card")
+    assert code == 2 and err.count("\n") == 1 and "unknown dataset './no-such-card'" in err, err

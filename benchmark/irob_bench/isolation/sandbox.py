@@ -58,25 +58,51 @@ class Isolation(FrozenModel):
 
 def python_under_tmp() -> list[str]:
     """bwrap arguments that re-bind, read-only over the sandbox's fresh /tmp, what the worker's Python needs from
-    /tmp (a virtualenv or a source tree there), which the empty /tmp would otherwise hide."""
+    /tmp (a virtualenv or a source tree there, and the shipped datasets, which a checkout links from outside its
+    sys.path entry), which the empty /tmp would otherwise hide."""
+    from irob_bench.common import shipped_data_dir
+
+    return rebind_under_tmp([Path(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p] + [shipped_data_dir()])
+
+
+def rebind_under_tmp(paths: list[Path]) -> list[str]:
+    """bwrap arguments that re-bind read-only those of `paths` that lie under /tmp, once per outermost folder."""
     tmp = Path("/tmp").resolve()
-    needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, *sys.path) if p and Path(p).exists()}
+    needed = {p.resolve() for p in paths if p.exists()}
     under = sorted(p for p in needed if p != tmp and p.is_relative_to(tmp))
     roots = [p for p in under if not any(p != q and p.is_relative_to(q) for q in under)]
     return [arg for root in roots for arg in ("--ro-bind", str(root), str(root))]
 
 
-def sandbox_prefix(scratch: Path, submission_dir: Path, writable: Path | None = None) -> tuple[list[str], str]:
+def dataset_for_worker(options):  # type: ignore[no-untyped-def]
+    """The options with a dataset given as a path made absolute (the worker runs in its scratch folder, where a
+    relative path names nothing), and the folders its card reads from (to re-bind those under /tmp)."""
+    from irob_bench import datasets
+
+    if options.dataset is None:
+        return options, []
+    card_file = datasets.card_path(options.dataset)  # an unknown name or path: one line, before any worker starts
+    card = datasets.load_card(card_file)
+    files = [card.generator.weights_file, card.splits["test"].latents_file]
+    folders = [card_file.parent, *((card_file.parent / f).parent for f in files if f)]
+    if card_file == datasets.DATA_DIR / str(options.dataset) / "card.json":
+        return options, folders  # a shipped name stays a name
+    return options.model_copy(update={"dataset": str(card_file)}), folders
+
+
+def sandbox_prefix(scratch: Path, submission_dir: Path, writable: Path | None = None,
+                   readable: list[Path] | None = None) -> tuple[list[str], str]:
     """The command that wraps the worker at the sandbox level, and what it provides (recorded with the result).
 
-    bwrap: everything read-only, a fresh /tmp, the submission's folder read-only on top, the scratch folder (and the
+    bwrap: everything read-only, a fresh /tmp (with what the worker must read from there re-bound: its Python and
+    the `readable` folders, e.g. a dataset's), the submission's folder read-only on top, the scratch folder (and the
     evaluation's checkpoint folder, `writable`) writable.
     """
     extra = [] if writable is None else ["--bind", str(writable), str(writable)]
     if shutil.which("bwrap"):
         return [
             "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            *python_under_tmp(),
+            *python_under_tmp(), *rebind_under_tmp(readable or []),
             "--ro-bind", str(submission_dir), str(submission_dir),
             "--bind", str(scratch), str(scratch), *extra, "--unshare-net", "--unshare-pid", "--die-with-parent",
             "--new-session", "--chdir", str(scratch), "--",
@@ -164,6 +190,7 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
     isolated it. Every failure is one IrobError line naming the rule it broke, with the scratch folder removed."""
     from irob_bench.isolation.worker import WorkerRequest
 
+    options, dataset_folders = dataset_for_worker(options)
     seconds, limit = time_limit(options, isolation, kind)  # before the scratch folder: bad shards fail here
     scratch = Path(tempfile.mkdtemp(prefix="irob-bench-worker-"))
     try:
@@ -173,7 +200,8 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
         checkpoints = Path(options.checkpoint_root).resolve() if getattr(options, "checkpoint_root", None) else None
         if checkpoints is not None:
             checkpoints.mkdir(parents=True, exist_ok=True)
-        prefix, label = sandbox_prefix(scratch, path.resolve().parent, checkpoints) if sandboxed else ([], "process")
+        prefix, label = (sandbox_prefix(scratch, path.resolve().parent, checkpoints, dataset_folders) if sandboxed
+                         else ([], "process"))
         command = [*prefix, sys.executable, "-m", "irob_bench.isolation.worker", str(scratch)]
         proc = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
