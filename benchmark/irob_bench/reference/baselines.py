@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import torch
 from pydantic import BaseModel
 from torch import nn
 
@@ -138,12 +139,14 @@ def train_reference(
         z, y = z[:train_points], y[:train_points]
     x = data.generate(z, y)
     channels, side, _ = card.image_shape
-    model, architecture, constructor = _architecture(method, channels, card.num_classes, side, width)
     loss_fn = METHODS.get(method)(eps, beta, attack_steps)  # type: ignore[arg-type]  # eps checked above
     identity = {"method": method, "dataset": card.name, "dataset_version": card.version, "eps": eps, "beta": beta,
                 "attack_steps": attack_steps, "width": width}
-    report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress, checkpoint=checkpoint,
-                 identity=identity)
+    with torch.random.fork_rng():  # the initial weights from the seed too, and the caller's global RNG left as it was
+        torch.manual_seed(seed)
+        model, architecture, constructor = _architecture(method, channels, card.num_classes, side, width)
+        report = fit(model, x, y, epochs=epochs, seed=seed, loss_fn=loss_fn, progress=progress, checkpoint=checkpoint,
+                     identity=identity)
     bake(model)
     out = Path(out)
     atomic_torch_save(model.state_dict(), out / "model.pt")
