@@ -89,6 +89,7 @@ def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_
         (["--dataset", "nosuch"], "unknown dataset 'nosuch' (available: "),
         (["--dataset", "mnist", "--n-examples", "20000"], "--n-examples must be between 1 and 10000, got 20000"),
         (["--dataset", "mnist", "--shard", "3/5", "--json", "s.json"], "--shard 3/5: the 300 points make 2 chunks"),
+        (["--eps", "1", "2", "1.0"], "--eps lists 1 more than once"),  # crashed after the whole evaluation
     ],
 )
 def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(tmp_path, monkeypatch, capsys, args, message):

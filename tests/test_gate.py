@@ -177,6 +177,66 @@ def gate(gate_data, tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------- the command end to end
 
 
+def _ending(models, how: str) -> Path:
+    """The fitted model, in a copy whose forward ends the process (`sys.exit(0)` or `os._exit(0)`) on its first call."""
+    folder = models["fitted"].parent
+    path = folder / f"ending_{how.replace('.', '_')}.py"
+    path.write_text(TEMPLATE.read_text().replace("from torch import nn\n", "import os\nimport sys\n\nfrom torch import nn\n")
+                    .replace("    return model\n", f"    model.register_forward_pre_hook(lambda *_: {how}(0))\n    return model\n"))
+    return path
+
+
+@pytest.mark.parametrize(("how", "isolation"), [("sys.exit", "none"), ("sys.exit", "process"), ("os._exit", "process")])
+def test_a_submission_that_ends_the_process_is_an_error_never_a_pass(models, baseline, gate, how, isolation):
+    """Run in-process, `sys.exit(0)` in a submission ended the gate with exit 0 and no report: CI went green. Now the
+    submission runs in a worker (the default, sandboxed) and an early exit is one line, exit 2, no report; in process
+    a SystemExit from the submission is caught the same way (os._exit cannot be, which is why the worker is the
+    default). Control: test_the_same_model_passes_against_its_own_baseline, in a worker below."""
+    code, out, err, report = gate(_ending(models, how), baseline, "--isolation", isolation)
+    assert code == 2 and report is None and "PASS" not in out, (code, out, err)
+    assert err.count("\n") == 1 and ("sys.exit(0)" in err or "ended without a result" in err), err
+
+
+def test_the_gate_runs_the_submission_in_a_worker(models, baseline, gate):
+    code, out, err, report = gate(models["fitted"], baseline, "--isolation", "process")
+    assert code == 0 and not report.regressed, err
+    assert all(m.lost == m.gained == 0 for m in report.metrics)  # the worker reproduces the baseline exactly
+
+
+@pytest.mark.parametrize("damage", ["drop robust_pgd", "drop indices", "float robust_pgd", "short robust_pgd"])
+def test_a_damaged_baseline_outcomes_file_is_one_line_and_exit_2(models, baseline, gate, tmp_path, damage):
+    """A broken CI cache gave a KeyError or reshape traceback and exit 1, the code of a regression, or read floats as
+    True. Control: the undamaged copy passes (test_the_same_model_passes_against_its_own_baseline)."""
+    arrays = dict(np.load(f"{baseline}.outcomes.npz"))
+    verb, name = damage.split()
+    if verb == "drop":
+        del arrays[name]
+    else:
+        arrays[name] = arrays[name].astype(float) * 0.5 if verb == "float" else arrays[name][:10]
+    copy = tmp_path / "damaged.json"
+    shutil.copy(baseline, copy)
+    np.savez(f"{copy}.outcomes.npz", **arrays)
+    code, out, err, report = gate(models["fitted"], copy)
+    assert code == 2 and report is None and err.count("\n") == 1, err
+    assert "not an attack outcomes file" in err and name in err
+
+
+def test_nothing_to_compare_and_a_report_over_the_baseline_fail_before_any_work(models, baseline, gate, tmp_path,
+                                                                                 monkeypatch):
+    """Both were found only after the whole evaluation (and the report overwrote the baseline: lost). Control: the
+    same baseline still gates (test_the_same_model_passes_against_its_own_baseline)."""
+    def no_evaluation(*_args, **_kwargs):
+        raise AssertionError("the submission was evaluated")
+
+    monkeypatch.setattr("irob_bench.gate.run.evaluate_isolated", no_evaluation)
+    code, _, err, _ = gate(models["fitted"], baseline, "--eps", "5", "--allow-settings-change")
+    assert code == 2 and "nothing to compare: none of eps 5 is in the baseline" in err, err
+    kept = baseline.read_bytes()
+    code, _, err, _ = gate(models["fitted"], baseline, "--json", str(baseline))  # the later --json wins
+    assert code == 2 and f"{baseline} is the baseline file" in err and err.count("\n") == 1, err
+    assert baseline.read_bytes() == kept
+
+
 def test_the_same_model_passes_against_its_own_baseline(models, baseline, gate, tmp_path):
     junit = tmp_path / "gate.xml"
     code, out, _, report = gate(models["fitted"], baseline, "--junit", str(junit))

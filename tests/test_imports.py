@@ -183,7 +183,8 @@ def _forge_outcomes(source: Path, target: Path) -> None:
 def test_runs_verify_accepts_an_honest_run_and_disputes_consistent_forged_outcomes(toy_run, tmp_path, capsys):
     db = str(tmp_path / "lb.db")
     assert run_cli(["runs", "import", str(toy_run), "--db", db], capsys)[0] == 0
-    code, out, err = run_cli(["runs", "verify", "1", "--submission", str(TOY), "--n", "12", "--quiet", "--db", db], capsys)
+    code, out, err = run_cli(["runs", "verify", "1", "--submission", str(TOY), "--n", "12", "--quiet", "--db", db,
+                              "--isolation", "process"], capsys)  # untrusted code: in a worker, which runs the sample
     assert code == 0, err
     assert "run 1: verified on 12 re-evaluated examples" in out
 

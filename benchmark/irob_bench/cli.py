@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from irob_bench import __version__
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command; an IrobError or an operating-system error (a full disk, a file we may not
-    write) becomes one line on stderr and exit code 2, never 1, which `gate` reserves for a regression."""
+    write) becomes one line on stderr and exit code 2, any other exception its traceback and exit code 3: never 1,
+    which `gate` reserves for a regression."""
     args = build_parser().parse_args(argv)
     try:
         code = int(args.handler(args) or 0)
@@ -61,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("irob-bench: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # argparse exits before the handler runs: this came from submission code it ran
+        print(f"irob-bench: error: the submission ended the command with sys.exit({exc.code!r}); nothing was stored",
+              file=sys.stderr)
+        return 2
+    except Exception:  # a bug (or a crash in code run in process): the traceback, and never 1, the gate's regression
+        traceback.print_exc()
+        print("irob-bench: internal error (the traceback above); nothing was stored", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

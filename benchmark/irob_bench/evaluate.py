@@ -24,7 +24,7 @@ from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes, save_outc
 from irob_bench.attacks.presets import DEFAULT_PRESET, labelled, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
 from irob_bench.certify import Certification, certify, check_certify_interface, violation_flags, with_certificates
-from irob_bench.common import DEFAULT_N_EXAMPLES, FrozenModel, indices_sha256
+from irob_bench.common import DEFAULT_N_EXAMPLES, FrozenModel, indices_sha256, same_eps
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
@@ -173,6 +173,10 @@ def check_options(options: EvaluateOptions) -> None:
         raise IrobError(f"--shard {options.shard[0]}/{options.shard[1]}: K must be between 1 and N")
     if options.attacks is None:
         preset(options.preset)
+    if options.eps is not None:
+        repeated = sorted({f"{a:g}" for i, a in enumerate(options.eps) for b in options.eps[:i] if same_eps(a, b)})
+        if repeated:
+            raise IrobError(f"--eps lists {', '.join(repeated)} more than once")
     if options.dataset is not None:
         indices = _indices(dataset_registry.load_card(options.dataset).splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)

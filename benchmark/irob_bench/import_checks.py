@@ -146,14 +146,17 @@ def check_outcome_logic(outcomes: AttackOutcomes) -> None:
         raise IrobError("outcomes: robust_pgd disagrees with the cascade stage that broke each point")
 
 
-def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard) -> None:
-    """The outcomes are of the documented examples, labels, eps, seed and attacks, are internally consistent
-    (check_outcome_logic), and reproduce every metric exactly."""
+def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard,
+                   requested: np.ndarray | None = None) -> None:
+    """The outcomes are of the documented examples (the seeded subset, or the `requested` indices of a re-evaluation),
+    labels, eps, seed and attacks, are internally consistent (check_outcome_logic), and reproduce every metric exactly."""
     check_outcome_logic(outcomes)
     settings = result.settings
-    expected = subset_indices(card.splits["test"].size, settings.n_examples, settings.subset_seed)
     indices = np.asarray(outcomes.indices, dtype=np.int64)
-    if not np.array_equal(indices, expected):
+    if requested is not None:
+        if not np.array_equal(indices, np.asarray(requested, dtype=np.int64)):
+            raise IrobError(f"outcomes: not the {len(requested)} requested examples")
+    elif not np.array_equal(indices, subset_indices(card.splits["test"].size, settings.n_examples, settings.subset_seed)):
         raise IrobError(f"outcomes: not the seeded subset of {settings.n_examples} examples (subset seed "
                         f"{settings.subset_seed})")
     if indices_sha256(indices) != settings.indices_sha256:
@@ -210,11 +213,13 @@ def first_difference(claimed: Any, found: Any, path: str = "") -> tuple[str, Any
     return None if claimed == found else (path, claimed, found)
 
 
-def verify_evaluation(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard) -> None:
-    """A result and its outcomes, from an import or an isolated worker, checked against `card` (one IrobError line)."""
+def verify_evaluation(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard,
+                      requested: np.ndarray | None = None) -> None:
+    """A result and its outcomes, from an import or an isolated worker (of `requested` indices, if it was asked for
+    those), checked against `card` (one IrobError line)."""
     check_same_data(result, card)
     check_consistency(result, card)
-    check_outcomes(result, outcomes, card)
+    check_outcomes(result, outcomes, card, requested)
 
 
 def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> DatasetCard:

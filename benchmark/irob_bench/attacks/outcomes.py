@@ -195,7 +195,8 @@ array, and an outcomes file may come from anyone (`runs import`)."""
 
 
 def load_outcomes(path: str | Path) -> AttackOutcomes:
-    """Read outcomes written by `save_outcomes` (timings are not stored: they differ between runs)."""
+    """Read outcomes written by `save_outcomes` (timings are not stored: they differ between runs); anything else,
+    a missing array or one of the wrong kind or size included, is one IrobError naming the file."""
     try:
         with zipfile.ZipFile(path) as archive:
             size = sum(member.file_size for member in archive.infolist())
@@ -203,22 +204,40 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
             raise IrobError(f"{path}: {size:,} bytes uncompressed, more than any outcomes file ({MAX_OUTCOMES_BYTES:,})")
         data = read_npz(path)
         meta = json.loads(data["meta_json"].tobytes().decode())
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise IrobError(f"{path}: not an attack outcomes file ({exc})") from None
-    return AttackOutcomes(
-        indices=data["indices"],
-        labels=data["labels"],
-        eps=[float(e) for e in data["eps"]],
-        clean_correct=data["clean_correct"],
-        robust_pgd=data["robust_pgd"],
-        r_unc=data["r_unc"],
-        config=read_config(meta["config"]),
-        seed=int(meta["seed"]),
-        robust_in=data.get("robust_in"),
-        r_in=data.get("r_in"),
-        flags=[SanityFlag.model_validate(f) for f in meta["flags"]],
-        stage=data.get("stage"),
-        examples=Examples.from_arrays(data),
-        tallies=Tallies(**meta["tallies"]) if "tallies" in meta else None,
-        certified=data.get("certified"),
-    )
+        _check_arrays(data)
+        return AttackOutcomes(
+            indices=data["indices"],
+            labels=data["labels"],
+            eps=[float(e) for e in data["eps"]],
+            clean_correct=data["clean_correct"],
+            robust_pgd=data["robust_pgd"],
+            r_unc=data["r_unc"],
+            config=read_config(meta["config"]),
+            seed=int(meta["seed"]),
+            robust_in=data.get("robust_in"),
+            r_in=data.get("r_in"),
+            flags=[SanityFlag.model_validate(f) for f in meta["flags"]],
+            stage=data.get("stage"),
+            examples=Examples.from_arrays(data),
+            tallies=Tallies(**meta["tallies"]) if "tallies" in meta else None,
+            certified=data.get("certified"),
+        )
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:  # pydantic's errors are ValueErrors
+        raise IrobError(f"{path}: not an attack outcomes file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _check_arrays(data: dict[str, np.ndarray]) -> None:
+    """Every per-point array is there (or optional), of its kind, with one row per point and one column per eps."""
+    n, e = len(data["indices"]), len(data["eps"])
+    kinds = {"indices": "iu", "labels": "iu", "clean_correct": "b", "robust_pgd": "b", "robust_in": "b",
+             "certified": "b", "stage": "iu", "r_unc": "f", "r_in": "f"}
+    shapes = {"indices": (n,), "labels": (n,), "clean_correct": (n,), "robust_pgd": (n, e), "robust_in": (n, e),
+              "certified": (n, e), "stage": (n, e), "r_unc": (n,), "r_in": (n,)}
+    for name, shape in shapes.items():
+        if name not in data:
+            if name in ("robust_in", "certified", "stage", "r_in"):
+                continue
+            raise KeyError(name)
+        array = data[name]
+        if array.dtype.kind not in kinds[name] or array.shape != shape:
+            raise ValueError(f"{name} is {array.dtype} {array.shape}, expected {kinds[name][0]!r}-kind {shape}")

@@ -6,8 +6,10 @@ import argparse
 import os
 
 from irob_bench.commands.arguments import (
+    add_isolation_options,
     bounded,
     device,
+    isolation_of,
     output_file,
     positive_float,
     positive_int,
@@ -18,8 +20,11 @@ from irob_bench.commands.leaderboard import add_db_option
 
 
 def _gate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from irob_bench.artifacts import atomic_write_text
     from irob_bench.datasets import load_card
+    from irob_bench.errors import IrobError
     from irob_bench.gate.baseline import load_baseline
     from irob_bench.gate.report import github_annotations, junit_xml, render_table
     from irob_bench.gate.run import run_gate
@@ -38,7 +43,13 @@ def _gate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        isolation=isolation_of(args),
     )
+    for output in (args.json, args.junit):  # a report written over the baseline would lose it
+        if output and args.baseline.endswith(".json") and Path(output).resolve() in (
+            Path(args.baseline).resolve(), Path(f"{args.baseline}.outcomes.npz").resolve()
+        ):
+            raise IrobError(f"{output} is the baseline file: write the report elsewhere")
     store = Store(args.db) if args.store else None  # open (and migrate) before the work
     baseline = load_baseline(args.baseline, args.db, load_card(args.dataset).name if args.dataset else None)
     gate = run_gate(args.path, baseline, options)
@@ -85,4 +96,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=output_file, default=None, metavar="OUT", help="write the gate report as JSON")
     parser.add_argument("--junit", type=output_file, default=None, metavar="FILE", help="write a JUnit XML report (one testcase per metric)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_isolation_options(parser)
     parser.set_defaults(handler=_gate)

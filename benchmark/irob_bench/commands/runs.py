@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from irob_bench.commands.arguments import non_negative_float, output_file, positive_int, probability
+from irob_bench.commands.arguments import (
+    add_isolation_options,
+    isolation_of,
+    non_negative_float,
+    output_file,
+    positive_int,
+    probability,
+)
 from irob_bench.commands.leaderboard import add_db_option
 
 
@@ -102,7 +109,8 @@ def _verify(args: argparse.Namespace) -> int:
     run_id = resolved.run_id
     if resolved.note:
         print(f"note: {resolved.note}")
-    options = GateOptions(tolerance_pp=args.tolerance_pp, alpha=args.alpha, progress=not args.quiet)
+    options = GateOptions(tolerance_pp=args.tolerance_pp, alpha=args.alpha, progress=not args.quiet,
+                          isolation=isolation_of(args))
     check = spot_check(run_id, args.db, Path(args.submission), args.n, seed=args.seed, options=options)
     for note in check.notes:
         print(f"note: {note}")
@@ -121,7 +129,7 @@ def _examples(args: argparse.Namespace) -> None:
 
     from irob_bench.gate.examples import add_examples
 
-    done = add_examples(Path(args.path), Path(args.submission), progress=not args.quiet)
+    done = add_examples(Path(args.path), Path(args.submission), progress=not args.quiet, isolation=isolation_of(args))
     for note in done.notes:
         print(f"note: {note}")
     matching = int(done.examples.matches.sum())
@@ -196,6 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--alpha", type=probability, default=0.05, help="level of the one-sided McNemar test (0.05)")
     verify.add_argument("--quiet", action="store_true", help="no progress bars")
     add_db_option(verify)
+    add_isolation_options(verify)
     verify.set_defaults(handler=_verify)
 
     rebound = actions.add_parser(
@@ -210,4 +219,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     examples.add_argument("path", metavar="PATH", help="the result .json (its outcomes file PATH.outcomes.npz gets them)")
     examples.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
     examples.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_isolation_options(examples)
     examples.set_defaults(handler=_examples)

@@ -18,10 +18,10 @@ import numpy as np
 from irob_bench.artifacts import read_npz, write_npz
 from irob_bench.attacks.examples import EXAMPLES, PREFIX, Examples, example_rows
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import evaluate
 from irob_bench.gate.settings import GateOptions, plan_run
 from irob_bench.gate.spotcheck import check_submission_file
 from irob_bench.import_checks import known_card
+from irob_bench.isolation.sandbox import Isolation, evaluate_isolated
 from irob_bench.results import read_result_file
 
 
@@ -35,7 +35,8 @@ class Backfill:
     notes: list[str]
 
 
-def add_examples(result_path: Path, submission: Path, *, progress: bool = False) -> Backfill:
+def add_examples(result_path: Path, submission: Path, *, progress: bool = False,
+                 isolation: Isolation | None = None) -> Backfill:
     """Re-evaluate the run's example points, check they reproduce its stored outcomes, add them to its outcomes file."""
     result = read_result_file(result_path)
     card = known_card(result)
@@ -46,9 +47,10 @@ def add_examples(result_path: Path, submission: Path, *, progress: bool = False)
     arrays = read_npz(path)
     rows = example_rows(arrays["clean_correct"], EXAMPLES)
     chosen = np.asarray(arrays["indices"], dtype=np.int64)[rows]
-    plan, notes = plan_run(result, GateOptions(progress=progress), card)
+    options = GateOptions(progress=progress, isolation=isolation or Isolation())
+    plan, notes = plan_run(result, options, card)
     plan = plan.model_copy(update={"indices": tuple(int(i) for i in chosen), "n_examples": len(chosen)})
-    new = evaluate(submission, plan).outcomes
+    new = evaluate_isolated(submission, plan, options.isolation).outcomes
     if not np.asarray(new.clean_correct, bool).all() or new.examples is None or len(new.examples.indices) != len(rows):
         raise IrobError(f"{result_path}: the submission here does not classify the run's example points as the run "
                         "did; no examples written")  # fmt: skip

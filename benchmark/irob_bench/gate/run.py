@@ -7,13 +7,15 @@ from pathlib import Path
 
 from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
+from irob_bench.common import same_eps
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import Evaluation, evaluate
+from irob_bench.evaluate import Evaluation, check_options
 from irob_bench.gate.baseline import Baseline
 from irob_bench.gate.compare import compare_metrics
 from irob_bench.gate.outcomes import PerExample, common_eps, common_indices
 from irob_bench.gate.report import GateReport
 from irob_bench.gate.settings import GateOptions, plan_run
+from irob_bench.isolation.sandbox import evaluate_isolated
 
 ALLOW_HINT = "pass --allow-settings-change to compare on the common eps and examples"
 
@@ -36,7 +38,11 @@ def run_gate(path: str | Path, baseline: Baseline, options: GateOptions | None =
     plan, changes = plan_run(baseline.result, options, card)
     if changes and not options.allow_settings_change:
         raise IrobError(f"baseline settings differ: {'; '.join(changes)}; {ALLOW_HINT}")
-    evaluation = evaluate(path, plan)
+    check_options(plan)
+    if not any(same_eps(e, f) for e in plan.eps or () for f in baseline.outcomes.eps):  # before the work, not after
+        raise IrobError(f"nothing to compare: none of eps {' '.join(f'{e:g}' for e in plan.eps or ())} is in the "
+                        f"baseline (it has {' '.join(f'{e:g}' for e in baseline.outcomes.eps)})")
+    evaluation = evaluate_isolated(path, plan, options.isolation)
     result = evaluation.result
     new = PerExample.from_outcomes(evaluation.outcomes, evaluation.outcomes.indices, result.settings.eps)
     eps = common_eps(baseline.outcomes, new)

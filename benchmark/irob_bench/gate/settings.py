@@ -11,6 +11,7 @@ from irob_bench.attacks.presets import DEFAULT_PRESET, preset, read_config
 from irob_bench.common import FrozenModel, field_error, indices_sha256, same_eps
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.evaluate import EvaluateOptions, dataset_record, subset_indices
+from irob_bench.isolation.sandbox import Isolation
 from irob_bench.results import EvaluationResult
 
 # Added to the dumped AttackSuiteConfig by AttackOutcomes.config_dict(): which in-distribution attack ran.
@@ -43,6 +44,7 @@ class GateOptions(FrozenModel):
     seed: int | None = None
     device: str = "cpu"
     progress: bool = True
+    isolation: Isolation = Field(default_factory=Isolation, description="where the submission runs (untrusted code)")
 
 
 def plan_run(baseline: EvaluationResult, options: GateOptions, card: DatasetCard) -> tuple[EvaluateOptions, list[str]]:

@@ -14,12 +14,12 @@ import numpy as np
 
 from irob_bench.artifacts import sha256_file
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import evaluate
 from irob_bench.gate.baseline import load_baseline
 from irob_bench.gate.compare import MetricComparison, compare_metrics
 from irob_bench.gate.outcomes import PerExample
 from irob_bench.gate.settings import GateOptions, plan_run
 from irob_bench.import_checks import known_card
+from irob_bench.isolation.sandbox import evaluate_isolated
 from irob_bench.leaderboard.store import Verification
 from irob_bench.results import SubmissionRecord
 
@@ -63,7 +63,7 @@ def spot_check(
     chosen = sample(baseline.outcomes.indices, n, seed)
     plan, notes = plan_run(result, options, card)
     plan = plan.model_copy(update={"indices": tuple(int(i) for i in chosen), "n_examples": len(chosen)})
-    evaluation = evaluate(submission, plan)
+    evaluation = evaluate_isolated(submission, plan, options.isolation)
     eps = list(result.settings.eps)
     new = PerExample.from_outcomes(evaluation.outcomes, evaluation.outcomes.indices, eps)
     metrics = compare_metrics(

@@ -226,6 +226,9 @@ def run_worker(path: Path, options, isolation: Isolation, kind: Kind = "evaluate
 def _raise_on_failure(code: int, scratch: Path, tail: _Tail) -> None:
     """Exit 0: fine; 2: the worker's own one-line error; a signal or a crash: one line saying which."""
     if code == 0:
+        if not (scratch / "done").is_file():
+            raise IrobError("isolation: the worker ended without a result (did the submission end its process, e.g. "
+                            "with sys.exit or os._exit?); nothing was stored")
         return
     if code == 2 and (scratch / "error.txt").is_file():
         raise IrobError(with_rule((scratch / "error.txt").read_text()))
@@ -239,6 +242,8 @@ def _raise_on_failure(code: int, scratch: Path, tail: _Tail) -> None:
 def evaluate_isolated(path: str | Path, options, isolation: Isolation):  # type: ignore[no-untyped-def]
     """evaluate() at the chosen isolation level; a worker's result counts only after the parent has checked the
     submission hash and recomputed every metric from the outcomes. The level is recorded in the result's environment."""
+    import numpy as np
+
     from irob_bench import datasets
     from irob_bench.artifacts import sha256_file
     from irob_bench.attacks.outcomes import load_outcomes
@@ -258,7 +263,8 @@ def evaluate_isolated(path: str | Path, options, isolation: Isolation):  # type:
         if result.submission.file_sha256 != sha256_file(path):
             raise IrobError("isolation: the worker reports another submission file than the one given")
         if result.shard is None:  # a shard is checked as part of its run, when `runs merge` or rank 0 joins them
-            verify_evaluation(result, outcomes, datasets.load_card(options.dataset or result.dataset.name))
+            requested = None if options.indices is None else np.asarray(options.indices, dtype=np.int64)
+            verify_evaluation(result, outcomes, datasets.load_card(options.dataset or result.dataset.name), requested)
         evaluation = Evaluation(result=result, outcomes=outcomes)
     environment = {**evaluation.result.environment, "isolation": label}
     return Evaluation(result=evaluation.result.model_copy(update={"environment": environment}), outcomes=evaluation.outcomes)
