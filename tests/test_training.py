@@ -102,3 +102,19 @@ def test_train_reference_is_reproducible_from_its_seed(random_mnist, tmp_path) -
     torch.manual_seed(123)
     weights("d", 0)
     assert torch.equal(torch.get_rng_state(), before), "the caller's global RNG is unchanged"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--eps", "2"], "--eps is a training radius of pgd, trades and lipschitz; standard training has none"),
+    (["--train-points", "100"], "--train-points must be at least one batch (128), got 100"),
+    (["--name", "bad name!"], "--name 'bad name!': a leaderboard name is"),
+])
+def test_train_refuses_settings_it_would_ignore_or_fail_on_before_any_work(tmp_path, capsys, args, message) -> None:
+    """Each was accepted (an ignored eps in the name, a train split sliced from the end, a plugin that then failed
+    validate) or failed after generating the data. Control: test_train_reference_is_reproducible_from_its_seed trains."""
+    from irob_bench.cli import main
+
+    assert main(["train", "standard", "--out", str(tmp_path / "out"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()

@@ -41,10 +41,14 @@ MAX_ITEMS = 50
 ShortText = Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+"""A leaderboard name: letters, digits, '.', '_' and '-', at most 80, not starting with punctuation."""
+
+
 class SubmissionMetadata(FrozenModel):
     """Who made the model, which datasets it targets, how it was trained; every field has a length limit."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$", description="unique leaderboard name")
+    name: str = Field(pattern=NAME_PATTERN, description="unique leaderboard name")
     authors: list[ShortText] = Field(min_length=1, max_length=MAX_ITEMS)
     datasets: list[ShortText] = Field(min_length=1, max_length=MAX_ITEMS, description="benchmark datasets it targets, e.g. ['mnist']")
     training: str = Field(min_length=1, max_length=SHORT_TEXT, description="training method, e.g. 'standard', 'pgd-l2 eps=3', 'trades'")

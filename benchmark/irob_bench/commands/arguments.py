@@ -47,6 +47,14 @@ non_negative_float = bounded(0, include_low=True)
 probability = bounded(0, 1)
 
 
+def open_unit(value: str) -> float:
+    """A number strictly between 0 and 1 (a failure mass delta, a confidence beta)."""
+    number = probability(value)
+    if number == 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value!r}")
+    return number
+
+
 def n_examples(value: str) -> int | None:
     """`all` (None) or a positive integer."""
     if value == "all":

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from irob_bench.commands.arguments import open_unit, positive_int
+
 if TYPE_CHECKING:
     from irob_bench.bounds import Bound
 
@@ -106,10 +108,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--lipschitz", type=float, nargs="+", required=True, metavar="L", help="one L for every class, or one per class")
     parser.add_argument("--alpha", type=float, required=True, help="risk level: the classifier's (or every class's) error rate")
-    parser.add_argument("--delta", type=float, required=True, help="latent mass on which the Lipschitz property may fail")
-    parser.add_argument("--anchors", type=int, default=None, metavar="S",
+    parser.add_argument("--delta", type=open_unit, required=True, help="latent mass on which the Lipschitz property may fail")
+    parser.add_argument("--anchors", type=positive_int, default=None, metavar="S",
                         help="anchors per class behind L: states the confidence (L = the order statistic of S slopes)")
-    parser.add_argument("--beta", type=float, default=0.95, help="with --anchors: confidence over the anchors (default 0.95)")
+    parser.add_argument("--beta", type=open_unit, default=0.95, help="with --anchors: confidence over the anchors (default 0.95)")
     parser.add_argument("--eps", type=float, nargs="+", required=True, metavar="E", help="L2 perturbation sizes in [0,1] image space")
     parser.add_argument("--priors", type=float, nargs="+", metavar="P", help="class priors (default: uniform)")
     parser.add_argument("--radius", type=float, default=None, help="radius r the constants hold on; checks r * L >= eps")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from irob_bench.commands.arguments import output_file, output_folder, positive_int
+
 
 def _list(args: argparse.Namespace) -> None:
     from irob_bench import datasets
@@ -104,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     build = actions.add_parser("build", help="write a split's images, labels and latents to a cache file")
     build.add_argument("name")
     build.add_argument("--split", choices=["train", "test"], default="test")
-    build.add_argument("--out", default=None, help="output folder (default: ~/.cache/irob-bench/datasets)")
+    build.add_argument("--out", type=output_folder, default=None, help="output folder (default: ~/.cache/irob-bench/datasets)")
     build.set_defaults(handler=_build)
 
     verify = actions.add_parser("verify", help="regenerate everything and check every hash in the card")
@@ -113,8 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     preview = actions.add_parser("preview", help="save a PNG grid of test images, one row per class")
     preview.add_argument("name")
-    preview.add_argument("--out", required=True, help="PNG file to write")
-    preview.add_argument("--per-class", type=int, default=10)
+    preview.add_argument("--out", type=output_file, required=True, help="PNG file to write")
+    preview.add_argument("--per-class", type=positive_int, default=10)
     preview.set_defaults(handler=_preview)
 
     freeze = actions.add_parser("freeze", help="(maintainers) freeze generator weights into a card with seeded test latents")

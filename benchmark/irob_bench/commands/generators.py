@@ -116,7 +116,7 @@ def _real_data_parser(group: argparse._SubParsersAction, action: str, help_text:
     parser.add_argument("name", choices=["mnist", "cifar"], help="which real data: mnist or cifar (saturated-cifar's base)")
     parser.add_argument("--data", default=None, help="../shared/data/mnist (IDX .gz) or ../shared/data/cifar10 (.npz); default: torchvision download")
     parser.add_argument("--out", required=True, type=out_type, help=out_help)
-    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--epochs", type=positive_int, default=epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -129,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train = _real_data_parser(group, "train", "train a benchmark generator on real data",
                               "output folder for generator.pt and training_summary.json", epochs=10,
                               out_type=output_folder)
-    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--batch-size", type=positive_int, default=64)
     train.add_argument("--width", type=int, default=None, help="channels of G and D (cifar only; default 32)")
     train.add_argument("--fake-class-weight", type=float, default=1.0,
                        help="weight of D's class loss on generated images (0: D classifies real images only)")

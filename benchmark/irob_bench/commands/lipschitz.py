@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from irob_bench.commands.arguments import open_unit, output_file, positive_int
 from irob_bench.errors import IrobError
 
 # Reference settings of SCIENCE.md §3 (S = 1000, N = 2000) cost 2 million generator calls per class; the
@@ -125,6 +126,7 @@ def _radius(args: argparse.Namespace) -> None:
 
 def _audit(args: argparse.Namespace) -> None:
     from irob_bench import datasets
+    from irob_bench.artifacts import atomic_write_text
     from irob_bench.lipschitz.audit import AuditSettings, audit
 
     dataset = datasets.load(args.name)
@@ -132,7 +134,7 @@ def _audit(args: argparse.Namespace) -> None:
     settings = AuditSettings(**{k: v for k, v in given.items() if v is not None})
     result = audit(dataset.card, dataset.generator, settings, args.checkpoint, progress=not args.quiet)
     if args.out is not None:
-        args.out.write_text(result.model_dump_json(indent=2) + "\n")
+        atomic_write_text(args.out, result.model_dump_json(indent=2) + "\n")
     print(f"{result.dataset} v{result.version}: sigma_max on {settings.samples:,} fresh anchors per class (seed "
           f"{settings.seed}) against the card's constants")
     print(f"{'class':>8}  {'constant':>9}  {f'q {1 - settings.delta:g}':>9}  {'max':>9}  constant >= quantile")
@@ -190,11 +192,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     check = actions.add_parser("audit", help="the card's constants against sigma_max on fresh anchors")
     check.add_argument("name", help="shipped dataset name or card folder path")
-    check.add_argument("--samples", type=int, default=None, help="fresh anchors per class (default 3000)")
+    check.add_argument("--samples", type=positive_int, default=None, help="fresh anchors per class (default 3000)")
     check.add_argument("--seed", type=int, default=None, help="seed of the fresh anchors (default 1; not the card's)")
-    check.add_argument("--delta", type=float, default=None, help="compare with the 1 - delta quantile (default 0.001)")
+    check.add_argument("--delta", type=open_unit, default=None, help="compare with the 1 - delta quantile (default 0.001)")
     check.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class values: a rerun resumes")
-    check.add_argument("--out", type=Path, default=None, help="also write the audit as JSON")
+    check.add_argument("--out", type=output_file, default=None, help="also write the audit as JSON")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(handler=_audit)
 

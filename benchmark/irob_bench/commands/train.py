@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import output_file, output_folder
+from irob_bench.commands.arguments import bounded, output_file, output_folder, positive_float, positive_int
 
 METHODS = ("standard", "pgd", "trades", "lipschitz")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
 
@@ -13,7 +13,7 @@ def _train(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.reference.baselines import check_method, train_reference
 
-    check_method(args.method, args.eps)
+    check_method(args.method, args.eps, args.train_points, args.name)
     record = train_reference(
         args.method,
         datasets.load(args.dataset),
@@ -39,13 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train a reference defense on a benchmark's generated train split")
     parser.add_argument("method", choices=METHODS)
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--eps", type=float, default=None, help="L2 training radius (pgd, trades, lipschitz)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--beta", type=float, default=6.0, help="TRADES robustness weight")
-    parser.add_argument("--attack-steps", type=int, default=10, help="inner PGD steps (pgd, trades)")
-    parser.add_argument("--train-points", type=int, default=None, help="use only the first N train points")
-    parser.add_argument("--width", type=int, default=32, help="SmallCNN base width (channels of the first conv); LipschitzMLP hidden width")
+    parser.add_argument("--eps", type=positive_float, default=None, help="L2 training radius (pgd, trades, lipschitz)")
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--seed", type=bounded(0, cast=int, include_low=True), default=0)
+    parser.add_argument("--beta", type=positive_float, default=6.0, help="TRADES robustness weight")
+    parser.add_argument("--attack-steps", type=positive_int, default=10, help="inner PGD steps (pgd, trades)")
+    parser.add_argument("--train-points", type=positive_int, default=None, help="use only the first N train points")
+    parser.add_argument("--width", type=positive_int, default=32, help="SmallCNN base width (channels of the first conv); LipschitzMLP hidden width")
     parser.add_argument("--name", default=None, help="leaderboard name (default: DATASET-METHOD[-epsE])")
     parser.add_argument("--out", required=True, type=output_folder, help="folder for submission.py, model.pt and training.json")
     parser.add_argument("--checkpoint", type=output_file, default=None, metavar="FILE",

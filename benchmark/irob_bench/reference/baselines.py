@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -13,9 +14,11 @@ from torch import nn
 
 from irob_bench.artifacts import atomic_torch_save, atomic_write_text, sha256_file
 from irob_bench.errors import IrobError
+from irob_bench.plugin import NAME_PATTERN
 from irob_bench.reference.models import LipschitzMLP, SmallCNN
 from irob_bench.reference.orthogonal import bake, orthonormalise
 from irob_bench.reference.training import (
+    BATCH_SIZE,
     FitReport,
     clean_cross_entropy,
     fit,
@@ -93,11 +96,18 @@ def training_description(method: str, eps: float | None, beta: float, steps: int
     return f"TRADES (Zhang et al.), beta={beta:g}, L2 eps={eps:g}, {steps} steps"
 
 
-def check_method(method: str, eps: float | None) -> None:
-    """A known method, and a positive eps for the adversarial ones: checked before any work."""
+def check_method(method: str, eps: float | None, train_points: int | None = None, name: str | None = None) -> None:
+    """A known method, a positive eps for the adversarial ones and none for standard training (it would be ignored
+    but named), at least one batch of train points and a valid leaderboard name: checked before any work."""
     METHODS.get(method)
     if method != "standard" and (eps is None or eps <= 0):
         raise IrobError(f"--eps must be a positive number for {method} training")
+    if method == "standard" and eps is not None:
+        raise IrobError("--eps is a training radius of pgd, trades and lipschitz; standard training has none")
+    if train_points is not None and train_points < BATCH_SIZE:
+        raise IrobError(f"--train-points must be at least one batch ({BATCH_SIZE}), got {train_points}")
+    if name is not None and not re.fullmatch(NAME_PATTERN, name):
+        raise IrobError(f"--name {name!r}: a leaderboard name is letters, digits, '.', '_' and '-' (at most 80)")
 
 
 def _architecture(method: str, channels: int, classes: int, side: int, width: int) -> tuple[nn.Module, str, str]:
@@ -132,7 +142,7 @@ def train_reference(
 
     `checkpoint`: a file the training state is saved to after every epoch; an interrupted run given it again
     resumes there (and refuses a checkpoint of another method, dataset or setting)."""
-    check_method(method, eps)
+    check_method(method, eps, train_points, name)
     card = data.card
     z, y = data.latents("train"), data.labels("train")
     if train_points is not None:

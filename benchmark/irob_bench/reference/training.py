@@ -129,6 +129,10 @@ def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> t
     raise IrobError(f"unknown optimizer {name!r} (available: adam, sgd)")
 
 
+BATCH_SIZE = 128
+"""Examples per training step of the references."""
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -136,7 +140,7 @@ def fit(
     *,
     epochs: int,
     seed: int,
-    batch_size: int = 128,
+    batch_size: int = BATCH_SIZE,
     lr: float = 1e-3,
     optimizer: str = "adam",
     weight_decay: float = 0.0,
