@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -335,3 +336,31 @@ def test_a_section_holds_where_its_strongest_estimate_does_and_says_so():
     assert "the maximum of S = 4,000 gradient slopes" in text and "found each anchor's sup" in text
     alone = merge_estimate(None, weak)
     assert alone.holds_at == pytest.approx(0.3076, abs=1e-4) and "1 - 0.308 over" in alone.statement()  # control: the weak one alone
+
+
+def test_write_refuses_another_radius_and_a_card_without_constants_before_the_estimate(card_copy, capsys, monkeypatch):
+    """Both were refused only after the whole estimate (about 30 minutes at S = 3,000), and a saturated card at p > 2,
+    whose notes say no constant exists, took one. Control: test_cli_writes_estimates_that_revalidate writes."""
+    folder = str(card_copy)
+    assert cli.main(["lipschitz", "estimate", folder, "--samples", "3", "--neighbors", "8", "--write", "--quiet"]) == 0
+
+    def no_estimate(*_args, **_kwargs):
+        raise AssertionError("the estimate ran")
+
+    monkeypatch.setattr("irob_bench.lipschitz.estimate", no_estimate)
+    capsys.readouterr()
+    assert cli.main(["lipschitz", "estimate", folder, "--samples", "3", "--radius", "0.3", "--write", "--quiet"]) == 2
+    assert "cannot merge a sampling estimate at r = 0.3" in capsys.readouterr().err
+    card = json.loads((card_copy / "card.json").read_text())
+    card["notes"]["ceiling"] = "not established: a saturation map with an infinite slope"
+    (card_copy / "card.json").write_text(json.dumps(card))
+    assert cli.main(["lipschitz", "estimate", folder, "--samples", "3", "--write", "--replace", "--quiet"]) == 2
+    assert "no constant to write: not established: a saturation map" in capsys.readouterr().err
+
+
+def test_a_radius_search_that_never_fails_says_the_smallest_is_below_it():
+    """Every radius tried passing used to be reported as 'the smallest radius'. Control: the bracketed search of
+    test_radius_check_and_search_on_a_linear_generator."""
+    settings = small("gradient", samples=2, radius=5.0, ascent_steps=1)
+    search = smallest_radius(LinearGenerator(), LATENT_DIM, [0, 1], settings, eps=1e-6, doublings=2)
+    assert not search.bracketed and search.radius == pytest.approx(5.0 / 4)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from irob_bench.commands.arguments import open_unit, output_file, positive_int
+from irob_bench.commands.arguments import open_unit, output_file, positive_float, positive_int
 from irob_bench.errors import IrobError
 
 # Reference settings of SCIENCE.md §3 (S = 1000, N = 2000) cost 2 million generator calls per class; the
@@ -47,16 +47,19 @@ def _settings(args: argparse.Namespace, card, method: str, **extra):
     )
 
 
-def _print_table(run, eps: float) -> None:
+def _print_table(run, eps: float, no_constant: str | None = None) -> None:
     from irob_bench.datasets.card import guarantee
     from irob_bench.lipschitz import check_radius
 
     s, stat = run.settings, run.statistic
     check = check_radius([c.constant for c in run.classes], s.radius, eps)
     print(f"{s.method} estimator: r = {s.radius:g}, S = {stat.samples:,}, seed = {s.seed}; L_y = v_(k) with k = {stat.rank:,}")
-    if stat.reason:
-        print(f"delta = {stat.delta:g} not established: {stat.reason}; reporting the maximum, at delta' = {stat.delta_prime:.3g}")
-    print(f"L_y {guarantee(stat.holds_at, stat.beta, stat.samples, stat.rank, s.method, s.radius, stat.classes)}")
+    if no_constant:  # the card says why no statement about a quantile of the slopes holds here
+        print(f"no guarantee: the card says the ceiling is {no_constant}; the values below are sample statistics only")
+    else:
+        if stat.reason:
+            print(f"delta = {stat.delta:g} not established: {stat.reason}; reporting the maximum, at delta' = {stat.delta_prime:.3g}")
+        print(f"L_y {guarantee(stat.holds_at, stat.beta, stat.samples, stat.rank, s.method, s.radius, stat.classes)}")
     print(f"{'class':>8}  {'L_y(r)':>9}  {'max':>9}  {'evaluations':>12}  {'seconds':>8}  {'r*L':>7}  r*L >= {eps:g}")
     for row, product, ok in zip(run.classes, check.products, check.ok):
         print(f"{row.name:>8}  {row.constant:9.4f}  {row.largest:9.4f}  {row.generator_evaluations:12,d}  {row.seconds:8.1f}  "
@@ -71,6 +74,7 @@ def _print_table(run, eps: float) -> None:
 def _estimate(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.lipschitz import estimate, write_estimate
+    from irob_bench.lipschitz.section import check_mergeable
 
     dataset = datasets.load(args.name)
     card = dataset.card
@@ -90,12 +94,16 @@ def _estimate(args: argparse.Namespace) -> None:
         raise IrobError("--replace only makes sense with --write")
     if args.write and len(labels) != card.num_classes:
         raise IrobError("--write needs every class (drop --classes)")
+    if args.write and card.no_constant:
+        raise IrobError(f"{card.name}: no constant to write: {card.no_constant}")
+    if args.write and not args.replace:
+        check_mergeable(card.lipschitz, settings.method, settings.radius, settings.delta, settings.beta)
     names = [card.classes[y] for y in labels]
     run = estimate(dataset.generator, card.latent_dim, settings, labels, names, not args.quiet, args.checkpoint)
     if args.json:
         print(run.model_dump_json(indent=2))
     else:
-        _print_table(run, max(card.eps_grid))
+        _print_table(run, max(card.eps_grid), card.no_constant)
     if args.write:
         updated = write_estimate(args.name, run.to_card_estimate(card.num_classes), replace=args.replace)
         if not args.json:
@@ -120,6 +128,10 @@ def _radius(args: argparse.Namespace) -> None:
     for radius, constants in search.trials:
         products = [radius * c for c in constants]
         print(f"r = {radius:8.4f}: min_y r*L_y = {min(products):6.3f}  ({'passes' if min(products) >= eps else 'fails'})")
+    if not search.bracketed:
+        print(f"every radius tried passes, down to {search.radius:.4f}: the smallest lies below it (S = "
+              f"{settings.samples}; start lower with --radius)")
+        return
     print(f"smallest radius with r * L_y(r) >= {eps:g} for every class: {search.radius:.4f} "
           f"(S = {settings.samples}; round up for the full estimate)")
 
@@ -141,6 +153,10 @@ def _audit(args: argparse.Namespace) -> None:
     for row in result.classes:
         print(f"{dataset.card.classes[row.label]:>8}  {row.constant:9.3f}  {row.quantile:9.3f}  {row.largest:9.3f}  "
               f"{'yes' if row.passed else 'NO'}")
+    if settings.samples * settings.delta < 1:  # fewer anchors than one expected above the quantile
+        print(f"note: {settings.samples:,} anchors hold fewer than one expected value above the {1 - settings.delta:g} "
+              f"quantile, so the 'q' column is an interpolation between the largest values and a pass says little; "
+              f"use at least {round(1 / settings.delta):,} anchors")
 
 
 # The estimators' defaults shown in --help: irob_bench.lipschitz.settings.SETTINGS without importing torch (the
@@ -205,5 +221,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     radius.add_argument("--method", choices=["gradient", "sampling"], default="gradient",
                         help="estimator of each trial (sampling for generators not differentiable everywhere, e.g. s_p)")
     radius.add_argument("--neighbors", type=int, default=None, help="sampling: uniform points per ball, N")
-    radius.add_argument("--eps", type=float, default=None, help="target (default: the card's largest eps)")
+    radius.add_argument("--eps", type=positive_float, default=None, help="target (default: the card's largest eps)")
     radius.set_defaults(handler=_radius)

@@ -154,6 +154,12 @@ class DatasetCard(_Frozen):
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def no_constant(self) -> str | None:
+        """Why no finite local Lipschitz constant exists for this distribution (e.g. saturation at p > 2), or None."""
+        reason = self.notes.get("ceiling", "")
+        return reason if reason.startswith("not established") else None
+
     @model_validator(mode="after")
     def _check(self) -> DatasetCard:
         if len(self.priors) != len(self.classes):

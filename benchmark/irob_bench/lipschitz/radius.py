@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from pydantic import Field
 from tqdm import tqdm
 
 from irob_bench.common import FrozenModel
@@ -40,6 +41,7 @@ class RadiusSearch(FrozenModel):
     eps: float
     radius: float
     trials: list[tuple[float, list[float]]]
+    bracketed: bool = Field(True, description="False: every radius tried passed, so the smallest lies below `radius`")
 
 
 def smallest_radius(
@@ -80,8 +82,8 @@ def smallest_radius(
             radius = other
         if bracket is None and not good:
             raise IrobError(f"r * L_y(r) < {eps} for some class at every radius up to {radius:.4g}")
-        if bracket is None:
-            return RadiusSearch(eps=eps, radius=radius, trials=trials)
+        if bracket is None:  # every radius tried passes: the smallest lies below the last one, not at it
+            return RadiusSearch(eps=eps, radius=radius, trials=trials, bracketed=False)
         low, high = bracket
         for _ in range(refinements):
             middle = math.sqrt(low * high)

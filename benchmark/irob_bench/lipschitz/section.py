@@ -19,12 +19,7 @@ def merge_estimate(section: LipschitzSection | None, new: LipschitzEstimate) -> 
         return LipschitzSection(
             radius=new.radius, delta=new.delta, beta=new.beta, estimates=[new], constants=list(new.per_class)
         )
-    if (new.radius, new.delta, new.beta) != (section.radius, section.delta, section.beta):
-        raise IrobError(
-            f"cannot merge a {new.method} estimate at r = {new.radius}, delta = {new.delta}, beta = {new.beta} into a "
-            f"card at r = {section.radius}, delta = {section.delta}, beta = {section.beta} (re-run at the card's "
-            "settings, or replace its estimates)"
-        )
+    check_mergeable(section, new.method, new.radius, new.delta, new.beta)
     if any(len(e.per_class) != len(new.per_class) for e in section.estimates):
         raise IrobError(f"the {new.method} estimate has {len(new.per_class)} classes; the card's estimates differ")
     estimates = [e for e in section.estimates if e.method != new.method] + [new]
@@ -32,6 +27,17 @@ def merge_estimate(section: LipschitzSection | None, new: LipschitzEstimate) -> 
     return LipschitzSection(
         radius=section.radius, delta=section.delta, beta=section.beta, estimates=estimates, constants=constants
     )
+
+
+def check_mergeable(section: LipschitzSection | None, method: str, radius: float, delta: float, beta: float) -> None:
+    """An estimate at (radius, delta, beta) can join the card's section: the same L_y(r) question (or no section);
+    called before an estimate runs, so a --write that must fail fails before the work."""
+    if section is not None and (radius, delta, beta) != (section.radius, section.delta, section.beta):
+        raise IrobError(
+            f"cannot merge a {method} estimate at r = {radius}, delta = {delta}, beta = {beta} into a card at "
+            f"r = {section.radius}, delta = {section.delta}, beta = {section.beta} (re-run at the card's settings, or "
+            "replace its estimates with --replace)"
+        )
 
 
 def write_estimate(card: str | Path, new: LipschitzEstimate, replace: bool = False) -> DatasetCard:
