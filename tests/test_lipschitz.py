@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 
@@ -364,3 +365,23 @@ def test_a_radius_search_that_never_fails_says_the_smallest_is_below_it():
     settings = small("gradient", samples=2, radius=5.0, ascent_steps=1)
     search = smallest_radius(LinearGenerator(), LATENT_DIM, [0, 1], settings, eps=1e-6, doublings=2)
     assert not search.bracketed and search.radius == pytest.approx(5.0 / 4)
+
+
+def test_every_checkpoint_file_is_checked_before_any_class_is_computed(card_copy, tmp_path, capsys, monkeypatch):
+    """A class file of other settings was found only when its class came up (after computing the ones before it,
+    leaving a folder of mixed settings), and a damaged file was a ValueError traceback. Control: the same
+    settings resume (test_cli_writes_estimates_that_revalidate's files are reused there)."""
+    folder, ckpt = str(card_copy), tmp_path / "ckpt"
+    assert cli.main(["lipschitz", "estimate", folder, "--samples", "3", "--neighbors", "8", "--classes", "0",
+                     "--checkpoint", str(ckpt), "--quiet"]) == 0
+
+    def no_slopes(*_args, **_kwargs):
+        raise AssertionError("a class was computed")
+
+    monkeypatch.setattr(importlib.import_module("irob_bench.lipschitz.estimate"), "anchor_slopes", no_slopes)
+    capsys.readouterr()
+    args = ["lipschitz", "estimate", folder, "--samples", "3", "--neighbors", "9", "--classes", "1", "0",
+            "--checkpoint", str(ckpt), "--quiet"]
+    assert cli.main(args) == 2 and "holds slopes of other settings" in capsys.readouterr().err
+    (ckpt / "sampling-class0.npz").write_text("junk")
+    assert cli.main(args) == 2 and "not a slopes checkpoint" in capsys.readouterr().err

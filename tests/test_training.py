@@ -118,3 +118,27 @@ def test_train_refuses_settings_it_would_ignore_or_fail_on_before_any_work(tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_foreign_checkpoint_is_one_line_before_the_data_is_generated(random_mnist, tmp_path, monkeypatch) -> None:
+    """A file that is not a checkpoint was a KeyError traceback; another run's checkpoint was refused only after the
+    train split was generated (31 s for mnist). Control: the run's own checkpoint resumes
+    (test_train_reference_resumes_its_own_checkpoint_and_refuses_another_methods)."""
+    from irob_bench.datasets.distribution import BenchmarkDataset
+    from irob_bench.errors import IrobError
+    from irob_bench.reference.baselines import train_reference
+
+    other = tmp_path / "other.pt"
+    train_reference("standard", random_mnist, tmp_path / "a", epochs=1, width=4, train_points=256, progress=False,
+                    checkpoint=other)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("junk\n")
+
+    def no_data(*_args, **_kwargs):
+        raise AssertionError("the train split was generated")
+
+    monkeypatch.setattr(BenchmarkDataset, "generate", no_data)
+    with pytest.raises(IrobError, match="junk.pt is not a training checkpoint"):
+        train_reference("standard", random_mnist, tmp_path / "b", epochs=1, width=4, train_points=256, checkpoint=junk)
+    with pytest.raises(IrobError, match="was made with other settings"):
+        train_reference("standard", random_mnist, tmp_path / "c", epochs=2, width=4, train_points=256, checkpoint=other)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -100,10 +101,16 @@ class Checkpoint:
         path = self._path(label)
         if not path.exists():
             return None
-        with np.load(path) as saved:
-            if str(saved["settings"]) != self.key:
-                raise IrobError(f"{path} holds slopes of other settings ({saved['settings']}); use another --checkpoint")
-            return Slopes(torch.from_numpy(saved["values"]), int(saved["evaluations"])), float(saved["seconds"])
+        try:
+            with np.load(path) as saved:
+                key = str(saved["settings"])
+                loaded = Slopes(torch.from_numpy(saved["values"]), int(saved["evaluations"])), float(saved["seconds"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise IrobError(f"{path}: not a slopes checkpoint ({type(exc).__name__}); remove it or use another "
+                            "--checkpoint") from None
+        if key != self.key:
+            raise IrobError(f"{path} holds slopes of other settings ({key}); use another --checkpoint")
+        return loaded
 
     def save(self, label: int, slopes: Slopes, seconds: float) -> None:
         """Write atomically (a temporary file renamed into place), so a killed run never leaves half a class."""
@@ -127,11 +134,12 @@ def estimate(
     names = list(names) if names is not None else [str(y) for y in labels]
     statistic = order_statistic(settings.samples, settings.delta, settings.beta, classes=len(labels))
     saved = Checkpoint(checkpoint, settings) if checkpoint is not None else None
+    done = {label: saved.load(label) for label in labels} if saved is not None else {}  # every file checked first
     rows = []
     with tqdm(total=len(labels) * settings.samples, disable=not progress, unit="anchor", desc=settings.method) as bar:
         for label, name in zip(labels, names):
             bar.set_postfix_str(f"class {name}")
-            loaded = saved.load(label) if saved is not None else None
+            loaded = done.get(label)
             if loaded is None:
                 started = time.perf_counter()
                 slopes = anchor_slopes(generator, latent_dim, label, settings, bar.update)

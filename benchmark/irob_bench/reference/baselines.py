@@ -22,8 +22,10 @@ from irob_bench.reference.training import (
     FitReport,
     clean_cross_entropy,
     fit,
+    fit_settings,
     lipschitz_margin_loss,
     pgd_loss,
+    resume_state,
     trades_loss,
 )
 from irob_bench.registry import Registry
@@ -147,11 +149,12 @@ def train_reference(
     z, y = data.latents("train"), data.labels("train")
     if train_points is not None:
         z, y = z[:train_points], y[:train_points]
+    identity = {"method": method, "dataset": card.name, "dataset_version": card.version, "eps": eps, "beta": beta,
+                "attack_steps": attack_steps, "width": width}
+    resume_state(checkpoint, fit_settings(epochs, seed, len(z), identity))  # another run's checkpoint: before the data
     x = data.generate(z, y)
     channels, side, _ = card.image_shape
     loss_fn = METHODS.get(method)(eps, beta, attack_steps)  # type: ignore[arg-type]  # eps checked above
-    identity = {"method": method, "dataset": card.name, "dataset_version": card.version, "eps": eps, "beta": beta,
-                "attack_steps": attack_steps, "width": width}
     with torch.random.fork_rng():  # the initial weights from the seed too, and the caller's global RNG left as it was
         torch.manual_seed(seed)
         model, architecture, constructor = _architecture(method, channels, card.num_classes, side, width)

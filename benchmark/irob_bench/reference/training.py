@@ -133,6 +133,29 @@ BATCH_SIZE = 128
 """Examples per training step of the references."""
 
 
+def fit_settings(epochs: int, seed: int, n: int, identity: dict[str, object] | None = None, *,
+                 batch_size: int = BATCH_SIZE, lr: float = 1e-3, optimizer: str = "adam",
+                 weight_decay: float = 0.0) -> dict[str, object]:
+    """What a training run is, as its checkpoint records it: fit's arguments and the caller's `identity`."""
+    return {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+            "weight_decay": weight_decay, "n": n, **(identity or {})}
+
+
+def resume_state(checkpoint: str | Path | None, settings: dict[str, object]) -> dict | None:
+    """The saved state of a run with these settings, None without one; any other file is one IrobError line (a
+    caller may check it before preparing the data, and fit checks it again)."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return None
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        recorded = state["settings"]
+    except Exception as exc:  # torch.load raises whatever unpickling a foreign file raises
+        raise IrobError(f"{checkpoint} is not a training checkpoint ({type(exc).__name__})") from None
+    if recorded != settings:
+        raise IrobError(f"checkpoint {checkpoint} was made with other settings: {recorded} (now {settings})")
+    return state
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -159,14 +182,12 @@ def fit(
     opt = _optimizer(model, optimizer, lr, weight_decay)
     steps_per_epoch = len(x) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
-    settings = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-                "weight_decay": weight_decay, "n": len(x), **(identity or {})}
+    settings = fit_settings(epochs, seed, len(x), identity, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                            weight_decay=weight_decay)
     history: list[dict[str, float]] = []
     done, spent = 0, 0.0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state["settings"] != settings:
-            raise IrobError(f"checkpoint {checkpoint} was made with other settings: {state['settings']} (now {settings})")
+    state = resume_state(checkpoint, settings)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
