@@ -280,7 +280,7 @@ def test_a_name_shared_by_different_submissions_says_which_run_it_took(store: St
     owner = store.save(make_result("net", created_at="2025-01-01T00:00:00+00:00")).run_id
     namesake = store.save(make_result("net", file_tag="someone else", created_at="2025-02-01T00:00:00+00:00")).run_id
     resolved = store.resolve("net")
-    assert resolved.run_id == namesake and f"2 different submissions (file or weights) are named 'net'" in resolved.note
+    assert resolved.run_id == namesake and "2 different submissions (file or weights) are named 'net'" in resolved.note
     assert f"took the latest run, {namesake} (evaluated 2025-02-01 00:00 UTC" in resolved.note
     assert store.resolve(str(owner)) == Resolved(owner)  # a run id chooses without a note
     code = main(["runs", "show", "net", "--json", "--db", str(store.url.database)])
