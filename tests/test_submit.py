@@ -4,6 +4,7 @@ one machine); the merged run equals one process and is stored once. Bad options 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,33 @@ def test_bad_submit_options_fail_before_any_job(db, tmp_path, capsys):
     folder = tmp_path / "jobs"
     assert main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), "--evaluate-args", "--shard 1/2"]) == 2
     assert "--shard is set by submit itself" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), "--evaluate-args=--n-examples 0"])
+    assert main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), "--evaluate-args=--n-examples 0"]) == 2
     assert "expected a positive integer or 'all'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["submit", str(TOY), "--shards", "2"])  # neither --slurm nor --local
+    assert "one of the arguments --slurm --local is required" in capsys.readouterr().err
+    # found by an audit: each was a traceback (or, for the shards, a failed job) before
+    for extra, message in [
+        (["--evaluate-args", '"unclosed'], "--evaluate-args: No closing quotation"),
+        (["--evaluate-args", "--dataset mnist --n-examples 5"], "--shard 1/2: the 5 points make 1 chunks"),
+        (["--evaluate-args", "--json x.json"], "--json is set by submit itself (each shard's JSON and the merged"),
+    ]:
+        assert main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    if shutil.which("sbatch") is None:
+        assert main(["submit", str(TOY), "--slurm", "--shards", "2", "--folder", str(folder)]) == 2
+        assert "no SLURM here (sbatch not found)" in capsys.readouterr().err
     assert not folder.exists() and not Store(db).rows()
+
+
+@pytest.mark.slow  # two local shard jobs that fail at once: about 15 s
+def test_a_failing_shard_job_is_one_line_naming_its_error(db, tmp_path, capsys):
+    """Without --dataset the chunk count needs the submission's METADATA, so the shards find it: that was a long
+    FailedJobError traceback; now it is the shard's own one-line error. Control: the local run above succeeds."""
+    folder = tmp_path / "jobs"
+    args = ["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), "--no-store",
+            "--evaluate-args", "--n-examples 5 --attacks quick"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("irob-bench: error: a shard job failed: --shard 1/2: the 5 points"), err
