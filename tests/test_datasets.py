@@ -181,3 +181,14 @@ def test_images_check_tolerates_float_noise_but_not_a_changed_generator():
     assert not changed.ok, "control: a 1% change of the generator's output fails"
     legacy = SplitSpec(size=64, seed=0, images_sha256=test.images_sha256)
     assert images_check(images, legacy).ok and not images_check(images + 1e-6, legacy).ok, "no signature: bytes decide"
+
+
+def test_preview_refuses_more_per_class_than_the_smallest_class_has(tmp_path, capsys):
+    """1,100 per class on mnist (smallest class 951) wrote rows that spilled into the next class's row, unsaid.
+    Control: test_preview writes a grid."""
+    from irob_bench.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["datasets", "preview", "mnist", "--out", str(out), "--per-class", "1100"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the smallest class of mnist has 951 test images" in err and not out.exists()

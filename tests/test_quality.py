@@ -164,3 +164,18 @@ def test_quality_finds_the_real_data_of_every_shipped_generator_architecture() -
     assert real_data_for(acgan.ARCHITECTURE_ID) is RECIPES["mnist"].load
     with pytest.raises(IrobError, match="no real data known for generator architecture 'biggan-deep-128-imagenet10-v1'"):
         real_data_for(biggan.ARCHITECTURE_ID)
+
+
+def test_generators_quality_refuses_a_missing_real_data_folder_before_generating(capsys, tmp_path, monkeypatch) -> None:
+    """A wrong --data was found after generating and scoring the 10,000 test images. Control: the quality test above
+    reads the real data and reports."""
+    from irob_bench.cli import main
+    from irob_bench.datasets.distribution import BenchmarkDataset
+
+    def no_images(*_args, **_kwargs):
+        raise AssertionError("the test images were generated")
+
+    monkeypatch.setattr(BenchmarkDataset, "generate", no_images)
+    assert main(["generators", "quality", "mnist", "--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data directory not found" in err, err

@@ -74,10 +74,10 @@ def _quality(args: argparse.Namespace) -> None:
     data = datasets.load(args.dataset)
     source = args.checker or default_checker_path(data)
     checker = load_checker(data, source)
-    load = real_data_for(data.card.generator.architecture)
+    real = real_data_for(data.card.generator.architecture)(args.data, "test")[0]  # a wrong --data: before generating
     generated = data.generate(data.latents("test"), data.labels("test"))
     agreement = label_agreement(data, checker, images=generated)
-    fid = fidelity(generated, load(args.data, "test")[0], checker)
+    fid = fidelity(generated, real, checker)
     hardness = None if args.hardness is None else _hardness(data, generated, args)
     if args.json:
         print(json.dumps({"checker": str(source), "agreement": agreement.model_dump(), "fidelity": fid.model_dump(),

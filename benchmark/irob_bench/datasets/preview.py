@@ -9,11 +9,15 @@ from torchvision.utils import save_image
 
 from irob_bench.artifacts import atomic_path
 from irob_bench.datasets.distribution import BenchmarkDataset
+from irob_bench.errors import IrobError
 
 
 def save_grid(dataset: BenchmarkDataset, out: str | Path, per_class: int = 10) -> Path:
     """Write the first `per_class` frozen test images of every class as a grid (row = class)."""
     labels = dataset.labels("test")
+    smallest = int(torch.bincount(labels, minlength=dataset.num_classes).min())
+    if per_class > smallest:  # a short row would shift every later class out of its row
+        raise IrobError(f"--per-class {per_class}: the smallest class of {dataset.card.name} has {smallest} test images")
     rows = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(dataset.num_classes)]
     images = dataset.images("test", indices=torch.cat(rows))
     out = Path(out)
