@@ -312,3 +312,32 @@ def test_run_pages_read_the_risk_as_the_ceilings_do(site: Path) -> None:
         assert shown == pytest.approx(risk, abs=5e-5)
         differs += abs(shown - (1 - result.metrics.clean_accuracy)) > 5e-5
     assert differs > 0
+
+
+def test_a_run_without_ceilings_gets_no_bracket_caption_and_no_zoom(site: Path) -> None:
+    """The saturated-cifar-p8 runs (no Lipschitz constants: s_8 has an infinite slope) were captioned with a bracket
+    'up to the Thm 4.4 ceiling' and drawn with a 'zoom on the bracket' panel that hid their own points. Control: a
+    p = 2 run, whose card has constants, keeps both."""
+    def page_and_plot(dataset: str) -> tuple[str, str]:
+        for page in (site / "runs").glob("run-*.html"):
+            text = page.read_text()
+            if f">{dataset}</a> v" in text:
+                return text, (site / "plots" / f"{page.stem}-robustness.svg").read_text()
+        raise AssertionError(dataset)
+
+    text, plot = page_and_plot("saturated-cifar-p8")
+    assert "No ceiling and no bracket" in text and "not established: s_8 has an infinite slope" in text
+    assert "up to the Thm 4.4 ceiling" not in text and "zoom on the bracket" not in plot
+    text, plot = page_and_plot("saturated-cifar-p2")
+    assert "up to the Thm 4.4 ceiling" in text and "zoom on the bracket" in plot
+
+
+def test_dataset_pages_say_which_levels_have_a_ceiling_and_why_not(site: Path) -> None:
+    """The saturation page said 'p = inf has none' as if p = 4-64 had ceilings, and a p > 2 card read 'not estimated'
+    though its note says no constant exists; the published database path was the builder's /tmp file."""
+    note = (site / "datasets" / "saturated-cifar.html").read_text()
+    assert "ceiling is drawn where the card has Lipschitz constants: p = 2." in note
+    assert "No ceiling at p = 4: not established" in note and "; p = 8: not established" in note
+    assert "p = inf: not established" in note
+    assert "not established: s_8 has an infinite slope" in (site / "datasets" / "saturated-cifar-p8.html").read_text()
+    assert "Database: board.db." in (site / "index.html").read_text()

@@ -98,7 +98,8 @@ def run_robustness(series: Sequence[Series], bracket: Bracket, own_ceiling: list
     When the bracket and ceilings crowd near 1, a second panel zooms in on them."""
     low = bracket.low()
     top = [v for v in [*bracket.ceiling, *low, *own_ceiling] if v is not None]
-    zoom = bool(top) and min(top) > 0.8
+    ceilings = any(v is not None for v in [*bracket.ceiling, *own_ceiling])  # without one there is no bracket to zoom on
+    zoom = ceilings and min(top) > 0.8
     fig, axes = _figure(10.5 if zoom else 7.2, 3.6, 2 if zoom else 1)
     for ax in axes:
         spans = [(e, lo, hi) for e, lo, hi in zip(bracket.eps, low, bracket.ceiling) if lo is not None and hi is not None]

@@ -73,8 +73,10 @@ def bounds_note(certified: bool) -> str:
             "PGD is an upper bound on the true robust accuracy (the points the attacks could not break)")
     return (f"What each number guarantees: {true}; in-dist is an upper bound on the in-distribution robust accuracy "
             "(adversarials on the generator's manifold only); a ceiling is an upper bound on the robust accuracy of the "
-            "classifiers it names: the classifier ceiling of any classifier with this run's per-class risks, the "
-            "per-class one of any whose every class risk is at least the card's alpha.")
+            "classifiers it names: the classifier ceiling (Thm 4.3; the tables' 'ceiling') of any classifier with this "
+            "run's per-class risks, the risk ceiling (Thm 4.4, first form) of any whose overall risk is at least this "
+            "run's, the per-class one (Thm 4.4, second form) of any whose every class risk is at least the card's "
+            "alpha, which need not include this run.")
 
 
 def render(

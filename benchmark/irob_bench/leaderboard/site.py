@@ -142,11 +142,17 @@ def write_site(inputs: SiteInputs, out: Path) -> list[Path]:
     return pages
 
 
+def _where(label: str) -> str:
+    """The database as a published page may name it: a SQLite file by its name (its folder is the builder's), any
+    other URL as its label (which hides passwords)."""
+    return Path(label.removeprefix("sqlite:///")).name if label.startswith("sqlite:///") else label
+
+
 def _index(inputs: SiteInputs, groups, by_id: dict[int, SiteRun]) -> str:
     head = (
         "<h1>irob-bench leaderboard</h1>"
         f"<p class=\"note\">Robust accuracy under L2 attacks on frozen generated distributions, with the ceilings of "
-        f"Zhang et al. (Thm 4.3/4.4). Database: {e(inputs.source_label)}. {e(bounds_note(True))} {e(UNITS_NOTE)} Click a column header to "
+        f"Zhang et al. (Thm 4.3/4.4). Database: {e(_where(inputs.source_label))}. {e(bounds_note(True))} {e(UNITS_NOTE)} Click a column header to "
         "sort; type to filter by submission or training method.</p>"
     )
     if not groups:
@@ -273,12 +279,17 @@ def _write_run_page(inputs: SiteInputs, run: SiteRun, out: Path) -> Path:
     ]
     if meta.bibtex:
         body.append(f"<h3>BibTeX</h3><pre>{e(meta.bibtex)}</pre>")
+    shaded = (
+        f"Shaded: the bracket of the dataset's intrinsic robustness at this run's risk alpha = {alpha:.4f}: from the best "
+        "in-distribution robust accuracy of any run here with risk &gt;= alpha (Remark 4.6) up to the Thm 4.4 ceiling for "
+        "classifiers of risk &gt;= alpha." if any(c is not None for c in ceiling) else
+        f"No ceiling and no bracket at this run's risk alpha = {alpha:.4f}: "
+        + e(card.no_constant if card is not None and card.no_constant else "the card has no Lipschitz constants") + "."
+    )
     body.append(
         f"<h2>Robust accuracy</h2><figure><img src=\"../{plot}\" alt=\"robust accuracy against eps\">"
         "<figcaption>Points: measured robust accuracy at each eps, bands their Wilson 95% intervals over the "
-        f"{s.n_examples} test points. Shaded: the bracket of the dataset's intrinsic robustness at this run's risk "
-        f"alpha = {alpha:.4f}: from the best in-distribution robust accuracy of any run here with risk &gt;= alpha "
-        "(Remark 4.6) up to the Thm 4.4 ceiling for classifiers of risk &gt;= alpha.</figcaption></figure>"
+        f"{s.n_examples} test points. {shaded}</figcaption></figure>"
     )
     body.append(_eps_table(result))
     body.append("<h2>Per-class clean accuracy</h2><table><thead><tr><th class=\"text\">class</th><th>accuracy</th>"
@@ -393,7 +404,7 @@ def _card_html(card: DatasetCard) -> str:
     pairs += [(f"test {k}", f"<code>{e(v)}</code>") for k, v in test.model_dump().items() if k.endswith("sha256") and v]
     lip = card.lipschitz
     if lip is None:
-        pairs.append(("Lipschitz constants", "not estimated: no ceiling"))
+        pairs.append(("Lipschitz constants", e(card.no_constant or "not estimated: no ceiling")))
     else:
         pairs.append(("Lipschitz constants L_y(r)", e(", ".join(f"{c}: {v:.3g}" for c, v in zip(card.classes, lip.constants)))))
         pairs.append(("confidence", e(lip.statement())))
@@ -431,9 +442,11 @@ def _write_dataset_page(inputs: SiteInputs, name: str, out: Path) -> Path:
         figures.alpha_plot(card, points, out / f"plots/{name}-alpha.svg")
         body.append(f"<h2>Robustness against risk</h2><figure><img src=\"../plots/{name}-alpha.svg\" "
                     "alt=\"robust accuracy against alpha\"><figcaption>Zhang et al., Figure 2: every run "
-                    "at (alpha = its risk, robust accuracy), PGD filled, in-distribution open; the curves are "
-                    "the Thm 4.4 ceilings for classifiers of risk alpha (none where the card has no Lipschitz "
-                    "constants). A run with alpha below 0.001 is drawn at 0.001.</figcaption></figure>")
+                    "at (alpha = its risk, robust accuracy), PGD filled, in-distribution open. Solid: Thm 4.4's first "
+                    "form, the ceiling of any classifier of risk &gt;= alpha (defined up to the smallest prior), the "
+                    "one that bounds a run at its alpha; dashed: its second form, which bounds only classifiers whose "
+                    "every class risk is &gt;= alpha (none where the card has no Lipschitz constants). A run with "
+                    "alpha below 0.001 is drawn at 0.001.</figcaption></figure>")
     body.append("<h2>Runs</h2><ul>" + "".join(
         f"<li><a href=\"../{run_page_name(r.row.run_id)}\">{e(r.row.submission)}</a> (run {r.row.run_id})</li>" for r in runs
     ) + "</ul>")  # fmt: skip
@@ -443,7 +456,8 @@ def _write_dataset_page(inputs: SiteInputs, name: str, out: Path) -> Path:
 
 
 def _write_saturation_page(inputs: SiteInputs, out: Path) -> Path:
-    cards = [c for n, c in sorted(inputs.cards.items()) if n.startswith(SATURATED + "-") and saturation_p(c) is not None]
+    cards = sorted((c for n, c in inputs.cards.items() if n.startswith(SATURATED + "-") and saturation_p(c) is not None),
+                   key=saturation_p)  # p = 2, 4, ..., inf
     results = [r.result for r in inputs.runs if r.row.dataset.startswith(SATURATED + "-")]
     body = ["<h1>saturated-cifar, pivoted by the saturation level p</h1>"]
     for eps in cards[0].eps_grid:
@@ -452,9 +466,12 @@ def _write_saturation_page(inputs: SiteInputs, out: Path) -> Path:
         body.append(f"<figure><img src=\"../{plot}\" alt=\"accuracy against p at eps {eps:g}\"></figure>")
     levels = ", ".join(f"<a href=\"{c.name}.html\">p = {saturation_p(c):g}</a>" for c in cards
                        if any(r.row.dataset == c.name for r in inputs.runs))  # fmt: skip
-    body.append(f"<p class=\"note\">Markers only where a run exists (levels with runs: {levels or 'none'}); the "
-                "dataset ceiling is drawn at every level whose card has Lipschitz constants"
-                f"{'' if all(math.isfinite(saturation_p(c) or 0) for c in cards) else ' (p = inf has none)'}.</p>")
+    with_ceiling = ", ".join(f"p = {saturation_p(c):g}" for c in cards if c.lipschitz is not None) or "none"
+    without = "; ".join(f"p = {saturation_p(c):g}: {e(c.no_constant or 'no Lipschitz constants yet')}" for c in cards
+                        if c.lipschitz is None)
+    body.append(f"<p class=\"note\">Markers only where a run exists (levels with runs: {levels or 'none'}). The dataset "
+                f"ceiling is drawn where the card has Lipschitz constants: {with_ceiling}."
+                + (f" No ceiling at {without}." if without else "") + "</p>")
     target = out / dataset_page_name(SATURATED)
     atomic_write_text(target, _page("saturated-cifar by p", "\n".join(body), 1))
     return target
