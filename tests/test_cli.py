@@ -118,6 +118,26 @@ def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        ("/sys/board.db", "database sqlite:////sys/board.db: cannot be written"),  # was found after the evaluation
+        ("", "the database URL is empty (an unset variable?)"),  # was: the personal default board, silently
+        ("postgresql+psycopg://u:s3cret@127.0.0.1:54x32/db", "bad database URL 'postgresql+psycopg://u:***@"),
+        ("mysql://u:s3cret@h/db", "database mysql://u:***@h/db: its driver is not installed"),  # was a traceback
+    ],
+)
+def test_a_database_that_cannot_take_the_result_fails_before_the_work(tmp_path, monkeypatch, capsys, db, message):
+    """Found by an audit. Control: the evaluations of test_evaluate store into a writable file."""
+    def no_sandbox(*_args, **_kwargs):
+        raise AssertionError("the submission's sandbox was started")
+
+    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", no_sandbox)
+    assert main(["evaluate", str(TOY), "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "s3cret" not in err, err
+
+
 def test_an_os_error_after_the_work_is_one_line_and_exit_2_not_the_gates_regression_code(tmp_path, monkeypatch, capsys):
     def full_disk(path, _text):
         raise OSError(28, "No space left on device", str(path))

@@ -326,3 +326,29 @@ def test_cli_uses_env_var_database(db_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "from-env" in capsys.readouterr().out
     assert main(["leaderboard", "--db", str(db_path.parent / "other.db")]) == 0
     assert capsys.readouterr().out.strip() == "no runs stored yet"
+
+
+def test_a_save_that_lost_a_race_for_its_submission_row_is_retried(store: Store, monkeypatch) -> None:
+    """On PostgreSQL two first runs of one submission stored at once: one failed on the submissions' unique key after
+    its whole evaluation (found by an audit). A save whose own fingerprint is not stored retries; control: a save
+    that keeps failing still raises, one line."""
+    from sqlalchemy.exc import IntegrityError
+
+    real, calls = Store._insert, []
+
+    def racing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO submissions", {}, Exception("uq_submission_identity"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_insert", racing)
+    saved = store.save(make_result("raced"))
+    assert saved.created and len(calls) == 2 and [r.submission for r in store.rows()] == ["raced"]
+
+    def always(self, *args, **kwargs):
+        raise IntegrityError("INSERT INTO submissions", {}, Exception("uq_submission_identity"))
+
+    monkeypatch.setattr(Store, "_insert", always)
+    with pytest.raises(IrobError, match="uq_submission_identity"):
+        store.save(make_result("raced", seed=1))

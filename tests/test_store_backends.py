@@ -155,3 +155,17 @@ def test_cli_leaderboard_reads_the_url(url: str, capsys: pytest.CaptureFixture[s
     assert main(["leaderboard", "--db", url, "--format", "json"]) == 0
     ranked = json.loads(capsys.readouterr().out)
     assert [(r["rank"], r["submission"]) for r in ranked] == [(1, "strong"), (2, "weak")]
+
+
+def test_concurrent_first_opens_create_the_schema_once(url: str) -> None:
+    """Four processes opening a fresh PostgreSQL database at once (a team's first command after a release): three
+    failed creating or upgrading the schema (found by an audit). The upgrade now holds an advisory lock there; SQLite's
+    BEGIN IMMEDIATE already serialised it (the control: the same test on SQLite)."""
+    script = ("import sys; sys.path.insert(0, {repo!r}); from irob_bench.leaderboard.store import Store; "
+              "Store({url!r}).close(); print('ok')")
+    openers = [subprocess.Popen([sys.executable, "-c", script.format(repo=str(REPO / "benchmark"), url=url)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [proc.communicate(timeout=120) for proc in openers]
+    assert all(proc.returncode == 0 and out.strip() == "ok" for proc, (out, _) in zip(openers, results)), results
+    with Store(url, readonly=True) as store:
+        assert store.rows() == []

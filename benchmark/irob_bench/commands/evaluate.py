@@ -51,7 +51,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_options(options)
     storing = not (args.no_store or args.shard) and (launch is None or launch.rank == 0)
     if storing:
-        Store(args.db, readonly=True).close()  # a bad URL or a foreign file fails before the work; creates nothing
+        Store.check_writable(args.db)  # a bad URL, a foreign or unwritable file fails before the work; creates nothing
     if launch is None:
         evaluation = evaluate_isolated(args.path, options, isolation_of(args))
     else:

@@ -50,6 +50,8 @@ def _gate(args: argparse.Namespace) -> int:
             Path(args.baseline).resolve(), Path(f"{args.baseline}.outcomes.npz").resolve()
         ):
             raise IrobError(f"{output} is the baseline file: write the report elsewhere")
+    if args.store:
+        Store.check_writable(args.db)  # before the work
     store = Store(args.db) if args.store else None  # open (and migrate) before the work
     baseline = load_baseline(args.baseline, args.db, load_card(args.dataset).name if args.dataset else None)
     gate = run_gate(args.path, baseline, options)

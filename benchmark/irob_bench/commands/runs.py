@@ -86,7 +86,7 @@ def _merge(args: argparse.Namespace) -> None:
     from irob_bench.shards import merge_shards, read_shard
 
     if not args.no_store:
-        Store(args.db, readonly=True).close()  # a bad URL fails before the work; creates nothing
+        Store.check_writable(args.db)  # a bad URL or an unwritable file fails before the work; creates nothing
     evaluation = merge_shards([read_shard(p) for p in args.paths], list(args.paths))
     store = None if args.no_store else Store(args.db)
     # shard files, wherever they were scored: checked like an import (metrics from outcomes), labelled like one

@@ -164,11 +164,16 @@ def current_version(conn: Connection) -> int:
     return int(conn.scalar(select(func.max(_version_table(MetaData()).c.version))) or 0)
 
 
+UPGRADE_LOCK = 0x1B0B_BE7C  # the PostgreSQL advisory lock a schema upgrade holds: two processes never upgrade at once
+
+
 def upgrade(engine: Engine, target: int = SCHEMA_VERSION) -> list[int]:
     """Apply every pending step up to `target`, each in its own (write-locked) transaction; return those applied."""
     applied: list[int] = []
     for step in MIGRATIONS[:target]:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE serialises upgrades; this does on PostgreSQL
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})"))
             found = current_version(conn)
             if found > SCHEMA_VERSION:
                 raise IrobError(

@@ -12,6 +12,8 @@ import functools
 import hashlib
 import json
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -137,12 +139,15 @@ def _preset_settings(name: str) -> str:
 
 def normalize_url(url: str) -> URL:
     """Parse a database URL; a bare path (no '://') means a SQLite file. Bad URLs become IrobError."""
+    if not url.strip():
+        raise IrobError("the database URL is empty (an unset variable?); give a URL or a SQLite file path")
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     try:
         return make_url(url)
     except (ArgumentError, ValueError) as exc:
-        raise IrobError(f"bad database URL {url!r}: {exc}") from None
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # as every other message shows it: no password
+        raise IrobError(f"bad database URL {shown!r}: {str(exc).replace(url, shown)}") from None
 
 
 def _sqlite_engine_setup(engine: Engine) -> None:
@@ -178,7 +183,7 @@ class Store:
 
     def __init__(self, url: str | None = None, *, readonly: bool = False) -> None:
         """`readonly`: a SQLite file that does not exist reads as an empty leaderboard and is not created."""
-        self.url = normalize_url(url or default_db_url())
+        self.url = normalize_url(default_db_url() if url is None else url)
         self.label = self.url.render_as_string(hide_password=True)
         is_file = self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:")
         engine_url = self.url
@@ -191,7 +196,30 @@ class Store:
             if self.url.get_backend_name() == "sqlite":
                 _sqlite_engine_setup(self._engine)
             self._writer = self._engine.execution_options(**{_WRITE: True})
-            migrations.upgrade(self._writer)
+            try:
+                migrations.upgrade(self._writer)
+            except IrobError as exc:  # e.g. a schema newer than this irob-bench: say which database
+                raise IrobError(f"database {self.label}: {exc}") from None
+
+    @classmethod
+    def check_writable(cls, url: str | None) -> None:
+        """Before long work whose result will be stored: the database opens (a bad URL or a foreign file is one line)
+        and, for a SQLite file, its file or the folder it will be made in can be written. Creates nothing."""
+        cls(url, readonly=True).close()
+        parsed = normalize_url(default_db_url() if url is None else url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return
+        path = Path(parsed.database)
+        folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+        try:
+            if path.exists():
+                with open(path, "ab"):
+                    pass
+            else:
+                tempfile.TemporaryFile(dir=folder).close()
+        except OSError as exc:
+            label = parsed.render_as_string(hide_password=True)
+            raise IrobError(f"database {label}: cannot be written ({exc.strerror or exc}); nothing was run") from None
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -200,6 +228,11 @@ class Store:
             yield
         except NoSuchModuleError as exc:
             raise IrobError(f"database {self.label}: unsupported URL ({exc})") from None
+        except ImportError as exc:  # a supported dialect whose driver is not installed
+            raise IrobError(f"database {self.label}: its driver is not installed ({exc.name or exc}; for PostgreSQL: "
+                            "pip install 'irob-bench[postgres]')") from None
+        except OverflowError as exc:
+            raise IrobError(f"database {self.label}: a number is too large to store ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:
             detail = getattr(exc, "orig", None) or exc
             raise IrobError(f"database {self.label}: {str(detail).splitlines()[0]}") from None
@@ -218,13 +251,18 @@ class Store:
         """Store one result in a single transaction; a result whose fingerprint is stored already is not duplicated."""
         fingerprint = result.fingerprint()
         with self._errors():
-            try:
-                return self._insert(result, fingerprint, provenance)
-            except IntegrityError:
-                existing = self.find(fingerprint)  # a concurrent save of the same run got there first
-                if existing is None:
-                    raise
-                return SaveOutcome(run_id=existing, created=False)
+            for attempt in range(3):
+                try:
+                    return self._insert(result, fingerprint, provenance)
+                except IntegrityError:
+                    existing = self.find(fingerprint)  # a concurrent save of the same run got there first
+                    if existing is not None:
+                        return SaveOutcome(run_id=existing, created=False)
+                    if attempt == 2:
+                        raise
+                    # else a concurrent save added this run's submission row first (PostgreSQL: no write lock
+                    # serialises the select-then-insert): the next attempt finds and reuses it
+            raise AssertionError("unreachable")
 
     def _insert(self, result: EvaluationResult, fingerprint: str, provenance: Provenance) -> SaveOutcome:
         created_at = created_utc(result.created_at)
