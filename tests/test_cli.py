@@ -80,6 +80,7 @@ def test_help_defaults_are_the_estimators_defaults():
         (["datasets", "preview", "mnist", "--out", "/tmp/x.png", "--per-class", "0"], "argument --per-class: expected an integer > 0"),
         (["datasets", "build", "mnist", "--out", str(TOY)], f"argument --out: {TOY} is a file, not a folder"),
         (["generators", "train", "mnist", "--out", "/tmp/g", "--batch-size", "0"], "argument --batch-size: expected an integer > 0"),
+        (["evaluate", str(TOY), "--seed", "4294967296"], "argument --seed: expected an integer in [0, 2,147,483,647]"),
         (["evaluate"], "the following arguments are required: path"),
         (["evaluate", "nosuch.py"], "argument path: submission file not found: nosuch.py"),
         (["gate", str(TOY.parent), "--baseline", "1"], f"argument path: {TOY.parent} is a directory; give the submission's .py file"),

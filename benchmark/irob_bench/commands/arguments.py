@@ -26,8 +26,9 @@ class OneLineParser(argparse.ArgumentParser):
 def bounded(low: float, high: float = math.inf, cast: type = float, include_low: bool = False):
     """An argparse type accepting numbers in (low, high], or [low, high] with include_low (never inf or nan)."""
     kind = "an integer" if cast is int else "a number"
-    above = f">= {low:g}" if include_low else f"> {low:g}"
-    wanted = above if high == math.inf else f"in {'[' if include_low else '('}{low:g}, {high:g}]"
+    show = (lambda v: f"{int(v):,}") if cast is int else (lambda v: f"{v:g}")
+    above = f">= {show(low)}" if include_low else f"> {show(low)}"
+    wanted = above if high == math.inf else f"in {'[' if include_low else '('}{show(low)}, {show(high)}]"
 
     def parse(value: str) -> float:
         try:
@@ -45,6 +46,7 @@ positive_int = bounded(0, cast=int)
 positive_float = bounded(0)
 non_negative_float = bounded(0, include_low=True)
 probability = bounded(0, 1)
+seed = bounded(0, 2**31 - 1, cast=int, include_low=True)  # a seed every database's integer column holds
 
 
 def open_unit(value: str) -> float:

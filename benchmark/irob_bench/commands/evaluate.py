@@ -12,6 +12,7 @@ from irob_bench.commands.arguments import (
     output_file,
     positive_float,
     positive_int,
+    seed,
     shard,
 )
 from irob_bench.commands.leaderboard import add_db_option, run_text
@@ -73,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
     parser.add_argument("--n-examples", type=n_examples, default=DEFAULT_N_EXAMPLES,
                         help=f"N or 'all' (default {DEFAULT_N_EXAMPLES})")
-    parser.add_argument("--seed", type=int, default=0, help="attack seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="attack seed (default 0)")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--batch-size", type=positive_int, default=250)
     parser.add_argument("--attacks", choices=ATTACK_PRESETS, default="standard",

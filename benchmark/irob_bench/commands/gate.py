@@ -14,6 +14,7 @@ from irob_bench.commands.arguments import (
     positive_float,
     positive_int,
     probability,
+    seed,
     submission_file,
 )
 from irob_bench.commands.leaderboard import add_db_option
@@ -89,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--quick", action="store_true", help="only the first 100 examples of the baseline's subset")
     size.add_argument("--n-examples", type=positive_int, default=None, metavar="N", help="override the baseline's n (a settings change)")
     parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="override the baseline's eps (a settings change)")
-    parser.add_argument("--seed", type=int, default=None, help="override the baseline's attack seed (a settings change)")
+    parser.add_argument("--seed", type=seed, default=None, help="override the baseline's attack seed (a settings change)")
     parser.add_argument("--dataset", default=None, metavar="NAME|CARD", help="dataset name or card path (default: the baseline's)")
     parser.add_argument("--allow-settings-change", action="store_true", help="compare on the common eps and examples instead of failing")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")

@@ -7,7 +7,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from irob_bench.commands.arguments import bounded, non_negative_float, output_file, output_folder, positive_int
+from irob_bench.commands.arguments import bounded, non_negative_float, output_file, output_folder, positive_int, seed
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -117,7 +117,7 @@ def _real_data_parser(group: argparse._SubParsersAction, action: str, help_text:
     parser.add_argument("--data", default=None, help="../shared/data/mnist (IDX .gz) or ../shared/data/cifar10 (.npz); default: torchvision download")
     parser.add_argument("--out", required=True, type=out_type, help=out_help)
     parser.add_argument("--epochs", type=positive_int, default=epochs)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -143,7 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sngan.add_argument("--resume", action="store_true",
                        help="continue the folder's checkpoint (same settings); starts fresh if there is none")
     sngan.add_argument("--export", default=None, metavar="OUT", help="then write OUT/generator.pt from the EMA generator")
-    sngan.add_argument("--seed", type=int, default=0)
+    sngan.add_argument("--seed", type=seed, default=0)
     sngan.add_argument("--batch-size", type=bounded(1, cast=int), default=64)
     sngan.add_argument("--g-width", type=positive_int, default=64, help="channels of every generator block")
     sngan.add_argument("--d-width", type=positive_int, default=64, help="channels of every discriminator block")
@@ -191,6 +191,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--hardness-epochs", type=positive_int, default=8, help="its epochs (default 8, as the references)")
     quality.add_argument("--hardness-train-points", type=positive_int, default=None,
                          help="train it on the first N train points only (default: all)")
-    quality.add_argument("--seed", type=int, default=0, help="its training seed")
+    quality.add_argument("--seed", type=seed, default=0, help="its training seed")
     quality.add_argument("--quiet", action="store_true", help="no progress bar")
     quality.set_defaults(handler=_quality)

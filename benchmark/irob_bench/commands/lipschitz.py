@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from irob_bench.commands.arguments import open_unit, output_file, positive_float, positive_int
+from irob_bench.commands.arguments import open_unit, output_file, positive_float, positive_int, seed
 from irob_bench.errors import IrobError
 
 # Reference settings of SCIENCE.md §3 (S = 1000, N = 2000) cost 2 million generator calls per class; the
@@ -177,7 +177,7 @@ def _add_common(parser: argparse.ArgumentParser, samples: int | None, samples_he
     parser.add_argument("--radius", type=float, default=None, help="ball radius r (default: the card's, else 0.5)")
     parser.add_argument("--delta", type=float, default=None, help="bound the 1 - delta quantile of the slopes (default: the card's, else 0.001)")
     parser.add_argument("--beta", type=float, default=None, help="confidence of that bound over the anchors (default: the card's, else 0.95)")
-    parser.add_argument("--seed", type=int, default=None, help="seeds anchors and draws (default 0)")
+    parser.add_argument("--seed", type=seed, default=None, help="seeds anchors and draws (default 0)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"latent points per generator call (default {_default('sampling', 'batch_size')})")
     parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -209,7 +209,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = actions.add_parser("audit", help="the card's constants against sigma_max on fresh anchors")
     check.add_argument("name", help="shipped dataset name or card folder path")
     check.add_argument("--samples", type=positive_int, default=None, help="fresh anchors per class (default 3000)")
-    check.add_argument("--seed", type=int, default=None, help="seed of the fresh anchors (default 1; not the card's)")
+    check.add_argument("--seed", type=seed, default=None, help="seed of the fresh anchors (default 1; not the card's)")
     check.add_argument("--delta", type=open_unit, default=None, help="compare with the 1 - delta quantile (default 0.001)")
     check.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class values: a rerun resumes")
     check.add_argument("--out", type=output_file, default=None, help="also write the audit as JSON")

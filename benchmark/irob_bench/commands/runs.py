@@ -12,6 +12,7 @@ from irob_bench.commands.arguments import (
     output_file,
     positive_int,
     probability,
+    seed,
 )
 from irob_bench.commands.leaderboard import add_db_option
 
@@ -198,7 +199,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("ref", metavar="ID", help="run id, or a submission name (its latest run)")
     verify.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
     verify.add_argument("--n", type=positive_int, default=100, help="examples to re-evaluate (default 100)")
-    verify.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")
+    verify.add_argument("--seed", type=seed, default=0, help="seed of the random sample (default 0)")
     verify.add_argument("--tolerance-pp", type=non_negative_float, default=0.5,
                         help="stored minus re-evaluated accuracy always accepted, in points (default 0.5)")
     verify.add_argument("--alpha", type=probability, default=0.05, help="level of the one-sided McNemar test (0.05)")

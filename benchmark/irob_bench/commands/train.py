@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import bounded, output_file, output_folder, positive_float, positive_int
+from irob_bench.commands.arguments import output_file, output_folder, positive_float, positive_int, seed
 
 METHODS = ("standard", "pgd", "trades", "lipschitz")  # irob_bench.reference.baselines.METHODS.list(), without importing torch
 
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--eps", type=positive_float, default=None, help="L2 training radius (pgd, trades, lipschitz)")
     parser.add_argument("--epochs", type=positive_int, default=5)
-    parser.add_argument("--seed", type=bounded(0, cast=int, include_low=True), default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--beta", type=positive_float, default=6.0, help="TRADES robustness weight")
     parser.add_argument("--attack-steps", type=positive_int, default=10, help="inner PGD steps (pgd, trades)")
     parser.add_argument("--train-points", type=positive_int, default=None, help="use only the first N train points")
