@@ -151,6 +151,30 @@ def test_an_os_error_after_the_work_is_one_line_and_exit_2_not_the_gates_regress
     assert not out.exists()
 
 
+def test_a_result_the_database_refuses_after_the_work_is_kept_for_runs_import(tmp_path, monkeypatch, capsys):
+    """A write lock held past the busy timeout when the evaluation ends lost the run (found by an audit). Now the
+    result is kept where the message says, and `runs import` stores it (the control: it is a whole, valid result)."""
+    from irob_bench.errors import IrobError
+    from irob_bench.leaderboard.store import Store
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    real_save = Store.save
+
+    def locked(self, *_args, **_kwargs):
+        raise IrobError(f"database {self.label}: database is locked")
+
+    monkeypatch.setattr(Store, "save", locked)
+    db = tmp_path / "lb.db"
+    args = ["evaluate", str(TOY), "--n-examples", "4", "--eps", "1", "--attacks", "quick", "--quiet", "--isolation", "none"]
+    assert main([*args, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "database is locked; nothing was stored, and the result is kept in" in err, err
+    kept = err.split("kept in ")[1].split(":")[0]
+    monkeypatch.setattr(Store, "save", real_save)
+    assert main(["runs", "import", kept, "--db", str(db)]) == 0
+    assert [r.submission for r in Store(str(db)).rows()] == ["toy-linear"]
+
+
 def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
     read, write = os.pipe()
     os.close(read)  # `irob-bench datasets list | head -0`: nobody reads

@@ -49,7 +49,20 @@ def persist(
         return store.get(existing), SaveOutcome(run_id=existing, created=False)
     url = store.url.render_as_string(hide_password=False)
     stored = _with_outcomes(evaluation, outcomes_dir(url) / f"{result.fingerprint()}.npz")
-    return stored, store.save(stored, provenance)
+    try:
+        return stored, store.save(stored, provenance)
+    except IrobError as exc:  # e.g. a lock held past the busy timeout: the evaluation is not lost with the row
+        kept = Path(json_path) if json_path is not None else _keep_unsaved(evaluation)
+        raise IrobError(f"{exc}; nothing was stored, and the result is kept in {kept}: `irob-bench runs import "
+                        f"{kept}` stores it") from None
+
+
+def _keep_unsaved(evaluation: Evaluation) -> Path:
+    """Write a result that could not be stored (with its outcomes beside it) where `runs import` can take it later."""
+    path = user_dir("data", "unsaved", f"{evaluation.result.fingerprint()}.json")
+    kept = _with_outcomes(evaluation, Path(f"{path}.outcomes.npz"))
+    atomic_write_text(path, kept.model_dump_json(indent=2) + "\n")
+    return path
 
 
 def _with_outcomes(evaluation: Evaluation, path: Path) -> EvaluationResult:
