@@ -352,3 +352,18 @@ def test_a_save_that_lost_a_race_for_its_submission_row_is_retried(store: Store,
     monkeypatch.setattr(Store, "_insert", always)
     with pytest.raises(IrobError, match="uq_submission_identity"):
         store.save(make_result("raced", seed=1))
+
+
+def test_a_reader_is_not_blocked_by_a_writers_lock(db_path: Path) -> None:
+    """Every open ran the schema upgrade's BEGIN IMMEDIATE, so a `runs list` waited 10 s behind any writer and then
+    failed 'database is locked' (found by an audit). A reader of a current schema now reads (WAL lets it)."""
+    with Store(f"sqlite:///{db_path}") as opened:
+        opened.save(make_result("kept"))
+    writer = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a save
+    try:
+        with Store(f"sqlite:///{db_path}", readonly=True) as reader:
+            assert [r.submission for r in reader.rows()] == ["kept"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -197,9 +197,15 @@ class Store:
                 _sqlite_engine_setup(self._engine)
             self._writer = self._engine.execution_options(**{_WRITE: True})
             try:
-                migrations.upgrade(self._writer)
+                if not (readonly and self._current()):  # a reader of a current schema takes no write lock
+                    migrations.upgrade(self._writer)
             except IrobError as exc:  # e.g. a schema newer than this irob-bench: say which database
                 raise IrobError(f"database {self.label}: {exc}") from None
+
+    def _current(self) -> bool:
+        """The schema is this irob-bench's (read in a plain transaction, so a writer's lock does not block it)."""
+        with self._engine.connect() as conn:
+            return migrations.current_version(conn) == migrations.SCHEMA_VERSION
 
     @classmethod
     def check_writable(cls, url: str | None) -> None:
