@@ -213,8 +213,12 @@ def test_empty_file_is_initialised_and_foreign_database_refused(tmp_path: Path) 
     foreign = tmp_path / "foreign.db"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE notes (text)")
+    before = foreign.read_bytes()
     with pytest.raises(IrobError, match="not an irob-bench leaderboard database"):
         Store(str(foreign))
+    assert foreign.read_bytes() == before, "refused and left as it was (it used to be switched to WAL)"
+    assert sqlite3.connect(foreign).execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert sqlite3.connect(empty).execute("PRAGMA journal_mode").fetchone() == ("wal",)  # control: ours is WAL
 
 
 @pytest.mark.parametrize(

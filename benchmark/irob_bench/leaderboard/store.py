@@ -157,7 +157,10 @@ def _sqlite_engine_setup(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (pysqlite defers it otherwise)
         cursor = dbapi_connection.cursor()
-        for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000"):
+        cursor.execute("PRAGMA busy_timeout=10000")
+        tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        ours = not tables or migrations.VERSION_TABLE in tables  # another program's file is refused, never changed
+        for pragma in ("foreign_keys=ON", *(("journal_mode=WAL",) if ours else ()), "synchronous=FULL"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
