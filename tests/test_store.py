@@ -371,3 +371,16 @@ def test_a_reader_is_not_blocked_by_a_writers_lock(db_path: Path) -> None:
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_an_in_memory_url_is_refused_for_work_and_a_tilde_is_home(tmp_path: Path, monkeypatch) -> None:
+    """`runs import --db sqlite://` said 'stored as run 1' and kept nothing; a '~' in a SQLite URL made a literal
+    './~' folder while the outcomes went to $HOME (found by an audit). Control: a file URL is writable."""
+    with pytest.raises(IrobError, match="in memory, it would keep nothing"):
+        Store.check_writable("sqlite://")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with Store("sqlite:///~/board.db") as opened:
+        assert opened.url.database == str(tmp_path / "home" / "board.db")
+    assert not (tmp_path / "~").exists()
+    Store.check_writable(f"sqlite:///{tmp_path / 'ok.db'}")

@@ -73,6 +73,7 @@ def _import(args: argparse.Namespace) -> None:
                         "outcomes; pass --outcomes FILE)")
     outcomes = load_outcomes(outcomes_path)
     card = verify_import(result, outcomes)
+    Store.check_writable(args.db)
     with Store(args.db) as store:
         stored, saved = persist(Evaluation(result=result, outcomes=outcomes), store=store, provenance="imported")
         verb = "stored as" if saved.created else "already in the leaderboard as"

@@ -77,8 +77,10 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 SATURATION_LEVELS = ["2", "4", "8", "16", "64", "inf"]
 SHARED_CIFAR = "../cifar-generator"
 # sigma_max of the exact Jacobian of s_p o g at 200 anchors of class cat (seed 1): median / 0.99 quantile / max.
-# Measured on v1.0's SNGAN (2026-12-06; no anchor of 200 infinite at these levels); p = 64 is still to measure.
-SATURATED_SLOPES: dict[str, str] = {"4": "46 / 219 / 271", "8": "113 / 2,642 / 2,829", "16": "148 / 6,521 / 7,289"}
+# Measured on v1.0's SNGAN (2026-12-06; no anchor of 200 infinite at these levels).
+SATURATED_SLOPES: dict[str, str] = {
+    "4": "46 / 219 / 271", "8": "113 / 2,642 / 2,829", "16": "148 / 6,521 / 7,289", "64": "78 / 5,396 / 6,544",
+}
 
 
 def saturated_ceiling_note(p: str) -> dict[str, str]:

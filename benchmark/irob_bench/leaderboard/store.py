@@ -144,7 +144,10 @@ def normalize_url(url: str) -> URL:
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     try:
-        return make_url(url)
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("~"):
+            parsed = parsed.set(database=str(Path(parsed.database).expanduser()))  # as its outcomes folder reads it
+        return parsed
     except (ArgumentError, ValueError) as exc:
         shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # as every other message shows it: no password
         raise IrobError(f"bad database URL {shown!r}: {str(exc).replace(url, shown)}") from None
@@ -216,7 +219,9 @@ class Store:
         and, for a SQLite file, its file or the folder it will be made in can be written. Creates nothing."""
         cls(url, readonly=True).close()
         parsed = normalize_url(default_db_url() if url is None else url)
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise IrobError(f"database {parsed}: in memory, it would keep nothing; give a file or a server URL")
+        if parsed.get_backend_name() != "sqlite":
             return
         path = Path(parsed.database)
         folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
