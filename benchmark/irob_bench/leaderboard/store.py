@@ -217,10 +217,11 @@ class Store:
     def check_writable(cls, url: str | None) -> None:
         """Before long work whose result will be stored: the database opens (a bad URL or a foreign file is one line)
         and, for a SQLite file, its file or the folder it will be made in can be written. Creates nothing."""
-        cls(url, readonly=True).close()
-        parsed = normalize_url(default_db_url() if url is None else url)
+        opened = cls(url, readonly=True)
+        opened.close()
+        parsed, label = opened.url, opened.label
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-            raise IrobError(f"database {parsed}: in memory, it would keep nothing; give a file or a server URL")
+            raise IrobError(f"database {label}: in memory, it would keep nothing; give a file or a server URL")
         if parsed.get_backend_name() != "sqlite":
             return
         path = Path(parsed.database)
@@ -232,7 +233,6 @@ class Store:
             else:
                 tempfile.TemporaryFile(dir=folder).close()
         except OSError as exc:
-            label = parsed.render_as_string(hide_password=True)
             raise IrobError(f"database {label}: cannot be written ({exc.strerror or exc}); nothing was run") from None
 
     @contextlib.contextmanager
