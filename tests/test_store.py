@@ -72,6 +72,43 @@ def test_same_fingerprint_is_not_duplicated(store: Store, db_path: Path) -> None
     assert (_count(db_path, "runs"), _count(db_path, "submissions"), _count(db_path, "eps_metrics")) == (2, 1, 6)
 
 
+def _rewritten(result, stage_edit: dict) -> object:
+    """`result` as another JSON tool would write it back: each float that is a whole number loses its '.0' (as jq
+    does), and the first cascade stage gets `stage_edit`."""
+    data = json.loads(result.model_dump_json())
+
+    def integral(value):
+        if isinstance(value, dict):
+            return {k: integral(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [integral(v) for v in value]
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    attacks = integral(data["settings"]["attacks"])
+    attacks["unconstrained"][0].update(stage_edit)
+    data["settings"]["attacks"] = attacks
+    return type(result).model_validate_json(json.dumps(data))
+
+
+def test_a_result_rewritten_by_another_json_tool_is_the_same_run(store: Store, db_path: Path) -> None:
+    result = make_result()
+    first = store.save(result)
+    rewritten = _rewritten(result, {"steps": float(result.settings.attacks["unconstrained"][0]["steps"])})
+    assert rewritten.settings.attacks == result.settings.attacks and rewritten.fingerprint() == result.fingerprint()
+    assert store.save(rewritten) == store_module.SaveOutcome(run_id=first.run_id, created=False)
+    changed = _rewritten(result, {"steps": result.settings.attacks["unconstrained"][0]["steps"] + 1})  # control
+    assert changed.fingerprint() != result.fingerprint() and store.save(changed).created
+    assert _count(db_path, "runs") == 2
+
+
+def test_attack_settings_this_release_cannot_read_are_kept_as_written() -> None:
+    legacy = {"pgd": {"steps": 40.0, "restarts": 2}, "latent": {"steps": 100}}  # irob-bench < 0.2
+    result = make_result()
+    old = result.model_copy(update={"settings": result.settings.model_copy(update={"attacks": legacy})})
+    again = type(result).model_validate_json(old.model_dump_json())
+    assert again.settings.attacks == legacy and json.dumps(again.settings.attacks) == json.dumps(legacy)
+
+
 def test_failed_save_leaves_no_partial_rows(store: Store, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = store_module._eps_row
     calls = []

@@ -8,8 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
+from irob_bench.attacks.config import canonical_attacks
+from irob_bench.attacks.records import SanityFlag
 from irob_bench.common import FrozenModel, field_error, same_eps
 from irob_bench.errors import IrobError
 from irob_bench.plugin import SubmissionMetadata
@@ -64,6 +66,11 @@ class Settings(_Record):
     device: Literal["cpu", "cuda"] = Field(description="the kind of device (cuda:0 and cuda:1 are one run)")
     attacks: dict[str, Any]
 
+    @field_validator("attacks")
+    @classmethod
+    def _canonical(cls, attacks: dict[str, Any]) -> dict[str, Any]:
+        return canonical_attacks(attacks)  # one run, one fingerprint, whichever JSON tool last wrote the file
+
 
 class EpsMetrics(_Record):
     """Everything measured and bounded at one eps; accuracies and ceilings are fractions in [0, 1]."""
@@ -78,14 +85,6 @@ class EpsMetrics(_Record):
     gap: Gap | None = Field(None, description="ceiling_classifier - robust_accuracy_pgd")
     certified_accuracy: Fraction | None = Field(None, description="a lower bound on true robust accuracy")
     certified_reason: str | None = Field(None, description='"no certificate: <why>" when certified_accuracy is None')
-
-
-class SanityFlag(_Record):
-    """An AutoAttack-style warning that a number may be wrong (e.g. gradient masking)."""
-
-    name: str
-    message: str
-    eps: float | None = None
 
 
 class CertificateRecord(_Record):

@@ -6,9 +6,9 @@ of minutes on a 2-core CPU; docs/attacks.md explains each choice and docs/perfor
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from irob_bench.common import FrozenModel
 
@@ -124,3 +124,15 @@ class AttackSuiteConfig(_Config):
         """The stages of the per-stage report: the cascade's, then the minimum-norm attack (its adversarials
         within an eps count there too)."""
         return [s.name for s in self.unconstrained] + (["min-norm"] if self.minimal.enabled else [])
+
+
+def canonical_attacks(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A result's attack settings as irob-bench writes them: the configuration's fields re-typed (2.0 for a float
+    field, 2 for an integer), so a file another JSON tool re-wrote keeps its fingerprint. Only keys the record has
+    are written back (no default is added); other keys, and settings this release cannot read, are unchanged."""
+    fields = {k: v for k, v in recorded.items() if k in AttackSuiteConfig.model_fields}
+    try:
+        typed = AttackSuiteConfig.model_validate(fields).model_dump(mode="json", exclude_unset=True)
+    except ValidationError:
+        return recorded
+    return {**recorded, **typed}

@@ -21,7 +21,7 @@ import torch
 from irob_bench.attacks.common import Model, batches, flat_norm, input_gradient, margin, normalise
 from irob_bench.attacks.config import FlagsConfig, Loss
 from irob_bench.attacks.noise import example_keys, keyed_normal, mix32
-from irob_bench.results import SanityFlag
+from irob_bench.attacks.records import SanityFlag
 from irob_bench.runtime import place
 
 

@@ -17,8 +17,8 @@ from irob_bench.attacks.examples import Examples, merge_examples
 from irob_bench.attacks.flags import stage_robust
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.attacks.presets import read_config
+from irob_bench.attacks.records import SanityFlag
 from irob_bench.errors import IrobError
-from irob_bench.results import SanityFlag
 
 
 @dataclass(frozen=True)
