@@ -97,6 +97,22 @@ def test_weights_paths_must_stay_inside_the_submission_folder(tmp_path):
         load_submission(tmp_path / "escape.py")
 
 
+@pytest.mark.parametrize("field, text", [("authors", ["A. \x1b]8;;https://evil\x07Author"]),
+                                         ("description", "benign \u202etxt.exe"), ("training", "pgd\x1b[2J")])
+def test_metadata_with_terminal_escapes_or_bidi_overrides_is_refused(tmp_path, field, text):
+    meta = {"name": "shown", "authors": ["t"], "datasets": ["mnist"], "training": "none", field: text}
+    (tmp_path / "shown.py").write_text(f"METADATA = {meta!r}\n")
+    with pytest.raises(IrobError, match=f"{field}.*control character U\\+(001B|202E)"):
+        load_submission(tmp_path / "shown.py")
+
+
+def test_metadata_in_any_script_with_tabs_and_newlines_is_accepted(tmp_path):  # control of the test above
+    meta = {"name": "shown", "authors": ["Zoë Ŝ. 李"], "datasets": ["mnist"], "training": "none",
+            "description": "two\n\tlines"}
+    (tmp_path / "shown.py").write_text(f"METADATA = {meta!r}\n")
+    assert load_submission(tmp_path / "shown.py").metadata.authors == ["Zoë Ŝ. 李"]
+
+
 def test_a_dataset_the_submission_does_not_target(capsys):
     code = main(["validate", str(SUBMISSIONS / "toy.py"), "--dataset", "imagenet10"])
     assert code == 2

@@ -421,3 +421,16 @@ def test_an_in_memory_url_is_refused_for_work_and_a_tilde_is_home(tmp_path: Path
         assert opened.url.database == str(tmp_path / "home" / "board.db")
     assert not (tmp_path / "~").exists()
     Store.check_writable(f"sqlite:///{tmp_path / 'ok.db'}")
+
+
+def test_a_result_whose_metadata_holds_terminal_escapes_is_not_read(tmp_path: Path) -> None:
+    from irob_bench.results import read_result_file
+
+    data = json.loads(make_result().model_dump_json())
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    assert read_result_file(path).submission.metadata.name == "smallcnn-pgd"  # control: the honest file reads
+    data["submission"]["metadata"]["authors"] = ["\x1b[2J\x1b[Hroot"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(IrobError, match=r"submission\.metadata\.authors.*U\+001B"):
+        read_result_file(path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ ShortText = Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 """A leaderboard name: letters, digits, '.', '_' and '-', at most 80, not starting with punctuation."""
 
+# Characters metadata may not hold: C0/C1 controls (terminal escape sequences) other than tab and newline, and the
+# bidirectional overrides that make shown text differ from stored text. Metadata is printed and put on pages.
+UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
 
 class SubmissionMetadata(FrozenModel):
     """Who made the model, which datasets it targets, how it was trained; every field has a length limit."""
@@ -57,6 +62,16 @@ class SubmissionMetadata(FrozenModel):
     bibtex: str | None = Field(None, max_length=LONG_TEXT, description="BibTeX entry of the paper, shown on the run's page")
     randomized: bool = Field(False, description="True if the forward pass is stochastic (skips the determinism check)")
     weights: list[ShortText] = Field(default_factory=list, max_length=MAX_ITEMS, description="weights files, relative to the submission file")
+
+    @field_validator("authors", "datasets", "training", "description", "paper_url", "bibtex", "weights")
+    @classmethod
+    def _showable(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in value if isinstance(value, list) else [value or ""]:
+            found = UNSHOWABLE.search(text)
+            if found:
+                raise ValueError(f"holds the control character U+{ord(found.group()):04X}; metadata is shown in "
+                                 "terminals and web pages, so it must be plain text")
+        return value
 
     @field_validator("paper_url")
     @classmethod
