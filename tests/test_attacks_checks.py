@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from irob_bench.attacks.common import Found
+from irob_bench.attacks.common import NO_CLASS, Found, margin, predict
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, StageConfig
 from irob_bench.attacks.flags import in_distribution_flags, monotonicity_flags
 from irob_bench.attacks.minimal import robust_accuracy_curve
@@ -100,6 +100,30 @@ def test_honest_model_raises_no_gradient_or_noise_flags() -> None:
     out = run_attacks(Threshold(), x, y, [0.2, 2.0], config, seed=0, batch_size=4, progress=False)
     assert out.flags == []
     assert out.robust_accuracy_pgd() == [1.0, 0.0]
+
+
+class NaNOffClean(nn.Module):
+    """Threshold on its exact clean points, NaN logits anywhere else: robust only if NaN were read as an answer."""
+
+    def __init__(self, clean: torch.Tensor) -> None:
+        super().__init__()
+        self.clean = clean.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        known = (x.flatten(1)[:, None, :] == self.clean[None]).all(dim=2).any(dim=1)
+        return torch.where(known[:, None], Threshold()(x), float("nan"))
+
+
+def test_nan_logits_off_the_clean_points_count_as_broken_not_robust() -> None:
+    x, y = points([0.3, 0.35, 0.4, 0.6, 0.65, 0.7])
+    config = AttackSuiteConfig(unconstrained=apgd_stages(5), minimal=MinimalConfig(steps=20), flags=FlagsConfig(noise_draws=2))
+    honest = run_attacks(Threshold(), x, y, [0.2, 2.0], config, seed=0, batch_size=4, progress=False)
+    assert honest.robust_accuracy_pgd() == [1.0, 0.0]  # control: nothing within 0.2 flips the threshold
+    out = run_attacks(NaNOffClean(x), x, y, [0.2, 2.0], config, seed=0, batch_size=4, progress=False)
+    assert out.robust_accuracy_pgd() == [0.0, 0.0], "NaN answers off the clean points were counted as correct"
+    logits = torch.tensor([[1.0, 0.0], [float("nan"), 0.0], [float("inf"), 0.0]])
+    assert predict(lambda v: v, logits, batch_size=2).tolist() == [0, NO_CLASS, NO_CLASS]
+    assert margin(logits, torch.zeros(3, dtype=torch.long)).tolist() == [1.0, -math.inf, -math.inf]
 
 
 def test_monotonicity_and_in_distribution_flags_on_crafted_outcomes() -> None:

@@ -161,7 +161,8 @@ def lipschitz_bound(model: nn.Module, input_shape: tuple[int, ...]) -> Lipschitz
 
 
 def radii(logits: torch.Tensor, y: torch.Tensor, bound: LipschitzBound) -> torch.Tensor:
-    """Certified L2 radius of each point (0 when misclassified): the smallest margin over its Lipschitz constant."""
+    """Certified L2 radius of each point (0 when misclassified or a logit is not finite, as `margin` counts it): the
+    smallest margin over its Lipschitz constant."""
     z = logits.detach().double()
     zy = z.gather(1, y[:, None])
     margin = zy - z - MARGIN_SLACK * z.abs().amax(1, keepdim=True)
@@ -172,7 +173,7 @@ def radii(logits: torch.Tensor, y: torch.Tensor, bound: LipschitzBound) -> torch
         scale = (w[y][:, None, :] - w[None]).norm(dim=2) * bound.body
     ratio = torch.where(scale > 0, margin / scale.clamp_min(1e-300), torch.where(margin > 0, math.inf, 0.0))
     ratio = ratio.masked_fill(F.one_hot(y, z.shape[1]).bool(), math.inf)
-    return ratio.min(1).values.clamp_min(0.0)
+    return torch.where(torch.isfinite(z).all(dim=1), ratio.min(1).values.clamp_min(0.0), 0.0)
 
 
 def looseness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: LipschitzBound) -> float | None:

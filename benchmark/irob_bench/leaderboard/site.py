@@ -351,9 +351,11 @@ def _examples_html(examples: Examples | None, classes: Sequence[str], run_id: in
         labels[0].append(f"{name(int(examples.labels[k]))}: {name(int(examples.predicted[k, 0]))}{mark}")
         for row in (1, 2):
             d, pred = examples.distance[k, row - 1], int(examples.predicted[k, row])
-            if pred < 0 or not math.isfinite(d):
+            if not math.isfinite(d):
                 images[row, k] = 0.5
                 labels[row].append("none found")
+            elif pred < 0:  # a verified adversarial on which the model's logits are not finite
+                labels[row].append(f"no class (non-finite logits), d={d:.2f}")
             else:
                 labels[row].append(f"{name(pred)}, d={d:.2f}")
     plot = f"plots/run-{run_id}-examples.png"
