@@ -98,6 +98,19 @@ def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [["evaluate", str(TOY)], ["runs", "merge", "a.json", "b.json"]])
+def test_a_result_whose_outcomes_path_is_a_folder_is_refused_while_parsing(tmp_path, monkeypatch, capsys, command):
+    """Found by an audit: evaluate failed after the whole evaluation, naming a temporary file. Control: the same
+    --json without the folder passes the parser (test_bad_arguments... and the evaluations of test_evaluate)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken.json.outcomes.npz").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--json", "taken.json"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "argument --json: taken.json.outcomes.npz (where the result's outcomes go) is a directory" in err, err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -105,6 +118,8 @@ def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_
         (["--dataset", "mnist", "--n-examples", "20000"], "--n-examples must be between 1 and 10000, got 20000"),
         (["--dataset", "mnist", "--shard", "3/5", "--json", "s.json"], "--shard 3/5: the 300 points make 2 chunks"),
         (["--eps", "1", "2", "1.0"], "--eps lists 1 more than once"),  # crashed after the whole evaluation
+        # was an OverflowError or a 16 MB result after the whole evaluation (the curve grid had eps / 0.1 points)
+        (["--dataset", "mnist", "--eps", "1", "28.5"], "--eps 28.5 is larger than mnist's image diameter 28 "),
     ],
 )
 def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(tmp_path, monkeypatch, capsys, args, message):

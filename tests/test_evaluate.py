@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from irob_bench.cli import main
-from irob_bench.evaluate import EvaluateOptions, evaluate, subset_indices
+from irob_bench.errors import IrobError
+from irob_bench.evaluate import EvaluateOptions, check_options, evaluate, subset_indices
 from irob_bench.leaderboard.store import Store
 from irob_bench.results import EvaluationResult
 
@@ -123,3 +124,13 @@ def test_attack_preset_is_chosen_recorded_and_randomized_models_get_eot(tmp_path
     with pytest.raises(SystemExit):
         main(["evaluate", str(TOY), "--attacks", "fast"])
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("eps", "message"), [([], "at least one value"), ([float("nan")], "positive and finite, got nan"),
+                                              ([1.0, float("inf")], "got inf"), ([-1.0], "got -1"), ([0.0], "got 0")])
+def test_the_python_api_refuses_bad_eps_in_one_line(eps, message):
+    """Found by an audit: NaN or inf failed as a pydantic traceback, [] as an IndexError (the CLI's parser guards
+    its own input). Control: a good list passes the same check."""
+    with pytest.raises(IrobError, match=message):
+        check_options(EvaluateOptions(eps=eps))
+    check_options(EvaluateOptions(eps=[1.0, 28.0], dataset="mnist"))

@@ -98,3 +98,19 @@ def test_stored_runs_are_rebounded_from_the_current_card_keeping_what_was_measur
     other = card.model_copy(update={"splits": {**card.splits, "test": card.splits["test"].model_copy(update={"labels_sha256": "0" * 64})}})
     with pytest.raises(IrobError, match="labels_sha256 differ"):
         with_card_ceilings(result, other)
+
+
+def test_a_classifier_wrong_everywhere_on_nine_classes_gets_its_ceilings():
+    """Found by an audit: with 9 classes of prior 1/9 the weighted risk of a classifier wrong on every point summed to
+    1.0000000000000002, and the overall ceiling refused it (after the whole evaluation)."""
+    mnist = datasets.load_card("mnist")
+    lip = mnist.lipschitz
+    card = mnist.model_copy(update={
+        "classes": mnist.classes[:9], "priors": [1 / 9] * 9,
+        "lipschitz": lip.model_copy(update={"constants": lip.constants[:9]}),
+    })
+    assert float(np.dot(card.priors, [1.0] * 9)) > 1.0  # control: the unclamped sum is above 1
+    labels = np.repeat(np.arange(9), 20)
+    m = compute_metrics(card, labels, np.zeros(len(labels), bool), [1.0], np.zeros((len(labels), 1), bool), None, None)
+    at = m.per_eps[0]
+    assert at.ceiling_classifier is not None and "alpha <= every prior" in at.ceiling_reasons["dataset_overall"]

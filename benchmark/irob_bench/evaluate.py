@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import math
 import platform
 import sys
 import time
@@ -174,12 +175,29 @@ def check_options(options: EvaluateOptions) -> None:
     if options.attacks is None:
         preset(options.preset)
     if options.eps is not None:
+        if not options.eps:
+            raise IrobError("--eps needs at least one value")
+        bad = [e for e in options.eps if not (math.isfinite(e) and e > 0)]
+        if bad:
+            raise IrobError(f"--eps values must be positive and finite, got {bad[0]:g}")
         repeated = sorted({f"{a:g}" for i, a in enumerate(options.eps) for b in options.eps[:i] if same_eps(a, b)})
         if repeated:
             raise IrobError(f"--eps lists {', '.join(repeated)} more than once")
     if options.dataset is not None:
-        indices = _indices(dataset_registry.load_card(options.dataset).splits["test"].size, options)
+        card = dataset_registry.load_card(options.dataset)
+        check_eps_range(options.eps or card.eps_grid, card.name, card.image_shape)
+        indices = _indices(card.splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)
+
+
+def check_eps_range(eps: list[float], dataset: str, image_shape: tuple[int, ...]) -> None:
+    """Refuse an eps above the diameter of the image cube [0, 1]^D: every image lies within it of every other, so
+    robust accuracy there is 0 by definition (and the robustness curve would need eps / 0.1 points)."""
+    diameter = math.sqrt(math.prod(image_shape))
+    too_large = [e for e in eps if e > diameter]
+    if too_large:
+        raise IrobError(f"--eps {too_large[0]:g} is larger than {dataset}'s image diameter {diameter:.4g} (the L2 "
+                        f"distance between an all-black and an all-white image): no point can be robust there")
 
 
 def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
@@ -193,8 +211,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     attacks = options.attack_config(submission.metadata.randomized)
     card = data.card
     eps = sorted(options.eps if options.eps is not None else card.eps_grid)
-    if any(e <= 0 for e in eps):
-        raise IrobError(f"--eps values must be positive, got {eps}")
+    check_eps_range(eps, card.name, card.image_shape)
     timings["load_validate"] = time.perf_counter() - start_time
 
     indices = _indices(card.splits["test"].size, options)

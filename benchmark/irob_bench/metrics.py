@@ -32,10 +32,16 @@ def class_risks(class_accuracy: list[float], class_count: list[int]) -> list[flo
     return [1.0 - a if n > 0 else 0.0 for a, n in zip(class_accuracy, class_count)]
 
 
+def weighted_risk(priors: list[float], risks: list[float]) -> float:
+    """alpha = sum_y p_y alpha_y, at most 1 (a classifier wrong everywhere gives 1.0000000000000002 with 9 classes of
+    prior 1/9, which the ceilings would refuse as a risk above 1 after the whole evaluation)."""
+    return min(1.0, float(np.dot(priors, risks)))
+
+
 def overall_risk(priors: list[float], metrics: Metrics) -> float:
     """The risk on the distribution, alpha = sum_y p_y alpha_y, as the ceilings read it: per-class risks weighted by
     the card's priors (1 - clean accuracy would weigh the classes by their counts in the subset instead)."""
-    return float(np.dot(priors, class_risks(metrics.per_class_accuracy, metrics.per_class_count)))
+    return weighted_risk(priors, class_risks(metrics.per_class_accuracy, metrics.per_class_count))
 
 
 def compute_metrics(
@@ -94,7 +100,7 @@ def ceilings(card: DatasetCard, risks: list[float], eps: float, robust_pgd: floa
     bounds = {
         "classifier": classifier_ceiling(eps, lip.constants, risks, card.priors, delta, lip.radius),
         "dataset_overall": dataset_ceiling_overall(
-            eps, lip.constants, float(np.dot(card.priors, risks)), card.priors, delta, lip.radius
+            eps, lip.constants, weighted_risk(card.priors, risks), card.priors, delta, lip.radius
         ),
         # not this classifier's smallest class risk: that is 0 as soon as one class is perfect, a vacuous 100%
         "dataset_per_class": dataset_ceiling_per_class(

@@ -119,6 +119,15 @@ def output_file(value: str) -> str:
     return value
 
 
+def result_file(value: str) -> str:
+    """A result JSON file we can create (as output_file) whose per-example outcomes, written beside it as
+    VALUE.outcomes.npz, can be created too."""
+    output_file(value)
+    if Path(f"{value}.outcomes.npz").is_dir():
+        raise argparse.ArgumentTypeError(f"{value}.outcomes.npz (where the result's outcomes go) is a directory")
+    return value
+
+
 def output_folder(value: str) -> str:
     """A folder we can write into: an existing writable folder, or a new one under a writable existing ancestor;
     never a file (checked up front, so a long run never fails at its last step)."""

@@ -9,9 +9,9 @@ from irob_bench.commands.arguments import (
     device,
     isolation_of,
     n_examples,
-    output_file,
     positive_float,
     positive_int,
+    result_file,
     seed,
     shard,
 )
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--attacks", choices=ATTACK_PRESETS, default="standard",
                         help="attack preset: quick, standard (default; the leaderboard's protocol) or thorough")
     add_db_option(parser)
-    parser.add_argument("--json", type=output_file, default=None, help="write the result as JSON to this file")
+    parser.add_argument("--json", type=result_file, default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--shard", type=shard, default=None, metavar="K/N",

@@ -9,9 +9,9 @@ from irob_bench.commands.arguments import (
     add_isolation_options,
     isolation_of,
     non_negative_float,
-    output_file,
     positive_int,
     probability,
+    result_file,
     seed,
 )
 from irob_bench.commands.leaderboard import add_db_option
@@ -189,7 +189,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "merge", help="join the shards of one evaluation (evaluate --shard K/N --json FILE) into its run, then store it"
     )
     merge.add_argument("paths", nargs="+", metavar="PATH", help="the shards' result .json files (outcomes beside them)")
-    merge.add_argument("--json", type=output_file, default=None, help="write the merged result as JSON to this file")
+    merge.add_argument("--json", type=result_file, default=None, help="write the merged result as JSON to this file")
     merge.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     add_db_option(merge)
     merge.set_defaults(handler=_merge)
