@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from irob_bench.confidence import anchors_needed, coverage, smallest_rank, supported_delta
+from irob_bench.confidence import anchors_needed, class_level, coverage, joint_statement, smallest_rank, supported_delta
 from irob_bench.lipschitz.stats import order_statistic, upper_bound
 
 DELTA, BETA, REPEATS = 0.001, 0.95, 4000
@@ -107,3 +107,17 @@ def test_k_classes_hold_together_at_beta_and_one_class_at_a_time_does_not_contro
 
     assert all_covered(joint.holds_at) >= BETA - binomial_slack(BETA)
     assert all_covered(alone.holds_at) == pytest.approx(BETA**classes, abs=4 * binomial_slack(BETA**classes))
+
+
+@pytest.mark.parametrize(("samples", "rank"), [(10_000, 9_996), (3_000, 2_990), (100, 99)])
+def test_a_card_with_rank_below_s_states_the_delta_its_own_order_statistic_supports(samples, rank):
+    """Found by an audit: delta' was the maximum's, whatever k, so a card with k < S not established jointly stated
+    a delta its v_(k) does not support (S = 10,000, k = 9,996: 0.000527 at coverage 0.61 of the 0.995 needed)."""
+    level = class_level(0.95, 10)
+    established, delta_prime = joint_statement(samples, rank, 1e-6, 0.95, 10)
+    assert not established
+    assert coverage(samples, rank, delta_prime) == pytest.approx(level, abs=1e-9)
+    assert coverage(samples, rank, delta_prime * 0.99) < level  # the smallest such delta, not a loose one
+    maximum = supported_delta(samples, level)
+    assert coverage(samples, rank, maximum) < level - 0.02  # control: the maximum's delta' does not hold for v_(k)
+    assert joint_statement(samples, samples, 1e-6, 0.95, 10)[1] == maximum  # k = S: the closed form, unchanged

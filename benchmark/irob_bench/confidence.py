@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from scipy.special import betaincinv
 from scipy.stats import binom
 
 
@@ -25,9 +26,13 @@ def smallest_rank(samples: int, delta: float, beta: float) -> int | None:
     return int(binom.ppf(beta, samples, 1.0 - delta)) + 1
 
 
-def supported_delta(samples: int, beta: float) -> float:
-    """delta' = 1 - (1 - beta)^(1/S): the maximum of S values bounds q_{1-delta'} at confidence beta."""
-    return float(-math.expm1(math.log1p(-beta) / samples))
+def supported_delta(samples: int, beta: float, rank: int | None = None) -> float:
+    """delta': the smallest delta whose q_{1-delta} v_(k) bounds at confidence beta. For the maximum (k = S, the
+    default) 1 - (1 - beta)^(1/S); for k < S the solution of coverage(S, k, delta) = beta, since P(B <= k - 1) for
+    B ~ Binomial(S, 1 - delta) is the regularised incomplete beta function I_delta(S - k + 1, k)."""
+    if rank is None or rank == samples:
+        return float(-math.expm1(math.log1p(-beta) / samples))
+    return float(betaincinv(samples - rank + 1, rank, beta))
 
 
 def anchors_needed(delta: float, beta: float) -> int:
@@ -42,6 +47,6 @@ def class_level(beta: float, classes: int) -> float:
 
 def joint_statement(samples: int, rank: int, delta: float, beta: float, classes: int) -> tuple[bool, float]:
     """(established, delta') of K per-class v_(k) taken together at confidence beta: whether they bound every class's
-    q_{1-delta}, and the delta the maxima support (what a card states, whatever rule picked k)."""
+    q_{1-delta}, and the smallest delta these v_(k) support (what a card states, whatever rule picked k)."""
     level = class_level(beta, classes)
-    return coverage(samples, rank, delta) >= level, supported_delta(samples, level)
+    return coverage(samples, rank, delta) >= level, supported_delta(samples, level, rank)

@@ -57,7 +57,8 @@ class LipschitzEstimate(_Frozen):
     beta: float = Field(gt=0, lt=1, description="confidence over the draw of the anchors, jointly for the K classes")
     samples: int = Field(ge=1, description="S, anchors per class")
     rank: int = Field(ge=1, description="k: per_class[y] is the k-th smallest of class y's S slopes (k = S: the max)")
-    delta_prime: float = Field(gt=0, le=1, description="1 - (1 - beta^(1/K))^(1/S): the smallest delta S anchors support")
+    delta_prime: float = Field(gt=0, le=1, description="the smallest delta v_(k) of S anchors supports for K classes at once; "
+                               "1 - (1 - beta^(1/K))^(1/S) for the maximum (k = S)")
     established: bool = Field(description="whether the v_(k) bound the quantiles at the requested delta (else at delta')")
     settings: dict[str, float | int] = Field(default_factory=dict)
     per_class: list[Constant]
