@@ -1,4 +1,4 @@
-"""Local Lipschitz estimation (SCIENCE.md §3): estimators on analytic generators, statistics, card merge, CLI."""
+"""Local Lipschitz estimation (docs/science.md §3): estimators on analytic generators, statistics, card merge, CLI."""
 
 from __future__ import annotations
 

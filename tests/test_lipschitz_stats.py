@@ -1,4 +1,4 @@
-"""The reported Lipschitz statistic (SCIENCE.md §3): an order statistic that upper-bounds the 1 - delta quantile of
+"""The reported Lipschitz statistic (docs/science.md §3): an order statistic that upper-bounds the 1 - delta quantile of
 the per-anchor slopes at confidence beta, checked by repeated draws from distributions with a known quantile."""
 
 from __future__ import annotations

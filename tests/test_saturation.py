@@ -1,4 +1,4 @@
-"""The saturation map s_p of SCIENCE.md §1 (Ding et al.)."""
+"""The saturation map s_p of docs/science.md §1 (Ding et al.)."""
 
 from __future__ import annotations
 

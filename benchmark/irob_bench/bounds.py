@@ -1,4 +1,4 @@
-"""Upper bounds ("ceilings") on robust accuracy from local Lipschitz constants of the generator (SCIENCE.md §4).
+"""Upper bounds ("ceilings") on robust accuracy from local Lipschitz constants of the generator (docs/science.md §4).
 
 Every ceiling is a `Bound`: a fraction in [0, 1], or None with the reason the theorem's conditions fail.
 Class risks are fractions (alpha_y = 1 - per-class clean accuracy); distances are L2 in [0, 1] image space.

@@ -1,4 +1,4 @@
-"""The binomial arithmetic behind a stated confidence over S random anchors (SCIENCE.md §3): which order statistic
+"""The binomial arithmetic behind a stated confidence over S random anchors (docs/science.md §3): which order statistic
 v_(k) of S values bounds their (1 - delta) quantile at confidence beta, and what K classes give together. Pure
 arithmetic, shared by the estimator (lipschitz/stats.py) and the cards that record its result (datasets/card.py).
 

@@ -53,7 +53,7 @@ def compute_metrics(
     robust_in: np.ndarray | None,
     curves: Curves | None,
 ) -> Metrics:
-    """Clean and robust accuracies per eps, with every ceiling of SCIENCE.md §4 (see `ceilings`)."""
+    """Clean and robust accuracies per eps, with every ceiling of docs/science.md §4 (see `ceilings`)."""
     class_acc, class_count = per_class_accuracy(clean_correct, labels, card.num_classes)
     risks = class_risks(class_acc, class_count)
     per_eps = []

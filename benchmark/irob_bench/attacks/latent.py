@@ -1,6 +1,6 @@
 """In-distribution attacks: search the latent z' so that g(z', y) is misclassified and close to x.
 
-Two methods (SCIENCE.md §5): Zhang et al.'s Lagrangian reference (Adam on
+Two methods (docs/science.md §5): Zhang et al.'s Lagrangian reference (Adam on
 ||g(z, y) - x|| + lambda * max(margin, 0) with a per-example binary search over lambda, restarted from
 z_x for every lambda), and our adaptive-penalty attack (one Adam run whose lambda adapts every step),
 which finds at least as many with under a third of the evaluations (docs/performance.md).

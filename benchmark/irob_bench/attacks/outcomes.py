@@ -103,7 +103,7 @@ class AttackOutcomes:
 
 
 def derive_flags(outcomes: AttackOutcomes) -> list[SanityFlag]:
-    """Every AutoAttack-style flag of SCIENCE.md §5 / docs/attacks.md, in a fixed order, from the per-example arrays
+    """Every AutoAttack-style flag of docs/science.md §5 / docs/attacks.md, in a fixed order, from the per-example arrays
     and the tallies alone: the same for one process and for merged parts."""
     config, eps, tallies, tol = outcomes.config, outcomes.eps, outcomes.tallies, outcomes.config.flags.accuracy_tolerance
     if tallies is None:

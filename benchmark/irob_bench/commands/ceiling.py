@@ -103,7 +103,7 @@ def _ceiling(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "ceiling",
-        help="robust-accuracy ceilings from Lipschitz constants (SCIENCE.md §4)",
+        help="robust-accuracy ceilings from Lipschitz constants (docs/science.md §4)",
         description="Upper bounds on robust accuracy (Zhang et al. Thm 4.3 / 4.4) for the given generator Lipschitz constants.",
     )
     parser.add_argument("--lipschitz", type=float, nargs="+", required=True, metavar="L", help="one L for every class, or one per class")

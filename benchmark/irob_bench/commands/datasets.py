@@ -94,7 +94,7 @@ def _freeze(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("datasets", help="list, show, build and verify benchmark distributions")
+    group = sub.add_parser("datasets", help="list, show, preview, build, freeze and verify benchmark distributions")
     actions = group.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the shipped benchmark distributions").set_defaults(handler=_list)
 

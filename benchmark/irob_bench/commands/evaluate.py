@@ -71,7 +71,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="validate and score a submission, then store the result")
     add_submission_arguments(parser)
-    parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="default: the card's eps grid (1 2 3)")
+    parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="default: the card's eps grid (irob-bench datasets list shows it)")
     parser.add_argument("--n-examples", type=n_examples, default=DEFAULT_N_EXAMPLES,
                         help=f"N or 'all' (default {DEFAULT_N_EXAMPLES})")
     parser.add_argument("--seed", type=seed, default=0, help="attack seed (default 0)")

@@ -163,7 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("leaderboard", help="rank the stored runs by robust accuracy")
     parser.add_argument("--dataset", default=None, metavar="NAME",
                         help="only runs on this dataset, or on every dataset matching a glob (saturated-cifar-*)")
-    parser.add_argument("--eps", type=positive_float, default=None, help="rank at this eps (default: the largest evaluated)")
+    parser.add_argument("--eps", type=positive_float, default=None, help="rank at this eps (default: the largest eps that more than half of the table's runs evaluated)")
     parser.add_argument("--format", choices=(*FORMATS, SITE_FORMAT), default="table",
                         help=f"{SITE_FORMAT}: a static website written into the folder --out")
     add_db_option(parser)

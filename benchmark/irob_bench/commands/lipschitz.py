@@ -9,7 +9,7 @@ from pathlib import Path
 from irob_bench.commands.arguments import open_unit, output_file, positive_float, positive_int, seed
 from irob_bench.errors import IrobError
 
-# Reference settings of SCIENCE.md §3 (S = 1000, N = 2000) cost 2 million generator calls per class; the
+# Reference settings of docs/science.md §3 (S = 1000, N = 2000) cost 2 million generator calls per class; the
 # settings' defaults (S = 100, N = 250) are 80x cheaper and finish mnist in about 3 minutes on 2 idle CPU cores.
 
 

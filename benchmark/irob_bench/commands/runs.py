@@ -162,7 +162,7 @@ def _pct(value: float | None) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("runs", help="list, show, import and re-bound stored evaluation runs")
+    group = sub.add_parser("runs", help="list, show, import, merge, verify and re-bound stored runs, and draw their examples")
     actions = group.add_subparsers(dest="action", required=True)
 
     listing = actions.add_parser("list", help="every stored run, oldest first")

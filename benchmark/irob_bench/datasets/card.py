@@ -49,7 +49,7 @@ Constant = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 class LipschitzEstimate(_Frozen):
     """Per-class local Lipschitz constants L_y(r) from one estimator: per class, the order statistic v_(k) of its S
     per-anchor slopes; together, upper bounds of every class's (1 - delta) quantile at confidence beta jointly for
-    the K classes (SCIENCE.md §3; lipschitz/stats.py)."""
+    the K classes (docs/science.md §3; lipschitz/stats.py)."""
 
     method: Literal["sampling", "gradient"]
     radius: float

@@ -13,7 +13,7 @@ MNIST_CLASSES = [str(d) for d in range(10)]
 
 
 def mnist_draft() -> DatasetCard:
-    """Generated MNIST: the ACGAN of SCIENCE.md §1, trained by `irob-bench generators train mnist`."""
+    """Generated MNIST: the ACGAN of docs/science.md §1, trained by `irob-bench generators train mnist`."""
     return DatasetCard(
         name="mnist",
         version="1.1.0",
@@ -30,7 +30,7 @@ def mnist_draft() -> DatasetCard:
 
 
 def imagenet10_draft() -> DatasetCard:
-    """imagenet10: pretrained BigGAN-deep-128 on 10 ImageNet classes mirroring CIFAR-10, 32x32 (SCIENCE.md §1)."""
+    """imagenet10: pretrained BigGAN-deep-128 on 10 ImageNet classes mirroring CIFAR-10, 32x32 (docs/science.md §1)."""
     ids = ", ".join(f"{name} {i}" for name, i in zip(biggan.CLASS_NAMES, biggan.IMAGENET_CLASSES))
     return DatasetCard(
         name="imagenet10",
@@ -101,7 +101,7 @@ def saturated_ceiling_note(p: str) -> dict[str, str]:
 
 
 def saturated_cifar_draft(p: str) -> DatasetCard:
-    """saturated-cifar-p{p}: our CIFAR-10 SNGAN composed with the saturation map s_p (SCIENCE.md §1, Ding et al.).
+    """saturated-cifar-p{p}: our CIFAR-10 SNGAN composed with the saturation map s_p (docs/science.md §1, Ding et al.).
 
     Every level shares one generator file and one set of test latents (in datasets/cifar-generator/).
     """

@@ -1,4 +1,4 @@
-"""The ACGAN of SCIENCE.md §1: the conditional generator g(z, y) behind the mnist benchmark.
+"""The ACGAN of docs/science.md §1: the conditional generator g(z, y) behind the mnist benchmark.
 
 The generator follows the paper architecture exactly; the discriminator (only needed for
 training) mirrors it with a real/fake head and a class head.

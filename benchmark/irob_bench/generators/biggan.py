@@ -1,4 +1,4 @@
-"""The imagenet10 generator (SCIENCE.md §1): pretrained BigGAN-deep-128 restricted to 10 ImageNet classes, at 32x32.
+"""The imagenet10 generator (docs/science.md §1): pretrained BigGAN-deep-128 restricted to 10 ImageNet classes, at 32x32.
 
 Its weights are not shipped with the card: they are found through IROB_BENCH_BIGGAN_WEIGHTS (a folder holding
 pytorch_model.bin + config.json), else in or via the download cache of pytorch-pretrained-biggan.
@@ -27,7 +27,7 @@ ARCHITECTURE_ID = "biggan-deep-128-imagenet10-v1"
 PRETRAINED_NAME = "biggan-deep-128"
 WEIGHTS_ENV = "IROB_BENCH_BIGGAN_WEIGHTS"
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"  # the folder layout BigGAN.from_pretrained reads
-# Label order of SCIENCE.md §1: airliner, jeep, goldfinch, tabby cat, hartebeest, Maltese dog, bullfrog, sorrel,
+# Label order of docs/science.md §1: airliner, jeep, goldfinch, tabby cat, hartebeest, Maltese dog, bullfrog, sorrel,
 # pirate ship, pickup (the ImageNet classes that mirror CIFAR-10).
 IMAGENET_CLASSES = (404, 609, 11, 281, 351, 153, 30, 339, 724, 717)
 CLASS_NAMES = (

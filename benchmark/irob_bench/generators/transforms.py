@@ -1,4 +1,4 @@
-"""Output transforms composed after a generator network, e.g. the saturation map s_p (SCIENCE.md §1)."""
+"""Output transforms composed after a generator network, e.g. the saturation map s_p (docs/science.md §1)."""
 
 from __future__ import annotations
 

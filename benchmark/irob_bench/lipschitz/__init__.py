@@ -1,4 +1,4 @@
-"""Local Lipschitz constants L_y(r) of a benchmark generator (SCIENCE.md §3): sampling and gradient estimators.
+"""Local Lipschitz constants L_y(r) of a benchmark generator (docs/science.md §3): sampling and gradient estimators.
 
 `estimate(generator, latent_dim, settings)` runs one estimator per class; `write_estimate` merges the result into
 a dataset card; `check_radius` / `smallest_radius` choose r so that r * L_y(r) covers the largest eps.

@@ -1,4 +1,4 @@
-"""Choosing the radius r: the ceilings of SCIENCE.md §4 need r * L_y(r) >= the largest eps for every class."""
+"""Choosing the radius r: the ceilings of docs/science.md §4 need r * L_y(r) >= the largest eps for every class."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The reported statistic of the per-anchor slopes: an order statistic that upper-bounds their (1 - delta) quantile
-with a stated confidence beta over the draw of the anchors (SCIENCE.md §3; the binomial arithmetic is in
+with a stated confidence beta over the draw of the anchors (docs/science.md §3; the binomial arithmetic is in
 irob_bench/confidence.py): the smallest k with P(B <= k - 1) >= beta gives the tightest bound.
 
 A ceiling built on K per-class constants (Thm 4.3) needs all K at once. The classes' anchors are independent draws,
