@@ -138,6 +138,14 @@ def test_monotonicity_and_in_distribution_flags_on_crafted_outcomes() -> None:
     assert [(f.name, f.eps) for f in in_distribution_flags(eps, robust_pgd, robust_in)] == [
         ("in_distribution_below_unconstrained", 2.0)
     ]
+    # Found by an audit: a point missed by the unconstrained attack hid behind one it broke that the latent attack
+    # did not, the two accuracies being equal; point by point it is flagged (control: without the miss, no flag)
+    robust_pgd = np.array([[True, True, True], [False, False, False]])
+    robust_in = np.array([[False, False, False], [True, True, True]])
+    assert robust_pgd.mean(axis=0).tolist() == robust_in.mean(axis=0).tolist()
+    flags = in_distribution_flags(eps, robust_pgd, robust_in)
+    assert [f.eps for f in flags] == eps and "1 points the unconstrained attack left robust" in flags[0].message
+    assert in_distribution_flags(eps, robust_pgd, robust_pgd) == []
 
 
 def test_minimal_distance_curve_matches_direct_attack_at_grid_points() -> None:
