@@ -111,6 +111,19 @@ def test_a_result_whose_outcomes_path_is_a_folder_is_refused_while_parsing(tmp_p
     assert "argument --json: taken.json.outcomes.npz (where the result's outcomes go) is a directory" in err, err
 
 
+def test_a_device_this_machine_lacks_fails_before_the_sandbox_starts(tmp_path, monkeypatch, capsys):
+    """Found by an audit: --device cuda without CUDA failed in the worker, after it had started and loaded the model."""
+    def no_sandbox(*_args, **_kwargs):
+        raise AssertionError("the submission's sandbox was started")
+
+    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", no_sandbox)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # as on this CPU machine, also where CUDA exists
+    assert main(["evaluate", str(TOY), "--device", "cuda", "--db", str(tmp_path / "lb.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda: CUDA is not available on this machine" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -169,7 +169,9 @@ def environment() -> dict[str, str]:
 
 def check_options(options: EvaluateOptions) -> None:
     """Every check of `options` that needs no submission code, so a command can fail in one line before it starts a
-    sandbox: the shard, the preset and, when the dataset is named, the dataset, the subset and the shard's chunks."""
+    sandbox: the device, the shard, the preset, eps and, when the dataset is named, the dataset, the subset and the
+    shard's chunks."""
+    resolve_device(options.device)
     if options.shard is not None and not 1 <= options.shard[0] <= options.shard[1]:
         raise IrobError(f"--shard {options.shard[0]}/{options.shard[1]}: K must be between 1 and N")
     if options.attacks is None:
