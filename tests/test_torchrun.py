@@ -60,7 +60,7 @@ def test_a_launch_without_a_backend_is_one_line_and_no_row(env, tmp_path):
              "torchrun: cannot start the gloo process group")
     if not torch.cuda.is_available():
         one_line(subprocess.run([*command, "--device", "cuda"], env=launch, capture_output=True, text=True, timeout=120),
-                 "torchrun: no backend for --device cuda")
+                 "--device cuda: CUDA is not available on this machine")  # checked first, before any rendezvous
     one_line(subprocess.run(command, env={**launch, "RANK": "x"}, capture_output=True, text=True, timeout=120),
              "RANK or LOCAL_RANK is missing or not a number")
     one_line(subprocess.run([*command, "--shard", "1/2", "--json", str(tmp_path / "s.json")], env=launch,
