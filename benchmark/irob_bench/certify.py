@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from irob_bench.attacks.common import answering
 from irob_bench.bounds import Bound
 from irob_bench.errors import IrobError
 from irob_bench.reference.models import MaxMin, SmallCNN
@@ -173,7 +174,7 @@ def radii(logits: torch.Tensor, y: torch.Tensor, bound: LipschitzBound) -> torch
         scale = (w[y][:, None, :] - w[None]).norm(dim=2) * bound.body
     ratio = torch.where(scale > 0, margin / scale.clamp_min(1e-300), torch.where(margin > 0, math.inf, 0.0))
     ratio = ratio.masked_fill(F.one_hot(y, z.shape[1]).bool(), math.inf)
-    return torch.where(torch.isfinite(z).all(dim=1), ratio.min(1).values.clamp_min(0.0), 0.0)
+    return torch.where(answering(z), ratio.min(1).values.clamp_min(0.0), 0.0)
 
 
 def looseness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: LipschitzBound) -> float | None:

@@ -26,6 +26,7 @@ from irob_bench.attacks.presets import DEFAULT_PRESET, labelled, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
 from irob_bench.certify import Certification, certify, check_certify_interface, violation_flags, with_certificates
 from irob_bench.common import DEFAULT_N_EXAMPLES, FrozenModel, indices_sha256, same_eps
+from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
@@ -187,18 +188,18 @@ def check_options(options: EvaluateOptions) -> None:
             raise IrobError(f"--eps lists {', '.join(repeated)} more than once")
     if options.dataset is not None:
         card = dataset_registry.load_card(options.dataset)
-        check_eps_range(options.eps or card.eps_grid, card.name, card.image_shape)
+        check_eps_range(options.eps or card.eps_grid, card)
         indices = _indices(card.splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)
 
 
-def check_eps_range(eps: list[float], dataset: str, image_shape: tuple[int, ...]) -> None:
+def check_eps_range(eps: list[float], card: DatasetCard) -> None:
     """Refuse an eps above the diameter of the image cube [0, 1]^D: every image lies within it of every other, so
     robust accuracy there is 0 by definition (and the robustness curve would need eps / 0.1 points)."""
-    diameter = math.sqrt(math.prod(image_shape))
+    diameter = math.sqrt(math.prod(card.image_shape))
     too_large = [e for e in eps if e > diameter]
     if too_large:
-        raise IrobError(f"--eps {too_large[0]:g} is larger than {dataset}'s image diameter {diameter:.4g} (the L2 "
+        raise IrobError(f"--eps {too_large[0]:g} is larger than {card.name}'s image diameter {diameter:.4g} (the L2 "
                         f"distance between an all-black and an all-white image): no point can be robust there")
 
 
@@ -213,7 +214,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     attacks = options.attack_config(submission.metadata.randomized)
     card = data.card
     eps = sorted(options.eps if options.eps is not None else card.eps_grid)
-    check_eps_range(eps, card.name, card.image_shape)
+    check_eps_range(eps, card)
     timings["load_validate"] = time.perf_counter() - start_time
 
     indices = _indices(card.splits["test"].size, options)

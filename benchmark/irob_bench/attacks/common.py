@@ -20,12 +20,17 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 NO_CLASS = -1  # what `predict` says for a row of logits that holds a NaN or an infinity: no class, so never correct
 
 
+def answering(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) rows whose logits are all finite: the rows that name a class (the others count as misclassified)."""
+    return torch.isfinite(logits).all(dim=1)
+
+
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(N,) logit of the true class minus the best other logit: negative iff misclassified; -inf for a row with a
     non-finite logit (it predicts no class), so a model cannot look robust by answering NaN off its clean points."""
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
-    return torch.where(torch.isfinite(logits).all(dim=1), true - other, float("-inf"))
+    return torch.where(answering(logits), true - other, float("-inf"))
 
 
 def _dlr_scale(logits: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -113,7 +118,7 @@ def predict(model: Model, x: torch.Tensor, batch_size: int, device: str | torch.
     if len(x) == 0:
         return torch.empty(0, dtype=torch.long)
     logits = predict_logits(model, x, batch_size, device)
-    return torch.where(torch.isfinite(logits).all(dim=1), logits.argmax(dim=1), NO_CLASS)
+    return torch.where(answering(logits), logits.argmax(dim=1), NO_CLASS)
 
 
 def misclassified(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: str | torch.device = "cpu",
