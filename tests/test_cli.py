@@ -111,12 +111,17 @@ def test_a_result_whose_outcomes_path_is_a_folder_is_refused_while_parsing(tmp_p
     assert "argument --json: taken.json.outcomes.npz (where the result's outcomes go) is a directory" in err, err
 
 
-def test_a_device_this_machine_lacks_fails_before_the_sandbox_starts(tmp_path, monkeypatch, capsys):
-    """Found by an audit: --device cuda without CUDA failed in the worker, after it had started and loaded the model."""
-    def no_sandbox(*_args, **_kwargs):
+@pytest.fixture
+def no_sandbox(monkeypatch):
+    """Fail the test if the submission's sandbox is started: the check under test must answer before it."""
+    def started(*_args, **_kwargs):
         raise AssertionError("the submission's sandbox was started")
 
-    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", no_sandbox)
+    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", started)
+
+
+def test_a_device_this_machine_lacks_fails_before_the_sandbox_starts(no_sandbox, tmp_path, monkeypatch, capsys):
+    """Found by an audit: --device cuda without CUDA failed in the worker, after it had started and loaded the model."""
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # as on this CPU machine, also where CUDA exists
     assert main(["evaluate", str(TOY), "--device", "cuda", "--db", str(tmp_path / "lb.db")]) == 2
     err = capsys.readouterr().err
@@ -135,11 +140,7 @@ def test_a_device_this_machine_lacks_fails_before_the_sandbox_starts(tmp_path, m
         (["--dataset", "mnist", "--eps", "1", "28.5"], "--eps 28.5 is larger than mnist's image diameter 28 "),
     ],
 )
-def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(tmp_path, monkeypatch, capsys, args, message):
-    def no_sandbox(*_args, **_kwargs):
-        raise AssertionError("the submission's sandbox was started")
-
-    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", no_sandbox)
+def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(no_sandbox, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", str(TOY), *args, "--db", str(tmp_path / "lb.db")]) == 2
     err = capsys.readouterr().err
@@ -156,12 +157,8 @@ def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(tmp_path
         ("mysql://u:s3cret@h/db", "database mysql://u:***@h/db: its driver is not installed"),  # was a traceback
     ],
 )
-def test_a_database_that_cannot_take_the_result_fails_before_the_work(tmp_path, monkeypatch, capsys, db, message):
+def test_a_database_that_cannot_take_the_result_fails_before_the_work(no_sandbox, tmp_path, monkeypatch, capsys, db, message):
     """Found by an audit. Control: the evaluations of test_evaluate store into a writable file."""
-    def no_sandbox(*_args, **_kwargs):
-        raise AssertionError("the submission's sandbox was started")
-
-    monkeypatch.setattr("irob_bench.isolation.sandbox.evaluate_isolated", no_sandbox)
     assert main(["evaluate", str(TOY), "--db", db]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "s3cret" not in err, err
