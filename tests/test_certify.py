@@ -3,6 +3,7 @@ reason, a submission's certify() is used and checked, and an unsound certificate
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,17 @@ from torch import nn
 
 from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
 from irob_bench.attacks.presets import preset
-from irob_bench.certify import Unbounded, certify, conv_bound, lipschitz_bound, looseness, radii, violations
+from irob_bench.certify import (
+    Unbounded,
+    certify,
+    conv_bound,
+    describe_layers,
+    lipschitz_bound,
+    looseness,
+    radii,
+    rebuild_layers,
+    violations,
+)
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import EvaluateOptions, evaluate
 from irob_bench.import_checks import check_certified, verify_import
@@ -268,3 +279,44 @@ def test_a_malformed_certify_is_refused_before_any_attack(monkeypatch):
         evaluate(SUBMISSIONS / "bad_certificate.py", EvaluateOptions(n_examples=24, eps=[1.0], progress=False))
     with pytest.raises(AssertionError, match="the attacks ran"):  # the control: a well-formed certify() gets there
         evaluate(SUBMISSIONS / "unsound_certificate.py", EvaluateOptions(n_examples=24, eps=[1.0], progress=False))
+
+
+@pytest.mark.parametrize("name", sorted(_nets()))
+def test_layers_described_by_a_worker_and_rebuilt_here_certify_as_the_model_itself(name):
+    """A worker describes its model's layers (describe_layers); the parent rebuilds them and bounds the rebuilt
+    network: the certificate is the one of the model in process."""
+    model, shape = _nets()[name]
+    x, y = torch.rand(6, *shape), torch.arange(6) % 3
+    model(x)  # materialise lazy layers
+    direct = certify(model.eval(), x, y, [0.01, 0.1])
+    layers, tensors = describe_layers(model)
+    layers = json.loads(json.dumps(layers))  # as it crosses the wire
+    rebuilt = certify(model, x, y, [0.01, 0.1], layers=lambda: rebuild_layers(layers, tensors))
+    assert rebuilt.lipschitz == pytest.approx(direct.lipschitz, rel=1e-6)
+    assert np.array_equal(rebuilt.certified, direct.certified)
+
+
+def test_control_a_description_that_is_not_the_model_certifies_nothing():
+    """A worker that describes a 10x flatter network than the one it runs (to claim large radii) is caught: the
+    rebuilt layers do not give the model's logits, so nothing is certified, with the reason."""
+    model, shape = _nets()["relu-mlp"]
+    x, y = torch.rand(6, *shape), torch.arange(6) % 3
+    layers, tensors = describe_layers(model)
+    flatter = [t / 10 for t in tensors]
+    result = certify(model, x, y, [0.01], layers=lambda: rebuild_layers(layers, flatter))
+    assert result.certified is None and "do not compute its logits" in result.reason
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda layers, tensors: ([{**layers[0], "type": "Sequential"}, *layers[1:]], tensors), "cannot read"),
+    (lambda layers, tensors: ([{**layers[1], "arguments": {**layers[1]["arguments"], "in_features": 10**9}},
+                               *layers[2:]], tensors[0:]), "cannot be rebuilt"),
+    (lambda layers, tensors: (layers, tensors + [np.zeros(3, np.float32)]), "more tensors"),
+    (lambda layers, tensors: ([{**layers[1], "arguments": {**layers[1]["arguments"], "device": "cuda"}},
+                               *layers[2:]], tensors), "other arguments"),
+    (lambda layers, tensors: ("layers", tensors), "no readable list"),
+])  # fmt: skip
+def test_a_malformed_description_is_refused_with_the_reason_before_any_large_allocation(mutate, reason):
+    model, _ = _nets()["relu-mlp"]
+    with pytest.raises(Unbounded, match=reason):
+        rebuild_layers(*mutate(*describe_layers(model)))

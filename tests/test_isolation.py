@@ -169,26 +169,20 @@ def test_a_forward_that_allocates_past_the_memory_limit_is_refused_naming_the_ru
     assert "rule: memory limit" in err and not db.exists(), err
 
 
-def test_python_under_tmp_is_rebound_over_the_sandbox_fresh_tmp(monkeypatch) -> None:
-    """A virtualenv, source tree or shipped-data folder under /tmp (hidden by the sandbox's empty /tmp) is re-bound
-    read-only, once per outermost folder; folders elsewhere are not (the control)."""
-    from irob_bench import common
-    from irob_bench.isolation.sandbox import python_under_tmp
+def test_only_the_outermost_folders_outside_the_system_ones_are_bound() -> None:
+    """The worker's Python (a virtualenv under /tmp or a home folder, a checkout on sys.path) is bound read-only,
+    once per outermost folder, into a sandbox that shows only the system folders; the control: a folder under /usr,
+    which the sandbox shows anyway, and one that does not exist are not bound."""
+    from irob_bench.isolation.sandbox import rebind
 
     venv = Path(tempfile.mkdtemp(dir="/tmp", prefix="irob-venv-"))
+    elsewhere = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="irob-src-"))
     try:
         (venv / "lib" / "site-packages").mkdir(parents=True)
-        elsewhere = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="irob-src-"))
-        monkeypatch.setattr(sys, "prefix", str(venv))
-        monkeypatch.setattr(sys, "path", [str(venv / "lib" / "site-packages"), str(elsewhere), ""])
-        assert python_under_tmp() == ["--ro-bind", str(venv.resolve()), str(venv.resolve())]
-        monkeypatch.setattr(sys, "prefix", str(elsewhere))
-        monkeypatch.setattr(sys, "path", [str(elsewhere)])
-        assert python_under_tmp() == []
-        data = venv / "datasets"  # a checkout's shipped data, linked from outside its sys.path entry
-        data.mkdir()
-        monkeypatch.setattr(common, "shipped_data_dir", lambda: data)
-        assert python_under_tmp() == ["--ro-bind", str(data.resolve()), str(data.resolve())]
+        paths = [venv / "lib" / "site-packages", venv, elsewhere, Path("/usr/lib"), venv / "missing"]
+        assert rebind(paths) == ["--ro-bind", str(venv.resolve()), str(venv.resolve()),
+                                 "--ro-bind", str(elsewhere.resolve()), str(elsewhere.resolve())]  # fmt: skip
+        assert rebind([Path("/usr/lib"), Path("/no/such/folder")]) == []
     finally:
         shutil.rmtree(venv, ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
@@ -203,8 +197,8 @@ def test_the_worker_imports_the_irob_bench_of_its_parent_not_the_installed_one(t
     shutil.copytree(Path(irob_bench.__file__).parent, copy / "irob_bench",
                     ignore=shutil.ignore_patterns("data", "__pycache__"))  # fmt: skip
     probe = ("import pathlib, subprocess, sys\n"
-             "from irob_bench.isolation.sandbox import _environment, same_code\n"
-             "env = _environment(pathlib.Path('.'))\n"
+             "from irob_bench.isolation.sandbox import environment, same_code\n"
+             "env = environment(pathlib.Path('.'))\n"
              "plain = {k: v for k, v in env.items() if k not in same_code()}\n"
              "ask = [sys.executable, '-c', 'import irob_bench; print(irob_bench.__file__)']\n"
              "for e in (env, plain): print(subprocess.run(ask, env=e, capture_output=True, text=True).stdout.strip())")

@@ -22,6 +22,7 @@ local slope seen on the evaluated points, >= 1). Anything the benchmark cannot r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from irob_bench.bounds import Bound
 from irob_bench.errors import IrobError
 from irob_bench.reference.models import MaxMin, SmallCNN
 from irob_bench.results import CertificateRecord, Metrics, SanityFlag
+from irob_bench.runtime import place
 
 if TYPE_CHECKING:
     from irob_bench.attacks.outcomes import AttackOutcomes
@@ -133,6 +135,78 @@ def _flat_layers(module: nn.Module) -> list[nn.Module]:
 def _hooked(model: nn.Module) -> bool:
     """Forward hooks, or a forward replaced on an instance: the layer types no longer say what the model computes."""
     return any(m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m) for m in model.modules())
+
+
+# The constructor arguments that fix what each readable layer computes (with its state_dict): how a worker describes
+# its model's layers to the parent, which rebuilds them to bound them itself (describe_layers, rebuild_layers).
+_ARGUMENTS: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.Linear: ("in_features", "out_features"),
+    nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"),
+    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+    nn.Flatten: ("start_dim", "end_dim"),
+    nn.ReLU: (), MaxMin: (), nn.Identity: (), nn.Dropout: ("p",),
+}
+_READABLE = {kind.__name__: kind for kind in _ARGUMENTS}
+
+
+def describe_layers(model: nn.Module) -> tuple[list[dict], list[np.ndarray]]:
+    """The model's layers as the benchmark reads them (type, constructor arguments, state names) and their tensors:
+    what a worker sends so that the parent bounds a network it rebuilt, not a number the worker computed."""
+    if _hooked(model):
+        raise Unbounded("the model has forward hooks or a forward replaced on an instance")
+    layers, tensors = [], []
+    for layer in _flat_layers(model):
+        kind = type(layer)
+        if kind not in _ARGUMENTS:
+            raise Unbounded(f"layer {kind.__name__} is not one the benchmark can bound")
+        if isinstance(layer, nn.MaxPool2d) and layer.return_indices:
+            raise Unbounded("MaxPool2d with return_indices")
+        arguments = {name: getattr(layer, name) for name in _ARGUMENTS[kind]}
+        if kind in (nn.Linear, nn.Conv2d):
+            arguments["bias"] = layer.bias is not None
+        state = layer.state_dict()
+        layers.append({"type": kind.__name__, "arguments": arguments, "state": list(state)})
+        tensors += [t.detach().cpu().numpy() for t in state.values()]
+    return layers, tensors
+
+
+def _plain_argument(value: object) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 4 and all(isinstance(v, int) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str)) and len(str(value)) <= 20
+
+
+def rebuild_layers(layers: object, tensors: list[np.ndarray]) -> nn.Sequential:
+    """The network a worker described (describe_layers), rebuilt here from readable layer types only, each tensor
+    checked against the shape its arguments imply before it is used; Unbounded with the reason otherwise."""
+    if not isinstance(layers, list) or not layers or len(layers) > 1000:
+        raise Unbounded("the worker described no readable list of layers")
+    built, remaining = [], list(tensors)
+    for spec in layers:
+        if not isinstance(spec, dict) or spec.get("type") not in _READABLE or not isinstance(spec.get("arguments"), dict):
+            raise Unbounded("the worker described a layer the benchmark cannot read")
+        kind, arguments = _READABLE[spec["type"]], spec["arguments"]
+        allowed = {*_ARGUMENTS[kind], *(("bias",) if kind in (nn.Linear, nn.Conv2d) else ())}
+        if set(arguments) != allowed or not all(_plain_argument(v) for v in arguments.values()):
+            raise Unbounded(f"the worker described {kind.__name__} with other arguments than {sorted(allowed)}")
+        arguments = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in arguments.items()}
+        try:
+            layer = kind(**arguments, device="meta") if kind in (nn.Linear, nn.Conv2d) else kind(**arguments)
+            expected = layer.state_dict()
+            if list(expected) != spec.get("state") or len(remaining) < len(expected):
+                raise ValueError("other tensors")
+            given = dict(zip(expected, remaining[: len(expected)]))
+            if any(tuple(v.shape) != tuple(expected[k].shape) for k, v in given.items()):
+                raise ValueError("tensor shapes that do not match its arguments")
+            layer.load_state_dict({k: torch.from_numpy(v.copy()).float() for k, v in given.items()}, assign=True)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise Unbounded(f"the worker described a {kind.__name__} that cannot be rebuilt ({str(exc)[:80]})") from None
+        remaining = remaining[len(expected):]
+        built.append(layer)
+    if remaining:
+        raise Unbounded("the worker sent more tensors than its layers hold")
+    return nn.Sequential(*built).eval()
 
 
 def lipschitz_bound(model: nn.Module, input_shape: tuple[int, ...]) -> LipschitzBound:
@@ -248,24 +322,39 @@ def check_certify_interface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
         _submission_certificates(model, x, y, [eps])
 
 
-def certify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float], batch_size: int = 250) -> Certification:
+def certify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float], batch_size: int = 250,
+            layers: Callable[[], nn.Module] | None = None) -> Certification:
     """Certify every point at every eps: the submission's certify() if its model defines one, else the benchmark's
-    Lipschitz-margin certificate, else "no certificate" with the reason."""
+    Lipschitz-margin certificate, else "no certificate" with the reason. `layers` gives the network to bound when it
+    is not `model` itself (a model in an isolated worker: the layers it described, rebuilt here); that network must
+    then give the model's logits on every point, or nothing is certified."""
     model.eval()
     chunks = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     if callable(getattr(model, "certify", None)):
         certified = np.concatenate([_submission_certificates(model, xb, yb, eps) for xb, yb in chunks])
         return Certification(source="submission", eps=tuple(eps), certified=certified)
     try:
-        bound = lipschitz_bound(model, tuple(x.shape[1:]))
+        readable = model if layers is None else layers()
+        bound = lipschitz_bound(readable, tuple(x.shape[1:]))
+        with torch.no_grad():
+            logits = torch.cat([model(xb) for xb, _ in chunks])
+            if readable is not model:
+                _same_logits(readable, logits, chunks)
     except Unbounded as exc:
         return Certification(source="benchmark", eps=tuple(eps), certified=None, reason=str(exc))
-    with torch.no_grad():
-        r = torch.cat([radii(model(xb), yb, bound) for xb, yb in chunks]).numpy()
+    r = radii(logits, y, bound).numpy()
     loose = [v for v in (looseness(model, xb, yb, bound) for xb, yb in chunks) if v is not None]
     certified = r[:, None] > np.asarray(eps, dtype=np.float64)[None, :]
     return Certification(source="benchmark", eps=tuple(eps), certified=certified, lipschitz=bound.total,
                          looseness=min(loose) if loose else None)
+
+
+def _same_logits(layers: nn.Module, logits: torch.Tensor, chunks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Unbounded unless the rebuilt `layers` compute the model's `logits` on every point (to float rounding)."""
+    rebuilt = torch.cat([place(layers, xb.device)(xb) for xb, _ in chunks])
+    tolerance = 1e-4 * max(1.0, float(logits.abs().max()))
+    if rebuilt.shape != logits.shape or not float((rebuilt.double() - logits.double()).abs().max()) <= tolerance:
+        raise Unbounded("the layers the model's worker described do not compute its logits")
 
 
 def violations(certified: np.ndarray, robust: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,13 +31,14 @@ from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
-from irob_bench.plugin import Submission, load_submission
+from irob_bench.plugin import Opened, load_submission
 from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, ShardRecord, SubmissionRecord
 from irob_bench.runtime import deterministic, place, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
 SUBSET_SEED = 0
 VALIDATION_BATCH = 16
+VALIDATION_FLAG_PREFIX = "validate: "  # validation warnings travel with the result as flags named so
 
 
 class EvaluateOptions(FrozenModel):
@@ -101,11 +103,11 @@ def subset_indices(test_size: int, n_examples: int | None, subset_seed: int) -> 
 
 
 def load_validated(
-    path: str | Path, dataset: str | None, device: str = "cpu", batch_size: int = 250
-) -> tuple[Submission, BenchmarkDataset, torch.nn.Module, ValidationReport]:
-    """Import the submission, pick its dataset, build the model and run every pre-scoring check (batch independence
-    at the evaluation's `batch_size`)."""
-    submission = load_submission(path)
+    path: str | Path, dataset: str | None, device: str = "cpu", batch_size: int = 250, opened: Opened | None = None
+) -> tuple[Opened, BenchmarkDataset, torch.nn.Module, ValidationReport]:
+    """Import the submission (here, or use the one `opened` in an isolated worker), pick its dataset, build the model
+    and run every pre-scoring check (batch independence at the evaluation's `batch_size`)."""
+    submission = opened or load_submission(path)
     data = dataset_registry.load(dataset or submission.metadata.datasets[0])
     if data.card.name not in submission.metadata.datasets:
         raise IrobError(f"metadata: {submission.metadata.name} targets {submission.metadata.datasets}, not {data.card.name!r}")
@@ -117,9 +119,10 @@ def load_validated(
     return submission, data, place(model, resolve_device(device)), report
 
 
-def validation(path: str | Path, dataset: str | None, batch_size: int = 250) -> Validated:
-    """`irob-bench validate` in this process: every pre-scoring check, and the lines it prints."""
-    submission, data, _, report = load_validated(path, dataset, batch_size=batch_size)
+def validation(path: str | Path, dataset: str | None, batch_size: int = 250, opened: Opened | None = None) -> Validated:
+    """`irob-bench validate`: every pre-scoring check (of the submission `opened` in a worker, else imported here),
+    and the lines it prints."""
+    submission, data, _, report = load_validated(path, dataset, batch_size=batch_size, opened=opened)
     steps = [
         f"ok    import: {submission.path.name}",
         f"ok    metadata: {submission.metadata.name} ({', '.join(submission.metadata.datasets)})",
@@ -203,13 +206,14 @@ def check_eps_range(eps: list[float], card: DatasetCard) -> None:
                         f"distance between an all-black and an all-white image): no point can be robust there")
 
 
-def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evaluation:
-    """Validate and score one submission; raises IrobError on any failed check, before any scoring."""
+def evaluate(path: str | Path, options: EvaluateOptions | None = None, opened: Opened | None = None) -> Evaluation:
+    """Validate and score one submission (imported here, or `opened` in an isolated worker, whose model the attacks
+    then query from this process); raises IrobError on any failed check, before any scoring."""
     options = options or EvaluateOptions()
     check_options(options)
     timings: dict[str, float] = {}
     start_time = time.perf_counter()
-    submission, data, model, report = load_validated(path, options.dataset, options.device, options.batch_size)
+    submission, data, model, report = load_validated(path, options.dataset, options.device, options.batch_size, opened)
     report.raise_on_failure()
     attacks = options.attack_config(submission.metadata.randomized)
     card = data.card
@@ -220,6 +224,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     indices = _indices(card.splits["test"].size, options)
     chunks = shard_chunks(len(indices), options.batch_size, options.shard)
     _certify(data, model, indices[:VALIDATION_BATCH], eps, options, interface_only=True)
+    layers = submission.certificate_layers(model)
     settings = Settings(
         eps=eps,
         n_examples=len(indices),
@@ -239,6 +244,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
         chunk, start = indices[positions], int(positions[0])
         saved = _resumed_chunk(checkpoints, start, chunk, eps, attacks, options.seed) if options.resume else None
         if saved is None:
+            submission.seed(options.seed)  # the model's own draws, where it runs; ours: _attack_chunk
             saved = _attack_chunk(data, model, chunk, eps, attacks, options, options.population or len(indices),
                                   timings)
             if checkpoints is not None:
@@ -251,7 +257,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None) -> Evalua
     outcomes = merge_outcomes(parts)
     timings.update({f"attack_{k}": v for k, v in outcomes.timings.items()})
     t = time.perf_counter()
-    certification = _certify(data, model, indices[np.concatenate(chunks)], eps, options)
+    certification = _certify(data, model, indices[np.concatenate(chunks)], eps, options, layers=layers)
     outcomes = replace(outcomes, certified=certification.certified)  # kept per point: an import recounts them
     timings["certify"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start_time
@@ -295,14 +301,16 @@ def assemble(
 
 
 def _certify(data: BenchmarkDataset, model: torch.nn.Module, indices: np.ndarray, eps: list[float],
-              options: EvaluateOptions, interface_only: bool = False) -> Certification | None:
-    """Certificates of `indices` (`interface_only`: just check a submission's certify() on them, before any attack)."""
+             options: EvaluateOptions, interface_only: bool = False,
+             layers: Callable[[], torch.nn.Module] | None = None) -> Certification | None:
+    """Certificates of `indices` (`interface_only`: just check a submission's certify() on them, before any attack);
+    `layers`: the network to bound when it is not `model` (certify.certify)."""
     y = data.labels("test")[indices]
     x = data.generate(data.latents("test")[indices], y, options.device)
     if interface_only:
         check_certify_interface(model, x, y.to(options.device), eps[0])
         return None
-    return certify(model, x, y.to(options.device), eps, options.batch_size)
+    return certify(model, x, y.to(options.device), eps, options.batch_size, layers)
 
 
 def _attack_chunk(
@@ -357,4 +365,4 @@ def _resumed_chunk(folder: Path | None, start: int, chunk: np.ndarray, eps: list
 
 def _warnings_as_flags(report: ValidationReport) -> list[SanityFlag]:
     """Validation warnings (softmax outputs, masked gradients) travel with the result as flags."""
-    return [SanityFlag(name=f"validate: {c.name}", message=c.message) for c in report.warnings]
+    return [SanityFlag(name=f"{VALIDATION_FLAG_PREFIX}{c.name}", message=c.message) for c in report.warnings]

@@ -19,9 +19,10 @@ import inspect
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import torch
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -80,6 +81,14 @@ class SubmissionMetadata(FrozenModel):
             raise ValueError("paper_url must start with http:// or https://")
         return value
 
+    @classmethod
+    def checked(cls, raw: object) -> SubmissionMetadata:
+        """METADATA as a submission defines it (a SubmissionMetadata or a dict), validated; one IrobError line if not."""
+        try:
+            return cls.model_validate(raw.model_dump() if isinstance(raw, BaseModel) else raw)
+        except ValidationError as exc:
+            raise IrobError(f"metadata: {field_error(exc)}") from None
+
     @field_validator("weights")
     @classmethod
     def _relative(cls, value: list[str]) -> list[str]:
@@ -95,6 +104,36 @@ def load_weights(anchor: str | Path, relative: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise IrobError(f"weights file missing: {path}")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def weights_hashes(path: Path, metadata: SubmissionMetadata) -> dict[str, str]:
+    """SHA-256 of each weights file the metadata declares, beside the submission file at `path`."""
+    hashes = {}
+    for rel in metadata.weights:
+        weight_path = path.resolve().parent / rel
+        if not weight_path.is_file():
+            raise IrobError(f"metadata: weights file missing: {weight_path}")
+        hashes[rel] = sha256_file(weight_path)
+    return hashes
+
+
+class Opened(Protocol):
+    """A submission ready to score: imported in this process (Submission) or in an isolated worker
+    (isolation.remote.RemoteSubmission). The hashes are always computed by the scoring process."""
+
+    path: Path
+    metadata: SubmissionMetadata
+    file_sha256: str
+    weights_sha256: dict[str, str]
+
+    def build(self, dataset: str) -> nn.Module:
+        """The model for `dataset`, in eval mode."""
+
+    def seed(self, seed: int) -> None:
+        """Seed the random number generators the model draws from."""
+
+    def certificate_layers(self, model: nn.Module) -> Callable[[], nn.Module] | None:
+        """How to get the network the benchmark's certificate bounds, when it is not `model` itself."""
 
 
 @dataclass
@@ -123,6 +162,12 @@ class Submission:
             raise IrobError(f"factory: {FACTORY_NAME}() returned {type(model).__name__}, not a torch.nn.Module")
         return model.eval()
 
+    def seed(self, seed: int) -> None:
+        """Nothing to do: the model runs in this process, which the evaluation has seeded."""
+
+    def certificate_layers(self, model: nn.Module) -> None:
+        """None: the model is here, and the certificate reads its layers directly."""
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
@@ -135,8 +180,8 @@ def _user_line(exc: BaseException, path: Path) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-def load_submission(path: str | Path) -> Submission:
-    """Import a submission file and validate its METADATA; every failure is one IrobError line."""
+def submission_file(path: str | Path) -> Path:
+    """`path` resolved, if it names a .py file (checked before anything imports it); else one IrobError line."""
     path = Path(path)
     if path.is_dir():
         raise IrobError(f"import: {path} is a directory; give the submission's .py file")
@@ -144,6 +189,12 @@ def load_submission(path: str | Path) -> Submission:
         raise IrobError(f"import: submission file not found: {path}")
     if path.suffix != ".py":
         raise IrobError(f"import: submission must be a .py file: {path}")
+    return path.resolve()
+
+
+def load_submission(path: str | Path) -> Submission:
+    """Import a submission file and validate its METADATA; every failure is one IrobError line."""
+    path = submission_file(path)
     module_name = f"irob_bench_submission_{sha256_file(path)[:16]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -160,15 +211,7 @@ def load_submission(path: str | Path) -> Submission:
     raw = getattr(module, "METADATA", None)
     if raw is None:
         raise IrobError(f"metadata: {path.name} defines no METADATA")
-    try:
-        metadata = SubmissionMetadata.model_validate(raw.model_dump() if isinstance(raw, BaseModel) else raw)
-    except ValidationError as exc:
-        raise IrobError(f"metadata: {field_error(exc)}") from None
-    weights = {}
-    for rel in metadata.weights:
-        weight_path = path.resolve().parent / rel
-        if not weight_path.is_file():
-            raise IrobError(f"metadata: weights file missing: {weight_path}")
-        weights[rel] = sha256_file(weight_path)
+    metadata = SubmissionMetadata.checked(raw)
+    weights = weights_hashes(path, metadata)
     sys.modules.pop(module_name, None)
     return Submission(path=path.resolve(), metadata=metadata, file_sha256=sha256_file(path), weights_sha256=weights, module=module)

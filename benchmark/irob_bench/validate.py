@@ -76,7 +76,8 @@ def _fail(checks: list[CheckResult], name: str, message: str) -> list[CheckResul
 
 
 def _user_error(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    """One line naming the exception; an IrobError (a model in a worker: the worker names its exception) as it is."""
+    return (str(exc) if isinstance(exc, IrobError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
 
 
 WRITES_INPUT = "the model wrote into its input tensor (e.g. x.mul_ or x.data.mul_); work on a copy"
