@@ -13,9 +13,10 @@ import pytest
 
 from irob_bench import datasets
 from irob_bench.artifacts import sha256_file
-from irob_bench.attacks.outcomes import load_outcomes, save_outcomes
+from irob_bench.attacks.outcomes import derive_flags, load_outcomes, save_outcomes
 from irob_bench.attacks.presets import preset
 from irob_bench.cli import main
+from irob_bench.errors import IrobError
 from irob_bench.leaderboard.store import Store
 from irob_bench.metrics import measured_metrics, with_card_ceilings
 from irob_bench.results import EvaluationResult
@@ -138,6 +139,8 @@ def test_outcomes_must_be_there_and_be_the_results_own(board, tmp_path, capsys):
     fifty = np.flatnonzero(outcomes.robust_pgd[:, -1])[:50]
     outcomes.robust_pgd[fifty, -1] = False
     outcomes.stage[fifty, -1] = 0  # broken by the first stage: consistent in itself, not the result's own
+    outcomes.r_unc[fifty] = np.minimum(outcomes.r_unc[fifty], outcomes.eps[-1])
+    outcomes.flags = derive_flags(outcomes)
     save_outcomes(outcomes, other)
     code, _, err = run_cli(["runs", "import", str(alone), "--outcomes", str(other), "--db", str(board)], capsys)
     assert code == 2 and "but the outcomes file gives" in err and err.count("\n") == 1
@@ -212,11 +215,13 @@ def certified_run(tmp_path_factory) -> Path:
 
 def _forge_certificates(source: Path, target: Path) -> int:
     """A consistent forgery: a certificate claimed at every robust point, certified accuracy recounted to match (an
-    import accepts it: certified within robust, monotone, equal to its outcomes). Returns the points added at eps 3."""
+    import accepts it: certified within robust, nested, equal to its outcomes, no violation left unflagged). Returns
+    the points added at eps 3."""
     result = EvaluationResult.model_validate_json(source.read_text())
     outcomes = load_outcomes(f"{source}.outcomes.npz")
-    added = int((outcomes.robust_pgd & ~outcomes.certified)[:, -1].sum())
-    outcomes.certified = outcomes.robust_pgd.copy()
+    robust = outcomes.robust_pgd & outcomes.robust_in  # a certificate outside it is a violation, which must be flagged
+    added = int((robust & ~outcomes.certified)[:, -1].sum())
+    outcomes.certified = robust.copy()
     per_eps = [m.model_copy(update={"certified_accuracy": float(c)})
                for m, c in zip(result.metrics.per_eps, outcomes.certified.mean(axis=0))]
     save_outcomes(outcomes, f"{target}.outcomes.npz")
@@ -239,8 +244,28 @@ def test_runs_verify_re_checks_certificates_and_disputes_forged_ones(certified_r
     assert run_cli(["runs", "import", str(forged), "--db", forged_db], capsys)[0] == 0, "consistent: import passes"
     code, out, _ = run_cli(["runs", "verify", "1", "--submission", str(LIPSCHITZ), "--n", "100", "--quiet", "--db", forged_db],
                            capsys)
-    assert code == 1 and "run 1: disputed on 100 re-evaluated examples (certified accuracy at eps" in out
+    assert code == 1 and "run 1: disputed on 100 re-evaluated examples, sample seed " in out
+    assert "(certified accuracy at eps" in out
     assert "regression  PGD" not in out and "regression  clean" not in out  # only the certificates were forged
+
+
+@pytest.mark.slow  # one re-evaluation of 6 toy examples
+def test_runs_verify_refuses_a_row_whose_metadata_is_not_the_files(toy_run, tmp_path, capsys):
+    """An imported row can claim any name for a file it hashes (name squatting); the verify re-evaluation reads the
+    file's own METADATA and refuses the row. The honest row verifies (the control, in the test above)."""
+    squatted = edit(copy_run(toy_run, tmp_path), lambda raw: raw["submission"]["metadata"].update(name="famous-model"))
+    db = str(tmp_path / "lb.db")
+    assert run_cli(["runs", "import", str(squatted), "--db", db], capsys)[0] == 0
+    code, _, err = run_cli(["runs", "verify", "1", "--submission", str(TOY), "--n", "6", "--quiet", "--db", db], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the run says metadata.name = 'famous-model', the submission file says 'toy-linear'" in err, err
+
+
+def test_runs_verify_draws_its_sample_seed_afresh_unless_given_control():
+    from irob_bench.gate.spotcheck import draw_seed
+
+    assert len({draw_seed(None) for _ in range(20)}) > 1
+    assert draw_seed(7) == 7
 
 
 def test_runs_verify_refuses_another_submission_file_before_any_work(toy_run, tmp_path, capsys):
@@ -288,12 +313,34 @@ def _robust_without_the_stage(o):
     o.robust_pgd[point, -1] = True  # the stage that broke it is still recorded
 
 
+def _nan_distance(o):
+    o.r_unc[int(np.flatnonzero(o.clean_correct)[0])] = np.nan
+
+
+def _distance_below_a_robust_eps(o):
+    point = int(np.flatnonzero(o.robust_pgd[:, -1])[0])  # robust at every eps: its distance must exceed the largest
+    o.r_unc[point] = o.eps[0] / 2
+
+
+def _stage_out_of_range(o):
+    point = int(np.flatnonzero(~o.robust_pgd[:, -1] & o.clean_correct.astype(bool))[0])
+    o.stage[point, o.stage[point] >= 0] = 99
+
+
+def _certified_where_misclassified(o):
+    o.certified[int(np.flatnonzero(~o.clean_correct.astype(bool))[0]), 0] = True
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (_misclassified_robust, "robust_pgd counts a misclassified point as robust"),
         (_broken_below_robust_above, "robust_pgd has a point robust at a larger eps but broken at a smaller one"),
         (_robust_without_the_stage, "robust_pgd disagrees with the cascade stage that broke each point"),
+        (_nan_distance, "r_unc holds NaN, a negative distance or a non-zero one for a misclassified point"),
+        (_distance_below_a_robust_eps, "r_unc disagrees with the eps at which each point is robust or broken"),
+        (_stage_out_of_range, "outcomes: stage holds"),
+        (_certified_where_misclassified, "certified counts a misclassified point as robust"),
     ],
 )
 def test_outcomes_that_contradict_themselves_are_refused(tmp_path, capsys, change, message):
@@ -382,7 +429,7 @@ def test_a_preset_name_must_be_that_presets_configuration(tmp_path, capsys, conf
     if refused:
         assert code == 2 and "is not that preset's configuration" in err, err
     else:
-        assert code == 2 and "metrics.unconstrained_stages" in err, err  # past the name check, refused for its stages
+        assert code == 2 and "outcomes: stage holds" in err, err  # past the name check, refused for its stages
 
 
 def test_a_subset_drawn_with_another_seed_is_refused(tmp_path, capsys):
@@ -397,9 +444,70 @@ def test_a_subset_drawn_with_another_seed_is_refused(tmp_path, capsys):
     [
         (lambda raw: raw["settings"].update(device="CPU"), "settings.device"),  # the same run stored twice under two spellings
         (lambda raw: raw["dataset"].update(version="9.9.9"), "v9.9.9 is newer than the card this irob-bench ships (v1.1.0)"),
+        (lambda raw: raw["dataset"].update(version="1.1.0 "), "dataset version '1.1.0 ' is not a release number"),
+        (lambda raw: raw["dataset"].update(version="1.0.99"), "v1.0.99: only results on the card this irob-bench ships"),
     ],
 )
 def test_a_respelled_device_or_a_future_card_version_is_refused(tmp_path, capsys, change, message):
+    """Each refused spelling would have opened a ranked table of its own; the committed run (v1.1.0) imports, in the
+    tests above, as the control."""
     forged = edit(copy_run(PGD_RUN, tmp_path), change)
     code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
     assert code == 2 and message in err, err
+
+
+def test_a_violated_certificate_must_carry_its_flag_and_an_honest_file_needs_none_control():
+    from irob_bench.import_checks import check_violation_flags
+    from irob_bench.results import SanityFlag
+
+    result = EvaluationResult.model_validate_json(PGD_RUN.read_text())
+    outcomes = load_outcomes(f"{PGD_RUN}.outcomes.npz")
+    check_violation_flags(result, outcomes)  # control: no certificate is broken, no flag is raised
+    broken = int(np.flatnonzero(outcomes.clean_correct.astype(bool) & ~outcomes.robust_pgd[:, 0])[0])
+    outcomes.certified[broken, 0] = True  # certified at the smallest eps, yet an attack broke it there
+    with pytest.raises(IrobError, match=r"certificate_violated is raised at eps \[\]"):
+        check_violation_flags(result, outcomes)
+    flagged = result.model_copy(update={"flags": [*result.flags, SanityFlag(
+        name="certificate_violated", eps=outcomes.eps[0], message="1 point(s) certified ...")]})
+    check_violation_flags(flagged, outcomes)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda raw: raw.update(flags=[f for f in raw["flags"] if f["name"] != "later_stage_breaks_more"]),
+     "flags: the result states other attack flags than its outcomes give (later_stage_breaks_more)"),
+    (lambda raw: raw.update(flags=[*raw["flags"], {**raw["flags"][0], "name": "noise_breaks_more"}]),
+     "flags: the result states other attack flags than its outcomes give (noise_breaks_more)"),
+    (lambda raw: raw.update(flags=[{**f, "message": "all fine"} for f in raw["flags"]]),
+     "flags: the result states other attack flags than its outcomes give (their wording or order)"),
+])  # fmt: skip
+def test_attack_flags_are_rederived_on_import_so_none_is_dropped_or_invented(tmp_path, capsys, change, message):
+    """The committed run (flags: verification_rejected, in_distribution_not_converged, later_stage_breaks_more)
+    imports unchanged in the tests above: the control."""
+    forged = edit(copy_run(PGD_RUN, tmp_path), change)
+    code, _, err = run_cli(["runs", "import", str(forged), "--db", str(tmp_path / "lb.db")], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def _npz(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(f"{name}.npy", data)
+    return path
+
+
+def _npy(shape: tuple[int, ...], dtype: str = "<f8", payload: bytes = b"") -> bytes:
+    header = repr({"descr": dtype, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + payload
+
+
+@pytest.mark.parametrize(("members", "what"), [
+    ({"indices": _npy((1 << 42,))}, "MemoryError"),  # a 32 TiB array declared in a 100-byte file
+    ({"meta_json": _npy((200_000,), "|u1", b"[" * 100_000 + b"]" * 100_000)}, "RecursionError"),
+])  # fmt: skip
+def test_an_outcomes_file_that_declares_a_huge_array_or_nests_deeply_is_one_line(tmp_path, members, what):
+    with pytest.raises(IrobError, match=f"not an attack outcomes file \\({what}"):
+        load_outcomes(_npz(tmp_path / "forged.npz", members))
+    load_outcomes(f"{PGD_RUN}.outcomes.npz")  # control: a real file reads

@@ -222,6 +222,20 @@ def test_a_run_made_with_an_earlier_definition_of_a_preset_gets_its_own_label() 
     assert attack_preset({"pgd": {"steps": 40}}) == "pgd-2x40"
 
 
+def test_custom_configurations_share_a_table_only_when_identical() -> None:
+    """A 1-step custom attack used to share the one "custom" table with every other custom run, where its high
+    robust accuracy ranked first. Now each custom configuration is its own `custom@<fingerprint>`; the control: the
+    same custom configuration twice gets one label."""
+    from irob_bench.attacks.presets import PRESETS
+    from irob_bench.leaderboard.store import attack_preset
+
+    strong = {**PRESETS["thorough"].model_dump(), "preset": "custom"}
+    weak = {**strong, "unconstrained": [{**strong["unconstrained"][0], "steps": 1}]}
+    assert attack_preset(weak).startswith("custom@") and attack_preset(strong).startswith("custom@")
+    assert attack_preset(weak) != attack_preset(strong)
+    assert attack_preset(dict(weak)) == attack_preset(weak)
+
+
 def test_certified_column_shows_a_value_none_or_not_run_never_a_silent_blank() -> None:
     board = [
         _row(1, "lipschitz", {2.0: 0.60}, certified=(0.45, None)),

@@ -9,6 +9,7 @@ Ranges (fractions in [0, 1], positive eps, hashes) are enforced by the result sc
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,15 +17,15 @@ import numpy as np
 import torch
 
 from irob_bench import datasets
-from irob_bench.attacks.outcomes import AttackOutcomes
+from irob_bench.attacks.outcomes import AttackOutcomes, derive_flags
 from irob_bench.attacks.presets import named_truly, read_config
-from irob_bench.certify import claimed_certificates
+from irob_bench.certify import Certification, claimed_certificates, violation_flags
 from irob_bench.common import indices_sha256
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import sample_latents
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import SUBSET_SEED, subset_indices
-from irob_bench.metrics import dataset_identity, measured_metrics, with_card_ceilings
+from irob_bench.evaluate import SUBSET_SEED, VALIDATION_FLAG_PREFIX, subset_indices
+from irob_bench.metrics import VIOLATION, dataset_identity, measured_metrics, with_card_ceilings
 from irob_bench.results import EvaluationResult, created_utc
 
 COUNT_SLACK = 1e-6  # an accuracy times its count must be this close to a whole number of examples
@@ -53,11 +54,11 @@ def check_same_data(result: EvaluationResult, card: DatasetCard) -> None:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """'1.10.0' -> (1, 10, 0); a version that is not dotted numbers is an IrobError."""
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        raise IrobError(f"dataset version {version!r} is not dotted numbers") from None
+    """'1.10.0' -> (1, 10, 0); anything but three dotted numbers as a card writes them (no spaces, signs or leading
+    zeros: '1.1.0 ' would otherwise open a table of its own) is an IrobError."""
+    if not re.fullmatch(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)", version):
+        raise IrobError(f"dataset version {version!r} is not a release number like 1.1.0")
+    return tuple(int(part) for part in version.split("."))
 
 
 EARLIEST_RESULT = datetime(2024, 1, 1)
@@ -127,36 +128,55 @@ def _whole(label: str, accuracy: float, count: int) -> None:
 
 
 def check_outcome_logic(outcomes: AttackOutcomes) -> None:
-    """What every honest outcomes file satisfies, whatever its attacks: a misclassified point is never robust, a
-    point broken at some eps is broken at every larger eps (adversarials nest), and the unconstrained outcome is
-    exactly "correct and no cascade stage broke it"."""
+    """What every honest outcomes file satisfies, whatever its attacks: a misclassified point is never robust (nor
+    certified), and its distance to an adversarial is 0; a point broken at some eps is broken at every larger eps
+    (adversarials nest; certificates nest the other way); the unconstrained outcome is exactly "correct and no cascade
+    stage broke it", with a stage of the configured cascade (or its min-norm stage) or -1; a point's distance r is
+    above every eps it is robust at and at most every eps it is broken at."""
     clean = np.asarray(outcomes.clean_correct, dtype=bool)
-    order = np.argsort(outcomes.eps)
-    for name, robust in (("robust_pgd", outcomes.robust_pgd), ("robust_in", outcomes.robust_in)):
+    eps = np.asarray(outcomes.eps, dtype=np.float64)
+    order = np.argsort(eps)
+    kinds = {"robust_pgd": outcomes.robust_pgd, "robust_in": outcomes.robust_in, "certified": outcomes.certified}
+    for name, robust in kinds.items():
         if robust is None:
             continue
+        if np.shape(robust) != (len(clean), len(eps)):
+            raise IrobError(f"outcomes: {name} has shape {np.shape(robust)}, expected ({len(clean)}, {len(eps)})")
         ascending = np.asarray(robust, dtype=bool)[:, order]
         if (ascending & ~clean[:, None]).any():
             raise IrobError(f"outcomes: {name} counts a misclassified point as robust")
         if (ascending[:, 1:] & ~ascending[:, :-1]).any():
             raise IrobError(f"outcomes: {name} has a point robust at a larger eps but broken at a smaller one")
-    if outcomes.stage is not None and not np.array_equal(
-        np.asarray(outcomes.robust_pgd, dtype=bool), clean[:, None] & (np.asarray(outcomes.stage) < 0)
-    ):
-        raise IrobError("outcomes: robust_pgd disagrees with the cascade stage that broke each point")
+    if outcomes.stage is not None:
+        stage = np.asarray(outcomes.stage)
+        if stage.size and not (-1 <= stage.min() and stage.max() <= len(outcomes.config.unconstrained)):
+            raise IrobError(f"outcomes: stage holds {stage.min()}..{stage.max()}; the cascade has stages 0.."
+                            f"{len(outcomes.config.unconstrained)} (the last is min-norm) and -1 for none")
+        if not np.array_equal(np.asarray(outcomes.robust_pgd, dtype=bool), clean[:, None] & (stage < 0)):
+            raise IrobError("outcomes: robust_pgd disagrees with the cascade stage that broke each point")
+    _check_distance("r_unc", outcomes.r_unc, outcomes.robust_pgd, clean, eps)
+    _check_distance("r_in", outcomes.r_in, outcomes.robust_in, clean, eps)
 
 
-def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard,
-                   requested: np.ndarray | None = None) -> None:
-    """The outcomes are of the documented examples (the seeded subset, or the `requested` indices of a re-evaluation),
-    labels, eps, seed and attacks, are internally consistent (check_outcome_logic), and reproduce every metric exactly."""
-    check_outcome_logic(outcomes)
+def _check_distance(name: str, r: np.ndarray | None, robust: np.ndarray | None, clean: np.ndarray,
+                    eps: np.ndarray) -> None:  # fmt: skip
+    """A point's distance to its nearest adversarial found: not NaN, 0 when misclassified, above every eps the point
+    is robust at and at most (to float rounding) every eps it is broken at."""
+    if r is None or robust is None:
+        return
+    r, robust = np.asarray(r, dtype=np.float64), np.asarray(robust, dtype=bool)
+    if np.isnan(r).any() or (r < 0).any() or (r[~clean] != 0).any():
+        raise IrobError(f"outcomes: {name} holds NaN, a negative distance or a non-zero one for a misclassified point")
+    if (robust & (r[:, None] <= eps[None, :])).any() or (~robust & clean[:, None] & (r[:, None] > eps * (1 + 1e-9))).any():
+        raise IrobError(f"outcomes: {name} disagrees with the eps at which each point is robust or broken")
+
+
+def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard) -> None:
+    """The outcomes are of the documented examples (the seeded subset), labels, eps, seed and attacks, are internally
+    consistent (check_outcome_logic), and reproduce every metric exactly."""
     settings = result.settings
     indices = np.asarray(outcomes.indices, dtype=np.int64)
-    if requested is not None:
-        if not np.array_equal(indices, np.asarray(requested, dtype=np.int64)):
-            raise IrobError(f"outcomes: not the {len(requested)} requested examples")
-    elif not np.array_equal(indices, subset_indices(card.splits["test"].size, settings.n_examples, settings.subset_seed)):
+    if not np.array_equal(indices, subset_indices(card.splits["test"].size, settings.n_examples, settings.subset_seed)):
         raise IrobError(f"outcomes: not the seeded subset of {settings.n_examples} examples (subset seed "
                         f"{settings.subset_seed})")
     if indices_sha256(indices) != settings.indices_sha256:
@@ -178,6 +198,7 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
     if settings.attacks.get("in_distribution") not in (None, outcomes.config.latent.method):
         raise IrobError(f"settings.attacks.in_distribution {settings.attacks.get('in_distribution')!r} is not the "
                         f"configured in-distribution attack {outcomes.config.latent.method!r}")
+    check_outcome_logic(outcomes)
     recomputed = with_card_ceilings(result.model_copy(update={"metrics": measured_metrics(card, outcomes)}), card)
     certified = outcomes.certified
     if certified is None and any(m.certified_accuracy for m in result.metrics.per_eps):  # a claim of 0 proves nothing
@@ -194,6 +215,38 @@ def check_outcomes(result: EvaluationResult, outcomes: AttackOutcomes, card: Dat
     if where is not None:
         path, claimed, found = where
         raise IrobError(f"metrics.{path} = {claimed} but the outcomes file gives {found}")
+    if certified is not None:
+        check_violation_flags(result, outcomes)
+    check_attack_flags(result, outcomes)
+    if [(f.name, f.eps) for f in result.flags if f.name == VIOLATION] != \
+            [(f.name, f.eps) for f in recomputed.flags if f.name == VIOLATION]:
+        raise IrobError(f"flags: '{VIOLATION}' is not raised where the card's ceilings and the metrics put it")
+
+
+def check_attack_flags(result: EvaluationResult, outcomes: AttackOutcomes) -> None:
+    """The attacks' sanity flags are exactly those the outcomes' arrays and tallies give (derive_flags, as a merge
+    makes them), in the file and in the result: none dropped, none invented. Files written before the tallies were
+    kept cannot be re-derived and are taken as they are."""
+    if outcomes.tallies is None:
+        return
+    derived = derive_flags(outcomes)
+    stated = [f for f in result.flags if not f.name.startswith(VALIDATION_FLAG_PREFIX)
+              and f.name not in (VIOLATION, "certificate_violated")]  # fmt: skip
+    for where, flags in (("the outcomes file", outcomes.flags), ("the result", stated)):
+        if flags != derived:
+            names = sorted({f.name for f in flags} ^ {f.name for f in derived}) or ["their wording or order"]
+            raise IrobError(f"flags: {where} states other attack flags than its outcomes give ({', '.join(names)})")
+
+
+def check_violation_flags(result: EvaluationResult, outcomes: AttackOutcomes) -> None:
+    """Every eps at which the per-point certificates cover a point the attacks broke carries its
+    `certificate_violated` flag, and no other eps does (a violation cannot be hidden by dropping the flag)."""
+    found = violation_flags(Certification(source="submission", eps=tuple(outcomes.eps), certified=outcomes.certified),
+                            outcomes)  # fmt: skip
+    claimed = sorted({f.eps for f in result.flags if f.name == "certificate_violated"})  # a merge keeps each shard's
+    if claimed != sorted(f.eps for f in found):
+        raise IrobError(f"flags: certificate_violated is raised at eps {claimed}, the outcomes' certificates are "
+                        f"broken at eps {sorted(f.eps for f in found)}")
 
 
 def first_difference(claimed: Any, found: Any, path: str = "") -> tuple[str, Any, Any] | None:
@@ -213,22 +266,18 @@ def first_difference(claimed: Any, found: Any, path: str = "") -> tuple[str, Any
     return None if claimed == found else (path, claimed, found)
 
 
-def verify_evaluation(result: EvaluationResult, outcomes: AttackOutcomes, card: DatasetCard,
-                      requested: np.ndarray | None = None) -> None:
-    """A result and its outcomes, from an import or an isolated worker (of `requested` indices, if it was asked for
-    those), checked against `card` (one IrobError line)."""
-    check_same_data(result, card)
-    check_consistency(result, card)
-    check_outcomes(result, outcomes, card, requested)
-
-
 def verify_import(result: EvaluationResult, outcomes: AttackOutcomes) -> DatasetCard:
     """Every import check in order (cheapest first); returns the shipped card the result was measured on."""
     if result.shard is not None:
         raise IrobError(result.shard.not_a_run())
     card = known_card(result)
+    if result.dataset.version != card.version:
+        raise IrobError(f"dataset {card.name} v{result.dataset.version}: only results on the card this irob-bench ships "
+                        f"(v{card.version}) are imported (an older card's versions are not known here, and each "
+                        "version is a table of its own)")
     if result.settings.subset_seed != SUBSET_SEED:
         raise IrobError(f"settings.subset_seed is {result.settings.subset_seed}; the benchmark's subsets are drawn with "
                         f"seed {SUBSET_SEED} (another seed could pick easy points)")
-    verify_evaluation(result, outcomes, card)
+    check_consistency(result, card)
+    check_outcomes(result, outcomes, card)
     return card

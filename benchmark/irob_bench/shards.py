@@ -13,11 +13,9 @@ from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes
 from irob_bench.certify import merged_certificates
 from irob_bench.common import indices_sha256
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import Evaluation, assemble
+from irob_bench.evaluate import VALIDATION_FLAG_PREFIX, Evaluation, assemble
 from irob_bench.import_checks import verify_import
 from irob_bench.results import read_result_file
-
-VALIDATION_FLAG_PREFIX = "validate: "  # evaluate._warnings_as_flags: validation warnings travel as flags
 
 
 def read_shard(path: str | Path) -> Evaluation:

@@ -222,7 +222,8 @@ def load_outcomes(path: str | Path) -> AttackOutcomes:
             tallies=Tallies(**meta["tallies"]) if "tallies" in meta else None,
             certified=data.get("certified"),
         )
-    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:  # pydantic's errors are ValueErrors
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile, MemoryError, RecursionError) as exc:
+        # pydantic's errors are ValueErrors; an npy header can claim a huge shape, JSON can nest past the stack
         raise IrobError(f"{path}: not an attack outcomes file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 

@@ -121,8 +121,8 @@ def _verify(args: argparse.Namespace) -> int:
               f"(lost {m.lost}, gained {m.gained}; {m.reason})")
     with Store(args.db) as store:
         store.record_verification(run_id, check.verification)
-    print(f"run {run_id}: {check.verification.verdict} on {check.verification.n} re-evaluated examples "
-          f"({check.verification.detail})")
+    print(f"run {run_id}: {check.verification.verdict} on {check.verification.n} re-evaluated examples, sample seed "
+          f"{check.verification.seed} ({check.verification.detail})")
     return 0 if check.verification.verdict == "verified" else 1
 
 
@@ -200,7 +200,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("ref", metavar="ID", help="run id, or a submission name (its latest run)")
     verify.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
     verify.add_argument("--n", type=positive_int, default=100, help="examples to re-evaluate (default 100)")
-    verify.add_argument("--seed", type=seed, default=0, help="seed of the random sample (default 0)")
+    verify.add_argument("--seed", type=seed, default=None,
+                        help="seed of the random sample (default: drawn afresh, so that no one can foresee which points "
+                        "are checked; printed and stored with the verdict, give it to repeat a check)")
     verify.add_argument("--tolerance-pp", type=non_negative_float, default=0.5,
                         help="stored minus re-evaluated accuracy always accepted, in points (default 0.5)")
     verify.add_argument("--alpha", type=probability, default=0.05, help="level of the one-sided McNemar test (0.05)")

@@ -7,6 +7,7 @@ Imports are checked for consistency with their outcomes file; only a re-evaluati
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from irob_bench.gate.baseline import load_baseline
 from irob_bench.gate.compare import MetricComparison, compare_metrics
 from irob_bench.gate.outcomes import PerExample
 from irob_bench.gate.settings import GateOptions, plan_run
-from irob_bench.import_checks import known_card
+from irob_bench.import_checks import first_difference, known_card
 from irob_bench.isolation.sandbox import evaluate_isolated
 from irob_bench.leaderboard.store import Verification
 from irob_bench.results import SubmissionRecord
@@ -51,11 +52,20 @@ def sample(indices: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(np.asarray(indices, dtype=np.int64), size=min(n, len(indices)), replace=False))
 
 
+def draw_seed(seed: int | None) -> int:
+    """`seed`, or when it is None one drawn from the operating system's randomness (never the clock)."""
+    return secrets.randbelow(2**31) if seed is None else seed
+
+
 def spot_check(
-    run_id: int, db_url: str | None, submission: Path, n: int, *, seed: int = 0, options: GateOptions | None = None
+    run_id: int, db_url: str | None, submission: Path, n: int, *, seed: int | None = None,
+    options: GateOptions | None = None,
 ) -> SpotCheck:
-    """Re-evaluate `n` random examples of run `run_id` with its settings and compare them, paired, with its outcomes."""
+    """Re-evaluate `n` random examples of run `run_id` with its settings and compare them, paired, with its outcomes.
+    Without a `seed` the sample is drawn afresh (draw_seed): a fixed default would let a forger make exactly the
+    points it knows will be checked honest. The seed used is kept with the verdict."""
     options = options or GateOptions()
+    seed = draw_seed(seed)
     baseline = load_baseline(str(run_id), db_url)
     result = baseline.result
     card = known_card(result)
@@ -64,6 +74,11 @@ def spot_check(
     plan, notes = plan_run(result, options, card)
     plan = plan.model_copy(update={"indices": tuple(int(i) for i in chosen), "n_examples": len(chosen)})
     evaluation = evaluate_isolated(submission, plan, options.isolation)
+    where = first_difference(result.submission.metadata.model_dump(mode="json"),
+                             evaluation.result.submission.metadata.model_dump(mode="json"))  # fmt: skip
+    if where is not None:
+        raise IrobError(f"runs verify: the run says metadata.{where[0]} = {where[1]!r}, the submission file says "
+                        f"{where[2]!r}: the row does not describe this submission")
     eps = list(result.settings.eps)
     new = PerExample.from_outcomes(evaluation.outcomes, evaluation.outcomes.indices, eps)
     metrics = compare_metrics(

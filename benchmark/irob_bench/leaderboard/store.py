@@ -107,12 +107,14 @@ LEGACY_PRESET = "pgd-2x40"  # runs made before the presets (irob-bench < 0.2): P
 def attack_preset(attacks: dict[str, Any]) -> str:
     """The preset recorded in a result's attack settings (runs from before presets: LEGACY_PRESET); a run made with
     an earlier definition of a preset is labelled `name@fingerprint` of its settings, so that a preset whose budgets
-    changed between releases never puts old and new runs in one ranked table."""
+    changed between releases never puts old and new runs in one ranked table; a custom configuration is always
+    `custom@fingerprint`, so that only runs attacked exactly alike share a table (a 1-step attack is not ranked
+    against a thorough one)."""
     from irob_bench.attacks.config import AttackSuiteConfig
     from irob_bench.attacks.presets import PRESETS, read_config
 
     name = str(attacks.get("preset", LEGACY_PRESET))
-    if name not in PRESETS:
+    if name not in PRESETS and name != "custom":
         return name
     repeated = set(_REPEATED)
     settings = {k: v for k, v in attacks.items() if k in AttackSuiteConfig.model_fields or k == "pgd"}
@@ -121,7 +123,7 @@ def attack_preset(attacks: dict[str, Any]) -> str:
     except ValidationError:  # settings of a release whose fields we no longer know: never the current preset
         recorded = {k: v for k, v in settings.items() if k not in repeated}
     dumped = json.dumps(recorded, sort_keys=True)
-    if dumped == _preset_settings(name):
+    if name in PRESETS and dumped == _preset_settings(name):
         return name
     return f"{name}@{hashlib.sha256(dumped.encode()).hexdigest()[:8]}"
 
