@@ -303,15 +303,24 @@ class Certification:
         return [Bound.established(float(c), _FORM) for c in self.certified.mean(axis=0)]
 
 
+def certificate_problem(out: object, n: int) -> str | None:
+    """What is wrong with `out` as a model's certify(x, y, eps) answer for n points (an (n,) bool tensor), or None;
+    checked where the model runs (here, or in an isolated worker)."""
+    if isinstance(out, torch.Tensor) and out.dtype == torch.bool and tuple(out.shape) == (n,):
+        return None
+    got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {tuple(getattr(out, 'shape', ()))}"
+    return f"model.certify(x, y, eps) must return a bool tensor of shape ({n},), got {got}"
+
+
 def _submission_certificates(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float]) -> np.ndarray:
     """The model's own certify(x, y, eps) for each eps, checked to be an (N,) bool tensor."""
     columns = []
     with torch.no_grad():
         for e in eps:
             out = model.certify(x, y, e)
-            if not isinstance(out, torch.Tensor) or out.dtype != torch.bool or tuple(out.shape) != (len(x),):
-                got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {tuple(getattr(out, 'shape', ()))}"
-                raise IrobError(f"model.certify(x, y, eps) must return a bool tensor of shape ({len(x)},), got {got}")
+            problem = certificate_problem(out, len(x))
+            if problem is not None:
+                raise IrobError(problem)
             columns.append(out.cpu().numpy())
     return np.stack(columns, axis=1)
 

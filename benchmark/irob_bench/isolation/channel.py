@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from irob_bench.errors import IrobError
+from irob_bench.plugin import UNSHOWABLE
 
 MAX_HEADER_BYTES = 1 << 20  # metadata is at most a few tens of KB
 MAX_ARRAY_BYTES = 1 << 31  # the arrays of one message: a batch of logits or images, a model's weights
 DTYPES = ("float16", "float32", "float64", "bool", "int64")  # what tensors may travel as (bfloat16 as float32)
 _LENGTH = struct.Struct("<Q")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_TEXT = 300
 
 
@@ -31,15 +30,15 @@ class ChannelClosed(IrobError):
 
 
 def printable(text: str) -> str:
-    """Untrusted output with every control character but newline and tab (escape sequences, carriage returns)
-    and every bidi override replaced by '?'."""
-    return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in "\n\t" else "?", text)
+    """Untrusted output with every character metadata may not hold (plugin.UNSHOWABLE: control characters but
+    newline and tab, so escape sequences and carriage returns, and bidi overrides) replaced by '?'."""
+    return UNSHOWABLE.sub("?", text)
 
 
 def plain(text: str, limit: int = MAX_TEXT) -> str:
     """Untrusted text (a worker's error message or output) as one short printable line: control characters and
     escape sequences replaced, cut at `limit` characters."""
-    line = _UNPRINTABLE.sub("?", " ".join(str(text).split()))
+    line = UNSHOWABLE.sub("?", " ".join(str(text).split()))  # no newline or tab is left to keep
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 

@@ -63,10 +63,10 @@ def python_paths() -> list[Path]:
     return [Path(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p] + [Path(irob_bench.__file__).parent.parent]
 
 
-def rebind(paths: list[Path], shown: tuple[str, ...] = SYSTEM) -> list[str]:
-    """bwrap arguments that bind read-only those of `paths` that exist and lie outside the `shown` system folders,
-    once per outermost folder."""
-    system = [Path(p) for p in shown]
+def rebind(paths: list[Path]) -> list[str]:
+    """bwrap arguments that bind read-only those of `paths` that exist and lie outside the SYSTEM folders (shown
+    anyway), once per outermost folder."""
+    system = [Path(p) for p in SYSTEM]
     needed = {p.resolve() for p in paths if p.exists()}
     extra = sorted(p for p in needed if not any(p.is_relative_to(s) for s in system))
     roots = [p for p in extra if not any(p != q and p.is_relative_to(q) for q in extra)]

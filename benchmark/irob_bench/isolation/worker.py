@@ -126,12 +126,14 @@ class Server:
     def op_certify(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
         import torch
 
+        from irob_bench.certify import certificate_problem
+
         x, y = (torch.from_numpy(a).to(self.device) for a in arrays)
         with torch.no_grad():
             out = self.model.certify(x, y, float(header["eps"]))
-        if not isinstance(out, torch.Tensor) or out.dtype != torch.bool or tuple(out.shape) != (len(x),):
-            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {tuple(getattr(out, 'shape', ()))}"
-            raise TypeError(f"model.certify(x, y, eps) must return a bool tensor of shape ({len(x)},), got {got}")
+        problem = certificate_problem(out, len(x))
+        if problem is not None:
+            raise TypeError(problem)
         self.reply("certified", (out.cpu().numpy(),))
 
     def op_seed(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
