@@ -226,3 +226,27 @@ def test_a_card_given_by_a_relative_path_under_tmp_reaches_the_sandboxed_worker(
     assert result["dataset"]["name"] == "random-mnist" and result["settings"]["n_examples"] == 8
     code, err = evaluate(toy, tmp_path / "other.db", capsys, "--dataset", "./no-such-card")
     assert code == 2 and err.count("\n") == 1 and "unknown dataset './no-such-card'" in err, err
+
+
+def test_a_submission_saved_directly_in_tmp_validates_from_tmp_in_the_sandbox(tmp_path) -> None:
+    """`cd /tmp && python -m irob_bench validate /tmp/toy.py`: the working folder (on sys.path) and the submission's
+    folder are /tmp itself, and bound read-only over the sandbox's fresh /tmp they left the worker no writable scratch
+    ('No usable temporary directory'). Now the working folder is not bound, and a bind that covers the scratch gets
+    the scratch a tmpfs of its own. Control: a submission elsewhere keeps its scratch a plain folder of the fresh
+    /tmp."""
+    from irob_bench.isolation.sandbox import MAX_FILE_BYTES, _scratch_mount, rebind, same_code
+
+    handle, name = tempfile.mkstemp(dir="/tmp", prefix="irob-toy-", suffix=".py")
+    os.close(handle)
+    toy = Path(name)
+    try:
+        toy.write_text(TOY.read_text())
+        done = subprocess.run([sys.executable, "-m", "irob_bench", "validate", str(toy), "--isolation", "sandbox"],
+                              cwd="/tmp", env={**os.environ, **same_code()}, capture_output=True, text=True)  # fmt: skip
+    finally:
+        toy.unlink()
+    assert done.returncode == 0, done.stderr
+    assert ": valid (" in done.stdout, done.stdout
+    scratch = Path("/tmp/irob-bench-worker-test")
+    assert _scratch_mount(scratch, rebind([Path("/tmp")])) == ["--size", str(MAX_FILE_BYTES), "--tmpfs", str(scratch)]
+    assert _scratch_mount(scratch, rebind([tmp_path])) == ["--dir", str(scratch)]

@@ -103,13 +103,18 @@ def test_user_dir_has_one_rule(monkeypatch, tmp_path):
 def test_deterministic_mode_is_scoped_to_its_block():
     from irob_bench.runtime import deterministic
 
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    def mode() -> tuple[bool, bool, bool]:
+        return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
+
+    before = mode()
+    assert before[2]  # torch's default, which the block turns off (the NaN fill costs 12% of an attack step)
     with deterministic():
-        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
-    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+        assert mode() == (True, True, False)
+    assert mode() == before
     with pytest.raises(RuntimeError), deterministic():
         raise RuntimeError("restored on errors too")
-    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+    assert mode() == before
 
 
 def test_atomic_writes_get_the_umask_permissions_without_touching_the_umask(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from irob_bench import __version__
+from irob_bench.allocator import keep_freed_memory
 from irob_bench.commands.arguments import OneLineParser
 from irob_bench.errors import IrobError
 
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write) becomes one line on stderr and exit code 2, any other exception its traceback and exit code 3: never 1,
     which `gate` reserves for a regression."""
     args = build_parser().parse_args(argv)
+    if argv is None:  # the process is the command's (not a caller's that passes argv): steady speed
+        keep_freed_memory()
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left shows here, not as a traceback at interpreter exit

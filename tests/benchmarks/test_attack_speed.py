@@ -56,6 +56,7 @@ def test_apgd_against_a_model_in_the_isolated_worker_keeps_nine_tenths_of_its_th
     from irob_bench.evaluate import EvaluateOptions
     from irob_bench.isolation.remote import RemoteSubmission
     from irob_bench.isolation.sandbox import Isolation, open_worker
+    from irob_bench.runtime import deterministic
 
     model, dataset = reference_model("mnist/pgd")
     x, y, _ = reference_points(dataset)
@@ -69,7 +70,8 @@ def test_apgd_against_a_model_in_the_isolated_worker_keeps_nine_tenths_of_its_th
 
         def time_local_between_rounds() -> None:
             began = time.perf_counter()
-            apgd_run(model, x, y, EPS, start, STEPS, "ce")
+            with deterministic():  # the mode of an evaluation's attacks, in process and in the worker
+                apgd_run(model, x, y, EPS, start, STEPS, "ce")
             local_times.append(time.perf_counter() - began)
 
         benchmark.pedantic(apgd_run, args=(remote, x, y, EPS, start, STEPS, "ce"), setup=time_local_between_rounds,

@@ -57,10 +57,13 @@ class Isolation(FrozenModel):
 
 def python_paths() -> list[Path]:
     """What the worker's Python reads: its prefixes, every sys.path entry (site-packages, an editable checkout) and
-    the irob_bench this process runs."""
+    the irob_bench this process runs; not the caller's working folder, which `python -m irob_bench` puts on sys.path
+    (the worker imports nothing from it, and from /tmp it hid the sandbox's fresh /tmp)."""
     import irob_bench
 
-    return [Path(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p] + [Path(irob_bench.__file__).parent.parent]
+    here = os.getcwd()
+    paths = [p for p in (sys.prefix, sys.base_prefix, *sys.path) if p and p != here]
+    return [Path(p) for p in paths] + [Path(irob_bench.__file__).parent.parent]
 
 
 def rebind(paths: list[Path]) -> list[str]:
@@ -71,6 +74,14 @@ def rebind(paths: list[Path]) -> list[str]:
     extra = sorted(p for p in needed if not any(p.is_relative_to(s) for s in system))
     roots = [p for p in extra if not any(p != q and p.is_relative_to(q) for q in extra)]
     return [arg for root in roots for arg in ("--ro-bind", str(root), str(root))]
+
+
+def _scratch_mount(scratch: Path, binds: list[str]) -> list[str]:
+    """bwrap arguments for the writable scratch folder: a folder in the fresh /tmp, or a tmpfs of its own when a
+    read-only bind covers it (a submission saved directly in /tmp binds /tmp itself)."""
+    if any(scratch.resolve().is_relative_to(shown) for shown in binds[1::3]):
+        return ["--size", str(MAX_FILE_BYTES), "--tmpfs", str(scratch)]
+    return ["--dir", str(scratch)]
 
 
 def _system_folders() -> list[str]:
@@ -99,10 +110,11 @@ def sandbox_prefix(scratch: Path, submission_dir: Path) -> tuple[list[str], str]
     network and process namespaces, ended with the parent.
     """
     if shutil.which("bwrap"):
+        binds = rebind([*python_paths(), submission_dir])
         return [
             "bwrap", *_system_folders(), "--dev", "/dev", *_gpu_devices(), "--proc", "/proc", "--size", str(MAX_FILE_BYTES),
-            "--tmpfs", "/tmp", *rebind([*python_paths(), submission_dir]), "--dir", str(scratch),
-            "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--chdir", str(scratch), "--",
+            "--tmpfs", "/tmp", *binds, *_scratch_mount(scratch, binds), "--unshare-net", "--unshare-pid",
+            "--die-with-parent", "--new-session", "--chdir", str(scratch), "--",
         ], "sandbox (bwrap: no network, read-only system and Python, scratch in memory)"  # fmt: skip
     if shutil.which("unshare"):
         return ["unshare", "--net", "--map-root-user", "--"], "sandbox (unshare: no network; filesystem not read-only)"

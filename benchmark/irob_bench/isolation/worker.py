@@ -13,6 +13,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from irob_bench.allocator import keep_freed_memory
+
 UNSAFE_LOAD = "rule: torch.load(weights_only=False) can run a pickle payload; load weights with irob_bench.plugin.load_weights"
 MAX_GRAPHS = 8  # forward passes kept for a later backward (an attack asks for its backward straight away)
 
@@ -161,14 +163,15 @@ def main(path: str) -> int:
     wire_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the submission's prints go to stderr, never into the wire
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    import torch
+    from irob_bench.runtime import deterministic
 
-    torch.use_deterministic_algorithms(True, warn_only=True)  # this process exists only for the evaluation
+    keep_freed_memory()  # this process exists only for the evaluation: so do its allocator settings
     _forbid_pickle_loads()
     server = Server(path, wire_out)
     try:
-        while server.handle(*receive(wire_in)):
-            pass
+        with deterministic():  # the mode an evaluation in process runs its attacks in
+            while server.handle(*receive(wire_in)):
+                pass
     except ChannelClosed:  # the parent is gone: nothing to answer
         return 0
     return 0
