@@ -434,3 +434,36 @@ def test_a_result_whose_metadata_holds_terminal_escapes_is_not_read(tmp_path: Pa
     path.write_text(json.dumps(data))
     with pytest.raises(IrobError, match=r"submission\.metadata\.authors.*U\+001B"):
         read_result_file(path)
+
+
+def _check(verdict: str, seed: int) -> store_module.Verification:
+    return store_module.Verification(verdict=verdict, n=50, seed=seed, checked_at="2026-12-06T20:00:00+00:00",
+                                     detail=f"check with seed {seed}")  # fmt: skip
+
+
+def test_a_dispute_stays_with_the_run_when_later_checks_agree(store: Store) -> None:
+    """`runs verify` repeated until a sample agrees cannot clear a run: the record counts checks and keeps the
+    latest disputing one. Control: checks that all agree read 'verified N times'."""
+    from irob_bench.leaderboard.render import source
+
+    disputed = store.save(make_result()).run_id
+    store.record_verification(disputed, _check("verified", 1))
+    store.record_verification(disputed, _check("disputed", 2))
+    record = store.record_verification(disputed, _check("verified", 3))
+    assert (record.verdict, record.checks, record.disputed_checks, record.seed) == ("disputed", 3, 1, 2)
+    [row] = store.rows()
+    assert row.verification == record and source(row) == "evaluated, disputed in 1 of 3 checks (n=50)"
+
+    other = store.save(make_result(seed=1)).run_id
+    for seed in (4, 5):
+        record = store.record_verification(other, _check("verified", seed))
+    assert (record.verdict, record.checks, record.disputed_checks, record.seed) == ("verified", 2, 0, 5)
+    assert source(next(r for r in store.rows() if r.run_id == other)) == "evaluated, verified 2 times (n=50)"
+
+
+def test_a_verification_stored_before_checks_were_counted_reads_as_one_check() -> None:
+    old = {"verdict": "disputed", "n": 12, "seed": 0, "checked_at": "2026-12-05T00:00:00+00:00", "detail": "x"}
+    record = store_module.Verification.model_validate(old)
+    assert (record.checks, record.disputed_checks) == (1, 1)
+    with pytest.raises(ValueError, match="verdict verified with 1 of 1"):  # control: a record that contradicts itself
+        store_module.Verification.model_validate({**old, "verdict": "verified", "disputed_checks": 1})

@@ -120,9 +120,12 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{m.verdict:10}  {m.label}: stored {m.baseline:.1%}, here {m.new:.1%} "
               f"(lost {m.lost}, gained {m.gained}; {m.reason})")
     with Store(args.db) as store:
-        store.record_verification(run_id, check.verification)
+        record = store.record_verification(run_id, check.verification)
     print(f"run {run_id}: {check.verification.verdict} on {check.verification.n} re-evaluated examples, sample seed "
           f"{check.verification.seed} ({check.verification.detail})")
+    if record.checks > 1:
+        stays = "; an earlier dispute stays with the run" if record.verdict != check.verification.verdict else ""
+        print(f"run {run_id} over its {record.checks} checks: {record.summary()}{stays}")
     return 0 if check.verification.verdict == "verified" else 1
 
 

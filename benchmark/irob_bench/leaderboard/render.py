@@ -236,9 +236,8 @@ def rank_label(ranked: Ranked) -> str | None:
 
 
 def source(row: LeaderboardRow) -> str:
-    """Where a row's numbers come from, and the outcome of its latest spot-check: 'imported, verified (n=100)'."""
-    check = row.verification
-    return row.provenance + ("" if check is None else f", {check.verdict} (n={check.n})")
+    """Where a row's numbers come from, and its spot-checks: 'imported, verified (n=100)' (Verification.summary)."""
+    return row.provenance + ("" if row.verification is None else f", {row.verification.summary()}")
 
 
 def _cell(column: _Column, ranked: Ranked, fmt: str) -> str:

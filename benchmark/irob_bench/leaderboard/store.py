@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
@@ -57,13 +57,47 @@ Provenance = Literal["evaluated", "imported"]  # scored by this irob-bench, or r
 
 
 class Verification(BaseModel):
-    """The latest `runs verify`: a random sample re-evaluated here and paired with the stored outcomes."""
+    """A run's `runs verify` record: a random sample re-evaluated here and paired with the stored outcomes. Checks add
+    up and a dispute stays: the verdict is "disputed" once any check disputed the run, and n, seed, checked_at and
+    detail describe the latest disputing check (else the latest check), so repeating `runs verify` until a sample
+    happens to agree cannot clear a run."""
 
     verdict: Literal["verified", "disputed"]
     n: int = Field(ge=1, description="examples re-evaluated")
     seed: int = Field(description="seed of the sample")
     checked_at: str = Field(description="ISO-8601, UTC")
     detail: str = Field(description="one line: the metric that disagreed most, its drop and p-value")
+    checks: int = Field(1, ge=1, description="`runs verify` checks made on this run")
+    disputed_checks: int = Field(0, ge=0, description="how many of them disputed it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_check(cls, data: Any) -> Any:
+        """A single check, or a record stored before checks were counted, counts its own verdict."""
+        if isinstance(data, dict) and "disputed_checks" not in data:
+            return {**data, "disputed_checks": int(data.get("verdict") == "disputed")}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Verification:
+        if self.disputed_checks > self.checks or (self.verdict == "disputed") != (self.disputed_checks > 0):
+            raise ValueError(f"verdict {self.verdict} with {self.disputed_checks} of {self.checks} checks disputed")
+        return self
+
+    def after(self, check: Verification) -> Verification:
+        """This record with one more check added."""
+        disputed = self.disputed_checks + check.disputed_checks
+        shown = check if check.verdict == "disputed" or self.verdict == "verified" else self
+        return shown.model_copy(update={"checks": self.checks + check.checks, "disputed_checks": disputed,
+                                        "verdict": "disputed" if disputed else "verified"})  # fmt: skip
+
+    def summary(self) -> str:
+        """'verified (n=100)', 'verified 3 times (n=100)', 'disputed in 1 of 3 checks (n=100)'."""
+        if self.verdict == "disputed":
+            times = "" if self.checks == 1 else f" in {self.disputed_checks} of {self.checks} checks"
+        else:
+            times = "" if self.checks == 1 else f" {self.checks} times"
+        return f"{self.verdict}{times} (n={self.n})"
 
 
 # One run's numbers at one eps as stored in eps_metrics: every field of results.EpsMetrics but the
@@ -312,13 +346,16 @@ class Store:
             session.flush()
             return SaveOutcome(run_id=run.id, created=True)
 
-    def record_verification(self, run_id: int, verification: Verification) -> None:
-        """Keep the latest spot-check of a run (one transaction)."""
+    def record_verification(self, run_id: int, verification: Verification) -> Verification:
+        """Add one spot-check to a run's record (one transaction, the row locked while it adds up) and return the
+        record: a dispute stays (Verification)."""
         with self._errors(), Session(self._writer) as session, session.begin():
-            run = session.get(RunRow, run_id)
+            run = session.get(RunRow, run_id, with_for_update=True)
             if run is None:
                 raise IrobError(f"no run with id {run_id} in {self.label}")
-            run.verification = verification.model_dump(mode="json")
+            record = verification if run.verification is None else Verification.model_validate(run.verification).after(verification)
+            run.verification = record.model_dump(mode="json")
+            return record
 
     def find(self, fingerprint: str) -> int | None:
         """The id of the stored run with this fingerprint, or None."""
