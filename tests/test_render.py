@@ -28,9 +28,11 @@ from .factories import make_result
 
 def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98, in_dist: float | None = None,
          ceiling: float | None = None, dataset: str = "mnist", preset: str = "standard",
-         certified: tuple[float | None, str | None] = (None, None), n: int = 500) -> LeaderboardRow:  # fmt: skip
+         certified: tuple[float | None, str | None] = (None, None), n: int = 500,
+         submission_id: int | None = None) -> LeaderboardRow:  # fmt: skip
     return LeaderboardRow(
         run_id=run_id,
+        submission_id=run_id if submission_id is None else submission_id,
         submission=name,
         training="pgd-l2 eps=2",
         dataset=dataset,
@@ -286,3 +288,21 @@ def test_a_run_on_few_points_is_listed_after_the_ranked_ones_without_a_rank(rows
     small = [tiny, _row(6, "small", {1.0: 0.9, 3.0: 0.5}, n=10)]
     assert _ranking(render(small)) == [("1", "tiny"), ("2", "small")]
     assert _ranking(render([*small, _row(7, "larger", {3.0: 0.4}, n=20)]))[0] == ("1", "larger")  # the largest n decides
+
+
+def test_a_submission_is_ranked_once_by_its_run_on_the_most_points_not_its_best(rows: list[LeaderboardRow]) -> None:
+    """The same submission run again (another batch size, device, or just again) cannot fill the table or pick its
+    luckiest run: its run on the most points is ranked (the first stored among equals), its others are listed
+    unranked after the ranked rows. Control: the same numbers from different submissions are all ranked."""
+    gamma = rows[2]
+    assert gamma.submission == "gamma" and gamma.n_examples == 500
+    luckier = _row(5, "gamma", {1.0: 0.99, 3.0: 0.99}, submission_id=gamma.submission_id)  # stored later, n = 500
+    larger = _row(6, "gamma", {1.0: 0.1, 3.0: 0.1}, submission_id=gamma.submission_id, n=1000)
+    ranking = _ranking(render([*rows, luckier, larger]))
+    assert ranking == [("1", "beta"), ("2", "alpha"), ("3", "gamma"), ("—", "gamma"), ("—", "gamma"), ("—", "delta")]
+    ranks = {r["run_id"]: r["rank"] for r in json.loads(render([*rows, luckier, larger], fmt="json"))}
+    assert (ranks[6], ranks[gamma.run_id], ranks[5]) == (3, None, None)  # the 1,000-point run, at 10%
+    ranks = {r["run_id"]: r["rank"] for r in json.loads(render([*rows, luckier], fmt="json"))}
+    assert (ranks[gamma.run_id], ranks[5]) == (1, None)  # equal n: the first stored (tied with beta), not the luckier
+    control = [*rows, *(r.model_copy(update={"submission_id": 100 + r.run_id}) for r in (luckier, larger))]
+    assert [rank for rank, _ in _ranking(render(control))].count("—") == 1  # only delta (no ranking eps)

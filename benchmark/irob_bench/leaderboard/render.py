@@ -39,8 +39,9 @@ _KINDS = {"certified_accuracy": "acc", "robust_accuracy_pgd": "acc", "robust_acc
 UNITS_NOTE = ("Accuracies and ceilings in %; in brackets the Wilson 95% interval over the n test points; gap = ceiling "
               "- PGD in percentage points (pp). A rank marked '=' ties with the row ranked first in its group: the "
               "two-sided exact McNemar test on their paired per-example PGD outcomes gives p >= 0.05. Unranked (—): runs on "
-              f"fewer than {DEFAULT_N_EXAMPLES} test points (or than the table's largest n, if smaller) and runs that did "
-              "not evaluate the ranking eps.")
+              f"fewer than {DEFAULT_N_EXAMPLES} test points (or than the table's largest n, if smaller), a submission's "
+              "further runs (each submission is ranked once, by its run on the most points, the first stored among "
+              "equals) and runs that did not evaluate the ranking eps.")
 _RUN_EPS_HEADERS = {
     "certified_accuracy": "certified",
     "robust_accuracy_pgd": "PGD",
@@ -133,8 +134,10 @@ def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
 
 def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes]) -> tuple[float, list[Ranked]]:
     """The ranking eps and the rows ranked by PGD robust accuracy there (equal values, and rows the paired test
-    cannot separate, share a rank). Listed after them without a rank: runs on fewer points than `ranked_min_n` (a
-    10-point run at 100% would otherwise lead), then runs that did not evaluate the ranking eps."""
+    cannot separate, share a rank). Listed after them without a rank: a submission's further runs (one submission,
+    one rank: re-running it with another batch size or device, or simply again, cannot fill the table or pick its
+    luckiest run), runs on fewer points than `ranked_min_n` (a 10-point run at 100% would otherwise lead), then runs
+    that did not evaluate the ranking eps."""
     grid = sorted({v.eps for row in rows for v in row.per_eps})
     if not grid:
         raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
@@ -146,12 +149,24 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
         ((value, row) for row in rows if (value := row.at(at)) is not None),
         key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),
     )
-    ordered = [pair for pair in scored if pair[1].n_examples >= floor]
+    eligible = [pair for pair in scored if pair[1].n_examples >= floor]
+    ranked_run = _ranked_run_per_submission([row for _, row in eligible])
+    ordered = [pair for pair in eligible if ranked_run[pair[1].submission_id] == pair[1].run_id]
+    again = [Ranked(None, row) for _, row in eligible if ranked_run[row.submission_id] != row.run_id]
     ranks = [1 + sum(o.robust_accuracy_pgd > value.robust_accuracy_pgd for o, _ in ordered) for value, _ in ordered]
     leaders = tie_groups(aligned_pgd([row.run_id for _, row in ordered], outcomes, at))
     ranked = [Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
     too_few = [Ranked(None, row) for _, row in scored if row.n_examples < floor]
-    return at, ranked + too_few + [Ranked(None, row) for row in rows if row.at(at) is None]
+    return at, ranked + again + too_few + [Ranked(None, row) for row in rows if row.at(at) is None]
+
+
+def _ranked_run_per_submission(rows: Sequence[LeaderboardRow]) -> dict[int, int]:
+    """submission id -> the run that represents it: the one on the most points, the first stored among equals (never
+    the best-scoring, which would reward re-running until the noise is kind)."""
+    chosen: dict[int, int] = {}
+    for row in sorted(rows, key=lambda r: (-r.n_examples, r.created_at, r.run_id)):
+        chosen.setdefault(row.submission_id, row.run_id)
+    return chosen
 
 
 def ranked_min_n(rows: Sequence[LeaderboardRow]) -> int:

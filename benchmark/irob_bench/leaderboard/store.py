@@ -117,6 +117,8 @@ class LeaderboardRow(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: int
+    submission_id: int = Field(description="the submission (name, plugin file and weights) the run evaluated: a "
+                                           "table ranks one run per submission")  # fmt: skip
     submission: str
     training: str
     dataset: str
@@ -417,6 +419,7 @@ class Store:
             return [
                 LeaderboardRow(
                     run_id=run.id,
+                    submission_id=run.submission_id,
                     submission=run.submission.name,
                     training=run.submission.training,
                     dataset=run.dataset_name,
