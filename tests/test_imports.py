@@ -100,6 +100,15 @@ def _robust_above_clean(raw: dict) -> None:
     raw["metrics"]["per_eps"][0]["robust_accuracy_pgd"] = 0.99
 
 
+def _legacy_by_omission(raw: dict) -> None:
+    """No preset named: a run from before the presets, which the board labels pgd-2x40."""
+    del raw["settings"]["attacks"]["preset"]
+
+
+def _legacy_by_name(raw: dict) -> None:
+    raw["settings"]["attacks"]["preset"] = "pgd-2x40"
+
+
 def _counts_do_not_add_up(raw: dict) -> None:
     raw["metrics"]["per_class_count"][0] += 1
 
@@ -114,8 +123,11 @@ def _counts_do_not_add_up(raw: dict) -> None:
         (_other_generator, "dataset mnist: generator_sha256 differ from the mnist v"),
         (_robust_above_clean, f"robust_accuracy_pgd 0.99 exceeds the clean accuracy {_PGD_METRICS['clean_accuracy']:g}"),
         (_counts_do_not_add_up, "metrics.per_class_count sums to 10001, settings.n_examples is 10000"),
+        (_legacy_by_omission, "outcomes: attack configuration differs from settings.attacks"),
+        (_legacy_by_name, "outcomes: attack configuration differs from settings.attacks"),
     ],
-    ids=["impossible-number", "plus-5pp", "unknown-card", "other-generator", "robust-above-clean", "counts"],
+    ids=["impossible-number", "plus-5pp", "unknown-card", "other-generator", "robust-above-clean", "counts",
+         "legacy-label-by-omission", "legacy-label-by-name"],
 )
 def test_a_forged_import_is_refused_in_one_line_without_touching_the_db(board, tmp_path, capsys, change, message):
     before = sha256_file(board)
