@@ -467,3 +467,29 @@ def test_a_verification_stored_before_checks_were_counted_reads_as_one_check() -
     assert (record.checks, record.disputed_checks) == (1, 1)
     with pytest.raises(ValueError, match="verdict verified with 1 of 1"):  # control: a record that contradicts itself
         store_module.Verification.model_validate({**old, "verdict": "verified", "disputed_checks": 1})
+
+
+def test_two_boards_in_one_folder_never_overwrite_each_others_outcomes(tmp_path: Path) -> None:
+    """Stored outcomes are named by fingerprint and content: board B storing the same run with other outcome bytes
+    (another machine's floats) leaves board A's file as A checked it. Control: identical bytes share one file."""
+    from irob_bench.artifacts import sha256_file
+    from irob_bench.attacks.outcomes import load_outcomes
+    from irob_bench.evaluate import Evaluation
+    from irob_bench.persist import persist
+    from irob_bench.results import read_result_file
+
+    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / "mnist-pgd.json"
+    evaluation = Evaluation(result=read_result_file(committed), outcomes=load_outcomes(f"{committed}.outcomes.npz"))
+    other = load_outcomes(f"{committed}.outcomes.npz")
+    other.r_unc = other.r_unc * (1 + 1e-7)  # the same run measured elsewhere: the same fingerprint, other bytes
+    with Store(f"sqlite:///{tmp_path / 'a.db'}") as a, Store(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        stored_a, _ = persist(evaluation, store=a)
+        kept = sha256_file(stored_a.outcomes_file)
+        stored_b, _ = persist(Evaluation(result=evaluation.result, outcomes=other), store=b)
+        assert Path(stored_b.outcomes_file).parent == Path(stored_a.outcomes_file).parent == tmp_path / "outcomes"
+        assert stored_b.outcomes_file != stored_a.outcomes_file and sha256_file(stored_a.outcomes_file) == kept
+        assert a.get(1).outcomes_file == stored_a.outcomes_file
+    with Store(f"sqlite:///{tmp_path / 'c.db'}") as c:
+        assert persist(evaluation, store=c)[0].outcomes_file == stored_a.outcomes_file  # control: same bytes, one file
+    assert sorted(p.name for p in (tmp_path / "outcomes").iterdir()) == sorted(
+        Path(f).name for f in (stored_a.outcomes_file, stored_b.outcomes_file))  # no staging file left

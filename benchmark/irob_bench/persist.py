@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from irob_bench.artifacts import atomic_write_text
+from irob_bench.artifacts import atomic_write_text, sha256_file
 from irob_bench.attacks.outcomes import save_outcomes
 from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
@@ -48,7 +49,7 @@ def persist(
     if existing is not None:  # never touch a stored run's outcomes: its row's numbers were checked against them
         return store.get(existing), SaveOutcome(run_id=existing, created=False)
     url = store.url.render_as_string(hide_password=False)
-    stored = _with_outcomes(evaluation, outcomes_dir(url) / f"{result.fingerprint()}.npz")
+    stored = _stored_outcomes(evaluation, outcomes_dir(url))
     try:
         return stored, store.save(stored, provenance)
     except IrobError as exc:  # e.g. a lock held past the busy timeout: the evaluation is not lost with the row
@@ -63,6 +64,19 @@ def _keep_unsaved(evaluation: Evaluation) -> Path:
     kept = _with_outcomes(evaluation, Path(f"{path}.outcomes.npz"))
     atomic_write_text(path, kept.model_dump_json(indent=2) + "\n")
     return path
+
+
+def _stored_outcomes(evaluation: Evaluation, folder: Path) -> EvaluationResult:
+    """Save the outcomes of a run about to be stored as FOLDER/<fingerprint>-<first 12 hex of the file's sha256>.npz
+    and return its result pointing there. Named by content, a stored file is never replaced by other bytes: two
+    boards sharing a folder (SQLite files side by side), or the same run evaluated on another machine, each keep the
+    outcomes their rows were checked against."""
+    fingerprint = evaluation.result.fingerprint()
+    staging = folder / f".{fingerprint}.{os.getpid()}.npz"
+    save_outcomes(evaluation.outcomes, staging)
+    final = folder / f"{fingerprint}-{sha256_file(staging)[:12]}.npz"
+    os.replace(staging, final)  # the same bytes if it is there already
+    return evaluation.result.model_copy(update={"outcomes_file": str(final.resolve())})
 
 
 def _with_outcomes(evaluation: Evaluation, path: Path) -> EvaluationResult:
