@@ -56,10 +56,20 @@ def test_an_honest_submission_validates_in_the_sandbox_control(tmp_path, capsys)
 
 
 RULE_BREAKERS = {
-    "writes-outside-scratch": (
-        f"        open({str(Path(__file__).parent / 'escaped.txt')!r}, 'w').write('x')\n        return self.body(x)",
+    "writes-outside-scratch": (  # into its own folder, which the sandbox shows read-only
+        "        open(__file__ + '.escaped', 'w').write('x')\n        return self.body(x)",
         "Read-only file system",
         "rule: a submission may write only in its scratch folder",
+    ),
+    "writes-at-the-sandbox-root": (  # the sandbox's own root, in memory: read-only too, so it cannot fill the RAM
+        "        open('/escaped.txt', 'w').write('x')\n        return self.body(x)",
+        "Read-only file system",
+        "rule: a submission may write only in its scratch folder",
+    ),
+    "writes-where-it-cannot-see": (  # the checkout's tests folder: not shown in the sandbox at all
+        f"        open({str(Path(__file__).parent / 'escaped.txt')!r}, 'w').write('x')\n        return self.body(x)",
+        "No such file or directory",
+        "rule: in the sandbox a submission sees only the system folders",
     ),
     "pickle-payload": (
         "        import io\n        torch.load(io.BytesIO(b'payload'), weights_only=False)\n        return self.body(x)",
@@ -77,6 +87,7 @@ def test_a_rule_breaking_submission_gets_one_line_naming_the_rule_and_no_row(tmp
     assert code == 2 and err.count("\n") == 1, err
     assert what in err and rule in err, err
     assert not db.exists() and not (Path(__file__).parent / "escaped.txt").exists()
+    assert not (tmp_path / "generated.py.escaped").exists()
 
 
 def test_a_forward_that_never_returns_is_killed_at_the_timeout(tmp_path, capsys):
@@ -131,7 +142,7 @@ def test_a_submission_writing_outside_scratch_fails_validate_naming_the_rule(tmp
     code, out, err = validate(write_submission(tmp_path, forward), capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("irob-bench: error: forward: OSError") and what in err and rule in err, err
-    assert "FAIL  forward" in out and not (Path(__file__).parent / "escaped.txt").exists()
+    assert "FAIL  forward" in out and not (tmp_path / "generated.py.escaped").exists()
 
 
 @pytest.fixture()

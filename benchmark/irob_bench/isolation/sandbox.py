@@ -38,6 +38,8 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"
 # A worker's last line that breaks a rule -> the rule, appended to the one-line error.
 RULES = {
     "Read-only file system": "a submission may write only in its scratch folder",
+    "No such file or directory": "in the sandbox a submission sees only the system folders, its Python, its own folder "
+                                 "(read-only) and its scratch folder",  # fmt: skip
     "Network is unreachable": "a submission has no network",
     "Temporary failure in name resolution": "a submission has no network",
     "MemoryError": "memory limit",
@@ -113,7 +115,7 @@ def sandbox_prefix(scratch: Path, submission_dir: Path) -> tuple[list[str], str]
         binds = rebind([*python_paths(), submission_dir])
         return [
             "bwrap", *_system_folders(), "--dev", "/dev", *_gpu_devices(), "--proc", "/proc", "--size", str(MAX_FILE_BYTES),
-            "--tmpfs", "/tmp", *binds, *_scratch_mount(scratch, binds), "--unshare-net", "--unshare-pid",
+            "--tmpfs", "/tmp", *binds, *_scratch_mount(scratch, binds), "--remount-ro", "/", "--unshare-net", "--unshare-pid",
             "--die-with-parent", "--new-session", "--chdir", str(scratch), "--",
         ], "sandbox (bwrap: no network, read-only system and Python, scratch in memory)"  # fmt: skip
     if shutil.which("unshare"):
