@@ -134,3 +134,20 @@ def test_the_python_api_refuses_bad_eps_in_one_line(eps, message):
     with pytest.raises(IrobError, match=message):
         check_options(EvaluateOptions(eps=eps))
     check_options(EvaluateOptions(eps=[1.0, 28.0], dataset="mnist"))
+
+
+def test_the_in_distribution_attack_differentiates_the_generator_straight_through(monkeypatch):
+    """evaluate hands the attacks the generator that passes gradients through binarisation (BPDA; the attack test on a
+    binarised generator shows what that finds and that the true map leaves the attack blind)."""
+    import irob_bench.evaluate as evaluation
+
+    seen = []
+
+    def recording(*args, generator, **kwargs):
+        seen.append(generator)
+        return run_attacks(*args, generator=generator, **kwargs)
+
+    run_attacks = evaluation.run_attacks
+    monkeypatch.setattr(evaluation, "run_attacks", recording)
+    evaluate(TOY, EvaluateOptions(n_examples=4, eps=[1.0], progress=False))
+    assert seen and all(generator.straight_through for generator in seen)

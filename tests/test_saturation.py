@@ -46,3 +46,23 @@ def test_card_transform_dispatch():
     x = torch.rand(2, 3, 4, 4)
     assert torch.equal(apply_output_transform(x, {}), x)
     assert torch.equal(apply_output_transform(x, {"saturation_p": 8}), saturate(x, 8.0))
+
+
+def test_straight_through_binarisation_keeps_the_values_and_passes_the_gradient():
+    x = torch.rand(4, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    exact = saturate(x, math.inf)
+    through = saturate(x, math.inf, straight_through=True)
+    assert torch.equal(through, exact)  # the same bytes: an attack sees exactly the dataset's images
+    weights = torch.randn_like(x)
+    (grad,) = torch.autograd.grad((through * weights).sum(), x)
+    assert torch.equal(grad, weights)  # the identity's (s_2's) gradient
+    # Control: binarisation's own gradient is zero everywhere, which leaves a gradient attack blind.
+    (blind,) = torch.autograd.grad((exact * weights).sum(), x)
+    assert torch.count_nonzero(blind) == 0
+
+
+def test_straight_through_leaves_finite_p_alone():
+    x = torch.rand(64, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    (plain,) = torch.autograd.grad(saturate(x, 8.0).sum(), x)
+    (through,) = torch.autograd.grad(saturate(x, 8.0, straight_through=True).sum(), x)
+    assert torch.equal(plain, through)

@@ -327,7 +327,7 @@ def _attack_chunk(
     seed_everything(options.seed)
     with deterministic():
         return run_attacks(
-            model, x, y, eps, attacks, generator=place(data.generator, options.device), z=z, seed=options.seed,
+            model, x, y, eps, attacks, generator=place(data.generator.for_attacks(), options.device), z=z, seed=options.seed,
             batch_size=options.batch_size, device=options.device, progress=options.progress, indices=chunk,
             population=population,
         )

@@ -21,13 +21,20 @@ from irob_bench.runtime import place
 class ConditionalGenerator(nn.Module):
     """g(z, y) in [0, 1]: the network followed by the card's output transform (e.g. saturation)."""
 
-    def __init__(self, network: nn.Module, output_transform: dict | None) -> None:
+    def __init__(self, network: nn.Module, output_transform: dict | None, straight_through: bool = False) -> None:
         super().__init__()
         self.network = network
         self.output_transform = dict(output_transform or {})
+        self.straight_through = straight_through
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return apply_output_transform(self.network(z, y), self.output_transform)
+        return apply_output_transform(self.network(z, y), self.output_transform, self.straight_through)
+
+    def for_attacks(self) -> ConditionalGenerator:
+        """The generator the in-distribution attack differentiates: the same network and the same values, with
+        gradients passed straight through a transform whose own gradient is zero (p = inf; `saturate`). Never for
+        Lipschitz constants, which must see the true map."""
+        return ConditionalGenerator(self.network, self.output_transform, straight_through=True).train(self.training)
 
 
 class BenchmarkDataset:
