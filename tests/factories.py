@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from irob_bench.attacks.config import StageConfig
 from irob_bench.attacks.presets import preset
+from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
 from irob_bench.plugin import SubmissionMetadata
 from irob_bench.results import (
     Curves,
@@ -151,3 +153,36 @@ def kill_mid_save(url: str) -> None:
     finally:
         proc.kill()
         proc.stdout.close()
+
+
+def leaderboard_row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98,
+                    in_dist: float | None = None, ceiling: float | None = None, dataset: str = "mnist",
+                    preset: str = "standard", certified: tuple[float | None, str | None] = (None, None), n: int = 500,
+                    submission_id: int | None = None, training: str = "pgd-l2 eps=2",
+                    version: str = "1.0") -> LeaderboardRow:  # fmt: skip
+    """A stored run as the leaderboard reads it, with PGD robust accuracy `pgd` at each eps."""
+    return LeaderboardRow(
+        run_id=run_id,
+        submission_id=run_id if submission_id is None else submission_id,
+        submission=name,
+        training=training,
+        dataset=dataset,
+        dataset_version=version,
+        clean_accuracy=clean,
+        n_examples=n,
+        created_at=datetime(2025, 3, run_id, 12, tzinfo=timezone.utc),
+        fingerprint=f"{run_id:064x}",
+        attack_preset=preset,
+        per_eps=[
+            EpsValues(
+                eps=e,
+                robust_accuracy_pgd=v,
+                robust_accuracy_in_distribution=in_dist,
+                ceiling_classifier=ceiling,
+                gap=None if ceiling is None else ceiling - v,
+                certified_accuracy=certified[0],
+                certified_reason=certified[1],
+            )
+            for e, v in pgd.items()
+        ],
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
 
 import pytest
 
@@ -20,41 +19,11 @@ from irob_bench.leaderboard.render import (
     render_run,
     text_table,
 )
-from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
+from irob_bench.leaderboard.store import LeaderboardRow
 from irob_bench.results import CertificateRecord
 
+from .factories import leaderboard_row as _row
 from .factories import make_result
-
-
-def _row(run_id: int, name: str, pgd: dict[float, float], *, clean: float = 0.98, in_dist: float | None = None,
-         ceiling: float | None = None, dataset: str = "mnist", preset: str = "standard",
-         certified: tuple[float | None, str | None] = (None, None), n: int = 500,
-         submission_id: int | None = None) -> LeaderboardRow:  # fmt: skip
-    return LeaderboardRow(
-        run_id=run_id,
-        submission_id=run_id if submission_id is None else submission_id,
-        submission=name,
-        training="pgd-l2 eps=2",
-        dataset=dataset,
-        dataset_version="1.0",
-        clean_accuracy=clean,
-        n_examples=n,
-        created_at=datetime(2025, 3, run_id, 12, tzinfo=timezone.utc),
-        fingerprint=f"{run_id:064x}",
-        attack_preset=preset,
-        per_eps=[
-            EpsValues(
-                eps=e,
-                robust_accuracy_pgd=v,
-                robust_accuracy_in_distribution=in_dist,
-                ceiling_classifier=ceiling,
-                gap=None if ceiling is None else ceiling - v,
-                certified_accuracy=certified[0],
-                certified_reason=certified[1],
-            )
-            for e, v in pgd.items()
-        ],
-    )
 
 
 @pytest.fixture

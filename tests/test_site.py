@@ -341,3 +341,17 @@ def test_dataset_pages_say_which_levels_have_a_ceiling_and_why_not(site: Path) -
     assert "p = inf: not established" in note
     assert "not established: s_8 has an infinite slope" in (site / "datasets" / "saturated-cifar-p8.html").read_text()
     assert "Database: board.db." in (site / "index.html").read_text()
+
+
+def test_the_saturation_page_tables_each_plot_by_level_with_working_links(site: Path) -> None:
+    """Under each eps's plot, its numbers as `leaderboard --by-p` prints them: a method's levels one under the other,
+    each level linked to its own page (a link relative to the site root pointed at datasets/datasets/ once)."""
+    import re
+
+    page = (site / "datasets" / "saturated-cifar.html").read_text()
+    tables = re.findall(r'<table class="levels">.*?</table>', page)
+    saturated = [p for p in RUNS if p.name.startswith("saturated-cifar-")]
+    assert len(tables) == 3 and all(t.count("<tr data-run=") == len(saturated) for t in tables)
+    assert "<th class=\"\" scope=\"col\">PGD@1</th>" in tables[2] and "not established" in tables[2]
+    for target in set(re.findall(r'<a href="([^"]+)">(?:2|8)</a>', "".join(tables))):
+        assert (site / "datasets" / target).is_file(), target

@@ -17,6 +17,9 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.store import Store
 
     if args.format == SITE_FORMAT:
+        if args.by_p:
+            raise IrobError(f"--by-p prints a table (--format {'|'.join(FORMATS)}); the website's saturated-cifar page "
+                            "has it already")
         _site(args)
         return
     if args.out and Path(args.out).is_dir():
@@ -31,7 +34,8 @@ def _leaderboard(args: argparse.Namespace) -> None:
         if args.plot_saturation:
             _plot_saturation(store, rows, args)
         outcomes = run_outcomes(store, rows)
-    text = render(rows, args.eps, args.format, ceiling_notes({r.dataset for r in rows}), outcomes)
+    notes = ceiling_notes({r.dataset for r in rows})
+    text = _by_level(rows, args, notes) if args.by_p else render(rows, args.eps, args.format, notes, outcomes)
     if args.out:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out} ({len(rows)} runs)")
@@ -131,6 +135,22 @@ def _latest_results(store, rows) -> list:
     return [store.get(i) for i in latest.values()]
 
 
+def _by_level(rows, args: argparse.Namespace, notes: dict[str, str]) -> str:
+    """--by-p: the runs on shipped saturation levels pivoted by p, at --eps (default: the grid's middle eps)."""
+    from irob_bench import datasets
+    from irob_bench.errors import IrobError
+    from irob_bench.leaderboard.by_level import render_by_level
+    from irob_bench.leaderboard.plot import saturation_p
+
+    cards = {n: datasets.load_card(n) for n in sorted({r.dataset for r in rows} & set(datasets.available()))}
+    levels = {n: p for n, c in cards.items() if (p := saturation_p(c)) is not None}
+    if not levels:
+        have = ", ".join(sorted({r.dataset for r in rows})) or "none"
+        raise IrobError(f"--by-p: no run on a shipped dataset with a saturation level (datasets with runs: {have})")
+    grid = cards[min(levels, key=levels.__getitem__)].eps_grid
+    return render_by_level(rows, levels, args.eps if args.eps is not None else grid[len(grid) // 2], args.format, notes)
+
+
 def _plot_saturation(store, rows, args: argparse.Namespace) -> None:
     """The saturated-cifar plot: the latest run of each (submission, dataset) and every shipped saturation level."""
     from fnmatch import fnmatch
@@ -173,4 +193,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot-saturation", type=output_file, default=None, metavar="PNG",
                         help="also plot accuracy and ceilings against the saturation level p (at --eps, default the "
                         "grid's middle eps)")
+    parser.add_argument("--by-p", action="store_true",
+                        help="instead of ranking, pivot the runs on saturation levels by p (Ding et al.'s table: one "
+                        "row per training method and level, at --eps, default the grid's middle eps)")
     parser.set_defaults(handler=_leaderboard)

@@ -24,6 +24,7 @@ from irob_bench.artifacts import atomic_write_text, read_npz
 from irob_bench.attacks.examples import Examples
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.leaderboard import figures
+from irob_bench.leaderboard.by_level import level_label, level_runs
 from irob_bench.leaderboard.intervals import accuracy_interval
 from irob_bench.leaderboard.paired import RunOutcomes
 from irob_bench.leaderboard.plot import ceiling_curve, plot_saturation, saturation_p
@@ -466,6 +467,7 @@ def _write_saturation_page(inputs: SiteInputs, out: Path) -> Path:
         plot = f"plots/{SATURATED}-p-eps{eps:g}.svg"
         plot_saturation(results, cards, eps, out / plot)
         body.append(f"<figure><img src=\"../{plot}\" alt=\"accuracy against p at eps {eps:g}\"></figure>")
+        body.append(_level_table([r.row for r in inputs.runs], {c.name: saturation_p(c) for c in cards}, eps))
     levels = ", ".join(f"<a href=\"{c.name}.html\">p = {saturation_p(c):g}</a>" for c in cards
                        if any(r.row.dataset == c.name for r in inputs.runs))  # fmt: skip
     with_ceiling = ", ".join(f"p = {saturation_p(c):g}" for c in cards if c.lipschitz is not None) or "none"
@@ -477,6 +479,27 @@ def _write_saturation_page(inputs: SiteInputs, out: Path) -> Path:
     target = out / dataset_page_name(SATURATED)
     atomic_write_text(target, _page("saturated-cifar by p", "\n".join(body), 1))
     return target
+
+
+def _level_table(rows: Sequence[LeaderboardRow], levels: dict[str, float], eps: float) -> str:
+    """The plot's numbers as a table (`leaderboard --by-p`): per training method its levels in order of p."""
+    heads = ["training", "attacks", "version", "p", "clean", f"PGD@{eps:g}", f"in-dist@{eps:g}", f"ceiling@{eps:g}", "n"]
+    lines = []
+    for p, row in level_runs(rows, levels):
+        at = row.at(eps)
+        ceiling = at and at.ceiling_classifier
+        cells = [_td(e(row.training), row.training.lower(), "text"), _td(e(row.attack_preset), row.attack_preset, "text"),
+                 _td(e(row.dataset_version), row.dataset_version, "text"),
+                 _td(f"<a href=\"{e(row.dataset)}.html\">{level_label(p)}</a>", p if math.isfinite(p) else 1e9),
+                 _acc_cell(row.clean_accuracy, row.n_examples),
+                 _acc_cell(at and at.robust_accuracy_pgd, row.n_examples),
+                 _acc_cell(at and at.robust_accuracy_in_distribution, row.n_examples),
+                 _td("not established", "") if at is not None and ceiling is None else _pct_cell(ceiling),
+                 _td(str(row.n_examples), row.n_examples)]  # fmt: skip
+        lines.append(f"<tr data-run=\"{row.run_id}\">{''.join(cells)}</tr>")
+    header = "".join(f"<th class=\"{'text' if k < 3 else ''}\" scope=\"col\">{e(h)}</th>" for k, h in enumerate(heads))
+    return (f"<div class=\"scroll\"><table class=\"levels\"><thead><tr>{header}</tr></thead>"
+            f"<tbody>{''.join(lines)}</tbody></table></div>")
 
 
 def shipped_samples(name: str, per_class: int = 6) -> tuple[np.ndarray, list[str]] | None:
