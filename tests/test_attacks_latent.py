@@ -329,3 +329,23 @@ def test_in_distribution_attack_follows_binarised_generators_straight_through(co
     # Control: through the true map's zero gradient the same attack never moves and finds nothing.
     blind = latent_attack(dataclasses.replace(task, generator=binarised), config, [0.5, 1.0], attack_mask=mask)
     assert not blind.found.any()
+
+
+def test_in_distribution_attack_goes_on_past_a_pixel_at_one_half() -> None:
+    """s_8's slope at a pixel of exactly 1/2 is infinite (NaN in autograd): through the true map one such pixel
+    stalls the image's whole attack; through `for_attacks` that pixel gives no gradient and the attack goes on."""
+    from irob_bench.datasets.distribution import ConditionalGenerator
+
+    saturated = ConditionalGenerator(PixelPerAxis(), {"saturation_p": 8}).eval()
+    z = torch.tensor([[-0.5, 0.0, 3.0, 3.0]])  # sigmoid(0) is exactly 1/2
+    y = torch.ones(1, dtype=torch.long)
+    with torch.no_grad():
+        x = saturated(z, y)
+    assert x.flatten()[1] == 0.5
+    mask = torch.ones(1, dtype=torch.bool)
+    task = LatentTask(FirstPixelVote(), saturated.for_attacks(), x, y, z, batch_size=1)
+    found = latent_attack(task, ADAPTIVE, [0.5, 1.0], attack_mask=mask)
+    assert found.found.all() and found.distance[0] < 1.0
+    # Control: through the true map the first step is NaN and nothing is ever found.
+    stalled = latent_attack(dataclasses.replace(task, generator=saturated), ADAPTIVE, [0.5, 1.0], attack_mask=mask)
+    assert not stalled.found.any()

@@ -66,3 +66,16 @@ def test_straight_through_leaves_finite_p_alone():
     (plain,) = torch.autograd.grad(saturate(x, 8.0).sum(), x)
     (through,) = torch.autograd.grad(saturate(x, 8.0, straight_through=True).sum(), x)
     assert torch.equal(plain, through)
+
+
+@pytest.mark.parametrize("p", [4.0, 8.0, 64.0])
+def test_straight_through_gives_a_pixel_at_one_half_no_gradient_instead_of_nan(p):
+    x = torch.tensor([0.1, 0.5, 0.7, 0.5, 0.9], dtype=torch.float32, requires_grad=True)
+    through = saturate(x, p, straight_through=True)
+    assert torch.equal(through, saturate(x, p))  # the same bytes
+    (grad,) = torch.autograd.grad(through.sum(), x)
+    (true,) = torch.autograd.grad(saturate(x, p).sum(), x)
+    assert grad[1] == 0 and grad[3] == 0
+    assert torch.equal(grad[[0, 2, 4]], true[[0, 2, 4]])  # elsewhere the true slope
+    # Control: the true map's slope at 1/2 is infinite and autograd makes it NaN (which the Lipschitz audit needs).
+    assert torch.isnan(true[1]) and torch.isnan(true[3])
