@@ -31,9 +31,9 @@ class ConditionalGenerator(nn.Module):
         return apply_output_transform(self.network(z, y), self.output_transform, self.straight_through)
 
     def for_attacks(self) -> ConditionalGenerator:
-        """The generator the in-distribution attack differentiates: the same network and the same values, with
-        gradients passed straight through a transform whose own gradient is zero (p = inf; `saturate`). Never for
-        Lipschitz constants, which must see the true map."""
+        """The generator the in-distribution attack differentiates: the same network and the same values, with a
+        gradient it can follow where the transform's own is zero (p = inf) or NaN (p > 2 at a pixel of 1/2; see
+        `saturate`). Never for Lipschitz constants, which must see the true map."""
         return ConditionalGenerator(self.network, self.output_transform, straight_through=True).train(self.training)
 
 

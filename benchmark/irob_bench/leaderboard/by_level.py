@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Mapping, Sequence
 
 from irob_bench.errors import IrobError
@@ -18,11 +17,6 @@ from irob_bench.leaderboard import FORMATS
 from irob_bench.leaderboard.intervals import accuracy_interval
 from irob_bench.leaderboard.render import MISSING, markdown_table, percent, text_table, with_interval
 from irob_bench.leaderboard.store import LeaderboardRow
-
-
-def level_label(p: float) -> str:
-    """A saturation level as printed: '2', '8', 'inf'."""
-    return "inf" if math.isinf(p) else f"{p:g}"
 
 
 def level_runs(rows: Sequence[LeaderboardRow], levels: Mapping[str, float]) -> list[tuple[float, LeaderboardRow]]:
@@ -47,7 +41,7 @@ def _record(p: float, row: LeaderboardRow, eps: float) -> dict[str, object]:
         return {name: fraction, f"{name}_low": ci and ci.low, f"{name}_high": ci and ci.high}
 
     return {
-        "training": row.training, "attack_preset": row.attack_preset, "p": level_label(p), "dataset": row.dataset,
+        "training": row.training, "attack_preset": row.attack_preset, "p": f"{p:g}", "dataset": row.dataset,
         "dataset_version": row.dataset_version, "eps": eps, "n_examples": row.n_examples, "run_id": row.run_id,
         **with_bounds("clean_accuracy", row.clean_accuracy),
         **with_bounds("robust_accuracy_pgd", values and values.robust_accuracy_pgd),
@@ -78,7 +72,7 @@ def render_by_level(
         return out.getvalue().rstrip("\n")
     headers = ["training", "attacks", "version", "p", "clean", f"PGD@{eps:g}", f"in-dist@{eps:g}", f"ceiling@{eps:g}", "n",
                "run"]  # fmt: skip
-    cells = [[row.training, row.attack_preset, row.dataset_version, level_label(p),
+    cells = [[row.training, row.attack_preset, row.dataset_version, f"{p:g}",
               *(MISSING if r[k] is None else with_interval(r[k], row.n_examples)  # type: ignore[arg-type]
                 for k in ("clean_accuracy", "robust_accuracy_pgd", "robust_accuracy_in_distribution")),
               "not established" if r["ceiling_classifier"] is None else percent(r["ceiling_classifier"]),  # type: ignore[arg-type]
@@ -90,7 +84,7 @@ def render_by_level(
     title = (f"Saturation levels at eps {eps:g}: accuracy in % with its Wilson 95% interval; ceiling: the classifier "
              "ceiling (Thm 4.3) of each run, where its level has Lipschitz constants")
     shown = sorted({(p, row.dataset) for p, row in runs})
-    legend = [f"p = {level_label(p)}: {(notes or {})[name]}" for p, name in shown if name in (notes or {})]
+    legend = [f"p = {p:g}: {(notes or {})[name]}" for p, name in shown if name in (notes or {})]
     if fmt == "markdown":
         return "\n\n".join([f"### {title}", table, *legend])
     return "\n".join([title, table, *legend])

@@ -24,7 +24,7 @@ from irob_bench.artifacts import atomic_write_text, read_npz
 from irob_bench.attacks.examples import Examples
 from irob_bench.datasets.card import DatasetCard
 from irob_bench.leaderboard import figures
-from irob_bench.leaderboard.by_level import level_label, level_runs
+from irob_bench.leaderboard.by_level import level_runs
 from irob_bench.leaderboard.intervals import accuracy_interval
 from irob_bench.leaderboard.paired import RunOutcomes
 from irob_bench.leaderboard.plot import ceiling_curve, plot_saturation, saturation_p
@@ -490,7 +490,7 @@ def _level_table(rows: Sequence[LeaderboardRow], levels: dict[str, float], eps: 
         ceiling = at and at.ceiling_classifier
         cells = [_td(e(row.training), row.training.lower(), "text"), _td(e(row.attack_preset), row.attack_preset, "text"),
                  _td(e(row.dataset_version), row.dataset_version, "text"),
-                 _td(f"<a href=\"{e(row.dataset)}.html\">{level_label(p)}</a>", p if math.isfinite(p) else 1e9),
+                 _td(f"<a href=\"{e(row.dataset)}.html\">{p:g}</a>", p if math.isfinite(p) else 1e9),
                  _acc_cell(row.clean_accuracy, row.n_examples),
                  _acc_cell(at and at.robust_accuracy_pgd, row.n_examples),
                  _acc_cell(at and at.robust_accuracy_in_distribution, row.n_examples),
