@@ -523,3 +523,37 @@ def test_an_outcomes_file_that_declares_a_huge_array_or_nests_deeply_is_one_line
     with pytest.raises(IrobError, match=f"not an attack outcomes file \\({what}"):
         load_outcomes(_npz(tmp_path / "forged.npz", members))
     load_outcomes(f"{PGD_RUN}.outcomes.npz")  # control: a real file reads
+
+
+def test_a_consistent_forgery_above_the_ceiling_imports_but_is_never_ranked(board, tmp_path, capsys):
+    """The forgery a user can make without running anything: the committed PGD-AT row with every correctly classified
+    point claimed robust at every eps, metrics and flags recomputed by irob-bench's own functions, under another name.
+    It is consistent, so `runs import` stores it; it then claims robust accuracies above its own ceilings, which the
+    leaderboard does not rank, in any format. Control: the honest row in the same table keeps rank 1."""
+    result = EvaluationResult.model_validate_json(PGD_RUN.read_text())
+    outcomes = load_outcomes(f"{PGD_RUN}.outcomes.npz")
+    correct = outcomes.clean_correct
+    robust = np.repeat(correct[:, None], len(outcomes.eps), axis=1)
+    outcomes.robust_pgd, outcomes.robust_in = robust, robust.copy()
+    outcomes.stage = np.where(robust, -1, 0).astype(outcomes.stage.dtype)
+    outcomes.r_unc = outcomes.r_in = np.where(correct, 50.0, 0.0)
+    outcomes.certified = None
+    outcomes.flags = derive_flags(outcomes)
+    card = datasets.load_card(result.dataset.name)
+    metadata = result.submission.metadata.model_copy(update={"name": "totally-robust"})
+    forged = with_card_ceilings(result.model_copy(update={
+        "metrics": measured_metrics(card, outcomes), "flags": outcomes.flags,
+        "submission": result.submission.model_copy(update={"metadata": metadata, "file_sha256": "a" * 64})}), card)
+    assert any(f.name == "above ceiling" for f in forged.flags)
+    target = tmp_path / "forged.json"
+    target.write_text(forged.model_dump_json())
+    save_outcomes(outcomes, f"{target}.outcomes.npz")
+    assert run_cli(["runs", "import", str(target), "--db", str(board)], capsys)[0] == 0, "consistent: import passes"
+
+    code, out, err = run_cli(["leaderboard", "--db", str(board), "--format", "json"], capsys)
+    assert code == 0, err
+    ranks = {r["submission"]: r["rank"] for r in json.loads(out)}
+    assert ranks == {result.submission.metadata.name: 1, "totally-robust": None}
+    table = run_cli(["leaderboard", "--db", str(board)], capsys)[1]
+    forged_line = next(line for line in table.splitlines() if "totally-robust" in line)
+    assert forged_line.lstrip().startswith("—") and "above ceiling@" in forged_line

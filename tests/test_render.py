@@ -13,14 +13,16 @@ from irob_bench.leaderboard.intervals import accuracy_interval
 from irob_bench.leaderboard.render import (
     UNITS_NOTE,
     bounds_note,
+    distrust,
     markdown_table,
     ranked_groups,
     render,
     render_run,
     text_table,
 )
-from irob_bench.leaderboard.store import LeaderboardRow
-from irob_bench.results import CertificateRecord
+from irob_bench.leaderboard.store import LeaderboardRow, Verification
+from irob_bench.metrics import VIOLATION
+from irob_bench.results import CertificateRecord, SanityFlag
 
 from .factories import leaderboard_row as _row
 from .factories import make_result
@@ -59,11 +61,11 @@ def test_chosen_eps_changes_the_ranking(rows: list[LeaderboardRow]) -> None:
 def test_table_shows_percentages_and_omits_empty_columns(rows: list[LeaderboardRow]) -> None:
     header = render(rows).splitlines()[1].split()
     assert header == ["rank", "submission", "training", "clean", "PGD@1", "PGD@3", "in-dist@1", "in-dist@3",
-                      "ceiling@1", "ceiling@3", "gap@1", "gap@3", "n", "date", "source", "run"]  # fmt: skip
+                      "ceiling@1", "ceiling@3", "gap@1", "gap@3", "n", "date", "flags", "source", "run"]  # fmt: skip
     beta = next(line for line in render(rows).splitlines() if " beta " in line).split()
     # the gap is a difference of accuracies: percentage points, not a percentage
     assert beta[4:15] == ["98.0%", "70.0%", "40.0%", "—", "—", "80.0%", "80.0%", "10.0", "pp", "40.0", "pp"]
-    assert beta[15:] == ["500", "2025-03-02", "evaluated", "2"]
+    assert beta[15:] == ["500", "2025-03-02", "none", "evaluated", "2"]
     no_ceilings = render([r for r in rows if r.submission != "beta"]).splitlines()[1]
     assert "ceiling@" not in no_ceilings and "gap@" not in no_ceilings and "in-dist@1" in no_ceilings
 
@@ -275,3 +277,46 @@ def test_a_submission_is_ranked_once_by_its_run_on_the_most_points_not_its_best(
     assert (ranks[gamma.run_id], ranks[5]) == (1, None)  # equal n: the first stored (tied with beta), not the luckier
     control = [*rows, *(r.model_copy(update={"submission_id": 100 + r.run_id}) for r in (luckier, larger))]
     assert [rank for rank, _ in _ranking(render(control))].count("—") == 1  # only delta (no ranking eps)
+
+
+def _flagged(row: LeaderboardRow, *flags: tuple[str, float | None]) -> LeaderboardRow:
+    return row.model_copy(update={"flags": [SanityFlag(name=n, message="m", eps=e) for n, e in flags]})
+
+
+def test_a_run_above_its_own_ceiling_is_not_ranked_however_high(rows: list[LeaderboardRow]) -> None:
+    """A robust accuracy above the run's ceiling contradicts a theorem's upper bound (a missed attack, a wrong card or
+    an altered result): such a run is listed after the ranked rows, without a rank, with its flag in every format.
+    Control: the same run without the flag ranks first."""
+    forged = _row(5, "forged", {1.0: 0.99, 3.0: 0.97}, ceiling=0.9)
+    flagged = _flagged(forged, (VIOLATION, 3.0), (VIOLATION, 1.0), ("later_stage_breaks_more", 3.0))
+    assert _ranking(render([*rows, forged]))[0] == ("1", "forged")
+    assert _ranking(render([*rows, flagged])) == [("1", "gamma"), ("1", "beta"), ("3", "alpha"), ("—", "forged"),
+                                                  ("—", "delta")]  # fmt: skip
+    line = next(line for line in render([*rows, flagged]).splitlines() if " forged " in line)
+    assert "above ceiling@3,1; later_stage_breaks_more@3" in line
+    assert "above ceiling@3,1" in render([*rows, flagged], fmt="markdown")
+    record = next(r for r in csv.DictReader(io.StringIO(render([*rows, flagged], fmt="csv"))) if r["submission"] == "forged")
+    assert (record["rank"], record["flags"]) == ("", "above ceiling@3,1; later_stage_breaks_more@3")
+    parsed = next(r for r in json.loads(render([*rows, flagged], fmt="json")) if r["submission"] == "forged")
+    assert parsed["rank"] is None and [f["name"] for f in parsed["flags"]] == [VIOLATION, VIOLATION, "later_stage_breaks_more"]
+    assert distrust(flagged) == "above ceiling at eps 1, 3" and distrust(forged) is None
+
+
+def test_flags_that_question_no_number_leave_a_run_ranked(rows: list[LeaderboardRow]) -> None:
+    """Warnings such as later_stage_breaks_more are shown, not punished: the run's numbers already count what the
+    later stage broke. Control (above): 'above ceiling' unranks."""
+    noted = _flagged(rows[2], ("later_stage_breaks_more", 3.0), ("in_distribution_not_converged", 3.0))
+    assert _ranking(render([rows[0], rows[1], noted]))[0] == ("1", "gamma")
+    assert distrust(noted) is None
+
+
+def test_a_run_disputed_by_verification_is_not_ranked(rows: list[LeaderboardRow]) -> None:
+    """A run whose `runs verify` re-evaluation disputed its numbers is listed unranked. Control: verified, it keeps
+    its rank."""
+    def checked(verdict: str) -> LeaderboardRow:
+        record = Verification(verdict=verdict, n=100, seed=1, checked_at="2026-01-01T00:00:00Z", detail="d")
+        return rows[2].model_copy(update={"verification": record, "provenance": "imported"})
+
+    assert _ranking(render([rows[0], rows[1], checked("verified")]))[0] == ("1", "gamma")
+    assert _ranking(render([rows[0], rows[1], checked("disputed")])) == [("1", "beta"), ("2", "alpha"), ("—", "gamma")]
+    assert distrust(checked("disputed")) == "disputed by `runs verify`"

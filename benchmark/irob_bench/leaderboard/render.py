@@ -23,7 +23,8 @@ from irob_bench.leaderboard.intervals import accuracy_interval, tie_groups
 from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.paired import RunOutcomes, aligned_pgd
 from irob_bench.leaderboard.store import EPS_FIELDS, LeaderboardRow
-from irob_bench.results import CertificateRecord, EpsMetrics, EvaluationResult, StageAccuracy
+from irob_bench.metrics import VIOLATION
+from irob_bench.results import CertificateRecord, EpsMetrics, EvaluationResult, SanityFlag, StageAccuracy
 
 MISSING = "—"
 
@@ -41,7 +42,8 @@ UNITS_NOTE = ("Accuracies and ceilings in %; in brackets the Wilson 95% interval
               "two-sided exact McNemar test on their paired per-example PGD outcomes gives p >= 0.05. Unranked (—): runs on "
               f"fewer than {DEFAULT_N_EXAMPLES} test points (or than the table's largest n, if smaller), a submission's "
               "further runs (each submission is ranked once, by its run on the most points, the first stored among "
-              "equals) and runs that did not evaluate the ranking eps.")
+              "equals), runs whose numbers are contradicted (robust accuracy above their own ceiling, flag 'above "
+              "ceiling', or disputed by `irob-bench runs verify`) and runs that did not evaluate the ranking eps.")
 _RUN_EPS_HEADERS = {
     "certified_accuracy": "certified",
     "robust_accuracy_pgd": "PGD",
@@ -136,8 +138,8 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
     """The ranking eps and the rows ranked by PGD robust accuracy there (equal values, and rows the paired test
     cannot separate, share a rank). Listed after them without a rank: a submission's further runs (one submission,
     one rank: re-running it with another batch size or device, or simply again, cannot fill the table or pick its
-    luckiest run), runs on fewer points than `ranked_min_n` (a 10-point run at 100% would otherwise lead), then runs
-    that did not evaluate the ranking eps."""
+    luckiest run), runs whose numbers are contradicted (`distrust`), runs on fewer points than `ranked_min_n` (a
+    10-point run at 100% would otherwise lead), then runs that did not evaluate the ranking eps."""
     grid = sorted({v.eps for row in rows for v in row.per_eps})
     if not grid:
         raise IrobError(f"{rows[0].dataset}: no stored run has robust accuracy at any eps")
@@ -150,6 +152,8 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
         key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),
     )
     eligible = [pair for pair in scored if pair[1].n_examples >= floor]
+    distrusted = [Ranked(None, row) for _, row in eligible if distrust(row) is not None]
+    eligible = [pair for pair in eligible if distrust(pair[1]) is None]
     ranked_run = _ranked_run_per_submission([row for _, row in eligible])
     ordered = [pair for pair in eligible if ranked_run[pair[1].submission_id] == pair[1].run_id]
     again = [Ranked(None, row) for _, row in eligible if ranked_run[row.submission_id] != row.run_id]
@@ -157,7 +161,30 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
     leaders = tie_groups(aligned_pgd([row.run_id for _, row in ordered], outcomes, at))
     ranked = [Ranked(ranks[g], row, tied=g != k) for k, (g, (_, row)) in enumerate(zip(leaders, ordered))]
     too_few = [Ranked(None, row) for _, row in scored if row.n_examples < floor]
-    return at, ranked + again + too_few + [Ranked(None, row) for row in rows if row.at(at) is None]
+    return at, ranked + again + distrusted + too_few + [Ranked(None, row) for row in rows if row.at(at) is None]
+
+
+def distrust(row: LeaderboardRow) -> str | None:
+    """Why a run's numbers are contradicted, or None. A `runs verify` re-evaluation disputed them, or a robust accuracy
+    exceeds the run's own ceiling (flag VIOLATION), which is a theorem's upper bound: the attacks missed adversarials,
+    the ceiling's Lipschitz constants are too small, or the numbers were altered. Either way the table must not rank
+    it, least of all first."""
+    if row.verification is not None and row.verification.verdict == "disputed":
+        return "disputed by `runs verify`"
+    if any(f.name == VIOLATION for f in row.flags):
+        return f"{VIOLATION} at eps " + ", ".join(sorted({f"{f.eps:g}" for f in row.flags if f.name == VIOLATION}))
+    return None
+
+
+def flag_summary(flags: Sequence[SanityFlag]) -> str:
+    """A run's sanity flags on one line, each name once with the eps it was raised at: 'later_stage_breaks_more@2,3;
+    verification_rejected', or 'none'."""
+    at: dict[str, list[str]] = {}
+    for f in flags:
+        shown = at.setdefault(f.name, [])
+        if f.eps is not None and f"{f.eps:g}" not in shown:
+            shown.append(f"{f.eps:g}")
+    return "; ".join(name + (f"@{','.join(e)}" if e else "") for name, e in at.items()) or "none"
 
 
 def _ranked_run_per_submission(rows: Sequence[LeaderboardRow]) -> dict[int, int]:
@@ -240,6 +267,7 @@ def _table_columns(ranked: Sequence[Ranked]) -> list[_Column]:
           for field, label in _TABLE_EPS_COLUMNS for e in grid),
         _Column("n", lambda r: r.row.n_examples, "int"),
         _Column("date", lambda r: r.row.created_at.date().isoformat(), "text"),
+        _Column("flags", lambda r: flag_summary(r.row.flags), "text"),
         _Column("source", lambda r: source(r.row), "text"),
         _Column("run", lambda r: r.row.run_id, "int"),
     ]
@@ -317,7 +345,7 @@ def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[Ranked]]]]) 
         ["rank", "tied", "ranked_at_eps", "run_id", "submission", "training", "dataset", "dataset_version", "attack_preset",
          "clean_accuracy"]
         + [f"{field}@{e:g}" for field, e in eps_columns]
-        + ["n_examples", "created_at", "fingerprint", "source"]
+        + ["n_examples", "created_at", "fingerprint", "flags", "source"]
     )
     for _, (at, ranked) in groups:
         for r in ranked:
@@ -327,7 +355,7 @@ def _csv(groups: list[tuple[tuple[str, str, str], tuple[float, list[Ranked]]]]) 
                 [r.rank, r.tied, at, row.run_id, row.submission, row.training, row.dataset, row.dataset_version,
                  row.attack_preset, row.clean_accuracy]
                 + ["" if v is None else v for v in values]
-                + [row.n_examples, row.created_at.isoformat(), row.fingerprint, source(row)]
+                + [row.n_examples, row.created_at.isoformat(), row.fingerprint, flag_summary(row.flags), source(row)]
             )
     return out.getvalue().rstrip("\n")
 

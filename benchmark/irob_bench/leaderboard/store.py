@@ -31,7 +31,7 @@ from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
-from irob_bench.results import EpsMetrics, EvaluationResult, SubmissionRecord, created_utc
+from irob_bench.results import EpsMetrics, EvaluationResult, SanityFlag, SubmissionRecord, created_utc
 
 DB_ENV = "IROB_BENCH_DB"
 _WRITE = "irob_write"  # execution option: this transaction writes, so take SQLite's write lock at BEGIN
@@ -130,6 +130,7 @@ class LeaderboardRow(BaseModel):
     attack_preset: str = Field(description="the attack preset the run used; tables never mix presets")
     provenance: Provenance = "evaluated"
     verification: Verification | None = None
+    flags: list[SanityFlag] = Field(default_factory=list, description="the run's sanity flags (results.flags)")
     per_eps: list[EpsValues]  # type: ignore[valid-type]
 
     def at(self, eps: float) -> EpsValues | None:  # type: ignore[valid-type]
@@ -431,6 +432,7 @@ class Store:
                     attack_preset=attack_preset(run.settings.get("attacks", {})),
                     provenance=run.provenance,
                     verification=run.verification,
+                    flags=(run.result or {}).get("flags", []),
                     per_eps=[EpsValues(**{name: getattr(m, name) for name in EPS_FIELDS}) for m in run.eps_metrics],
                 )
                 for run in session.scalars(query)
