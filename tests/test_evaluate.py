@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from irob_bench.cli import main
 from irob_bench.errors import IrobError
@@ -63,6 +65,19 @@ def test_evaluate_writes_json_and_one_leaderboard_row(db, tmp_path, capsys):
     assert main(["evaluate", str(TOY), *FAST_ARGS]) == 0
     assert "already in the leaderboard" in capsys.readouterr().out
     assert run_count(db) == 1
+
+
+def test_the_python_api_leaves_the_callers_random_streams_where_they_were():
+    """`evaluate()` seeds its attacks (results are reproducible) without reseeding the caller's Python, NumPy and torch
+    streams: a notebook's own random draws after an evaluation are those it would have made without it (the control
+    of `seeded` shows that seeding alone moves them)."""
+    import random
+
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)
+    expected = random.random(), float(np.random.rand()), torch.rand(1).item()
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)
+    evaluate(TOY, EvaluateOptions(n_examples=4, eps=[1.0], progress=False))
+    assert (random.random(), float(np.random.rand()), torch.rand(1).item()) == expected
 
 
 def test_results_are_reproducible_bit_for_bit():

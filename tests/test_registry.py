@@ -117,6 +117,47 @@ def test_deterministic_mode_is_scoped_to_its_block():
     assert mode() == before
 
 
+def _draws() -> tuple[float, float, float]:
+    import random
+
+    import numpy as np
+
+    return random.random(), float(np.random.rand()), torch.rand(1).item()
+
+
+def _reseed(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+
+
+def test_random_state_kept_blocks_leave_the_callers_random_streams_where_they_were():
+    """After a `random_state_kept()` block (also after an error in it, and as a decorator) the caller's streams continue
+    as if the block had not run. Control: reseeding without it moves them."""
+    from irob_bench.runtime import random_state_kept, seed_everything
+
+    _reseed(7)
+    expected = _draws()
+    _reseed(7)
+    with random_state_kept():
+        seed_everything(0)
+        _draws()
+    assert _draws() == expected
+    _reseed(7)
+    with pytest.raises(RuntimeError), random_state_kept():
+        seed_everything(0)
+        raise RuntimeError("restored on errors too")
+    assert _draws() == expected
+    _reseed(7)
+    random_state_kept()(seed_everything)(0)
+    assert _draws() == expected
+    _reseed(7)
+    seed_everything(0)
+    assert _draws() != expected  # control
+
+
 def test_atomic_writes_get_the_umask_permissions_without_touching_the_umask(tmp_path, monkeypatch):
     from irob_bench import artifacts
 

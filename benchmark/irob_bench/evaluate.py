@@ -33,7 +33,7 @@ from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Opened, load_submission
 from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, ShardRecord, SubmissionRecord
-from irob_bench.runtime import deterministic, place, resolve_device, seed_everything
+from irob_bench.runtime import deterministic, place, random_state_kept, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
 SUBSET_SEED = 0
@@ -206,9 +206,11 @@ def check_eps_range(eps: list[float], card: DatasetCard) -> None:
                         f"distance between an all-black and an all-white image): no point can be robust there")
 
 
+@random_state_kept()
 def evaluate(path: str | Path, options: EvaluateOptions | None = None, opened: Opened | None = None) -> Evaluation:
     """Validate and score one submission (imported here, or `opened` in an isolated worker, whose model the attacks
-    then query from this process); raises IrobError on any failed check, before any scoring."""
+    then query from this process); raises IrobError on any failed check, before any scoring. The caller's random
+    streams are left where they were."""
     options = options or EvaluateOptions()
     check_options(options)
     timings: dict[str, float] = {}

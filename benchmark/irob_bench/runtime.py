@@ -25,6 +25,23 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 @contextlib.contextmanager
+def random_state_kept() -> Iterator[None]:
+    """The caller's Python, NumPy and torch (CPU, and CUDA if initialised) random states, restored after the block
+    (a decorator too), whatever happens in it: an evaluation through the Python API seeds everything as a command
+    does, and builds the submission's model, yet leaves a notebook's random streams where they were."""
+    cuda = torch.cuda.is_initialized()
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.set_rng_state(saved[2])
+        if saved[3] is not None:
+            torch.cuda.set_rng_state_all(saved[3])
+
+
+@contextlib.contextmanager
 def deterministic() -> Iterator[None]:
     """torch's deterministic algorithms (warn-only) and deterministic cuDNN inside the block; the caller's settings
     are restored afterwards, whatever happens in it. New tensors are not NaN-filled (torch's default in this mode):
