@@ -117,3 +117,34 @@ def test_a_dataset_the_submission_does_not_target(capsys):
     code = main(["validate", str(SUBMISSIONS / "toy.py"), "--dataset", "imagenet10"])
     assert code == 2
     assert "targets ['mnist'], not 'imagenet10'" in capsys.readouterr().err
+
+
+def _unlisted_weights(tmp_path: Path) -> Path:
+    """wrong_weights.py loading a correct-shape file it does not list in METADATA.weights (it lists its own)."""
+    source = (SUBMISSIONS / "wrong_weights.py").read_text().replace('load_weights(__file__, "wrong_weights.pt")',
+                                                                    'load_weights(__file__, "unlisted.pt")')  # fmt: skip
+    path = tmp_path / "wrong_weights.py"
+    path.write_text(source)
+    for name in ("wrong_weights.pt", "unlisted.pt"):  # both of the right shape
+        torch.save(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).state_dict(), tmp_path / name)
+    return path
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_a_weights_file_the_metadata_does_not_list_is_refused(tmp_path, capsys, isolation):
+    """The runs' identity hashes the listed weights files only, so a factory that loads another one (retrained, it
+    would be scored under the old fingerprint) is refused in one line, in this process and in a worker. Control: the
+    same file loading the listed one validates."""
+    path = _unlisted_weights(tmp_path)
+    code, _, err = run_validate_isolated(path, isolation, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "weights: 'unlisted.pt' is loaded but not listed in METADATA.weights" in err
+    path.write_text((SUBMISSIONS / "wrong_weights.py").read_text())
+    code, out, err = run_validate_isolated(path, isolation, capsys)
+    assert code == 0 and "wrong-weights: valid" in out, err
+
+
+def run_validate_isolated(path: Path, isolation: str, capsys) -> tuple[int, str, str]:
+    code = main(["validate", str(path), "--isolation", isolation])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -20,6 +20,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Protocol
@@ -98,9 +99,19 @@ class SubmissionMetadata(FrozenModel):
         return value
 
 
+# The weights files the submission being built declares (resolved), while its factory runs (`Submission.build`).
+_DECLARED_WEIGHTS: ContextVar[frozenset[Path] | None] = ContextVar("declared_weights", default=None)
+
+
 def load_weights(anchor: str | Path, relative: str) -> dict[str, torch.Tensor]:
-    """Load a state_dict stored beside the submission file (`anchor` is usually __file__), weights_only."""
+    """Load a state_dict stored beside the submission file (`anchor` is usually __file__), weights_only. Inside a
+    factory that irob-bench builds, only files listed in METADATA.weights load: the runs' identity hashes those, so a
+    retrained unlisted file would be scored under the old fingerprint (and `evaluate` would answer with the old row)."""
     path = Path(anchor).resolve().parent / relative
+    declared = _DECLARED_WEIGHTS.get()
+    if declared is not None and path.resolve() not in declared:
+        raise IrobError(f"weights: {relative!r} is loaded but not listed in METADATA.weights; list it, so that its "
+                        "SHA-256 identifies the runs it makes")  # fmt: skip
     if not path.is_file():
         raise IrobError(f"weights file missing: {path}")
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -152,12 +163,15 @@ class Submission:
         if not callable(factory):
             raise IrobError(f"factory: {self.path.name} defines no {FACTORY_NAME}() function")
         wants_dataset = len(inspect.signature(factory).parameters) > 0
+        token = _DECLARED_WEIGHTS.set(frozenset((self.path.parent / w).resolve() for w in self.metadata.weights))
         try:
             model = factory(dataset) if wants_dataset else factory()
         except IrobError:
             raise
         except Exception as exc:  # the factory is user code: report its failure in one line
             raise IrobError(f"factory: {FACTORY_NAME}() raised {type(exc).__name__}: {_first_line(exc)}") from None
+        finally:
+            _DECLARED_WEIGHTS.reset(token)
         if not isinstance(model, nn.Module):
             raise IrobError(f"factory: {FACTORY_NAME}() returned {type(model).__name__}, not a torch.nn.Module")
         return model.eval()
