@@ -225,7 +225,8 @@ def test_a_good_json_path_is_accepted_control(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("args", "expected"),
-    [(["leaderboard"], 0), (["leaderboard", "--format", "json"], 0), (["runs", "list"], 0), (["runs", "show", "1"], 2)],
+    [(["leaderboard"], 0), (["leaderboard", "--format", "json"], 0), (["runs", "list"], 0), (["runs", "show", "1"], 2),
+     (["runs", "verify", "1", "--submission", str(TOY)], 2)],  # fmt: skip
 )
 def test_read_only_commands_create_no_database_or_folder(tmp_path, capsys, args, expected):
     db = tmp_path / "new" / "deeper" / "lb.db"
@@ -233,6 +234,23 @@ def test_read_only_commands_create_no_database_or_folder(tmp_path, capsys, args,
     assert list(tmp_path.iterdir()) == []
     if expected == 2:
         assert "no run with id or submission name '1'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ref", ["²", "١", "1²"])
+@pytest.mark.parametrize("command", [["runs", "show"], ["runs", "verify", "--submission", str(TOY)],
+                                     ["gate", str(TOY), "--baseline"]])  # fmt: skip
+def test_a_run_reference_in_other_digits_is_a_name_not_a_traceback_or_another_run(tmp_path, capsys, command, ref):
+    """'²' passed str.isdigit() and then failed in int() (a traceback); '١' (Arabic-Indic one) read as run 1. Both are
+    names now: no run has them. Control: '1' is run 1 (test_runs_show...)."""
+    db = tmp_path / "lb.db"
+    run = Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / "mnist-pgd.json"
+    assert main(["runs", "import", str(run), "--db", str(db)]) == 0
+    capsys.readouterr()
+    args = [*command[:2], ref, *command[2:]] if command[0] == "runs" else [*command, ref]
+    assert main([*args, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no run with id or submission name {ref!r}" in err, err
+    assert main(["runs", "show", "1", "--db", str(db)]) == 0  # control
 
 
 def test_a_writing_command_does_create_it_control(tmp_path, capsys):

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from irob_bench.user_text import is_index
+
 if TYPE_CHECKING:
     from irob_bench.isolation.sandbox import Isolation
 
@@ -70,7 +72,7 @@ def n_examples(value: str) -> int | None:
 def device(value: str) -> str:
     """cpu, cuda or cuda:N (whether CUDA is present is checked when the command runs)."""
     kind, _, index = value.partition(":")
-    if value != "cpu" and not (kind == "cuda" and (not index or index.isdigit())):
+    if value != "cpu" and not (kind == "cuda" and (not index or is_index(index))):
         raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {value!r}")
     return value
 
@@ -78,7 +80,7 @@ def device(value: str) -> str:
 def shard(value: str) -> tuple[int, int]:
     """K/N: the K-th (1-based) of N slices."""
     k, slash, n = value.partition("/")
-    if not (slash and k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+    if not (slash and is_index(k) and is_index(n)) or not 1 <= int(k) <= int(n):
         raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {value!r}")
     return int(k), int(n)
 

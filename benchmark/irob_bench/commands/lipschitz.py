@@ -8,6 +8,7 @@ from pathlib import Path
 
 from irob_bench.commands.arguments import open_unit, output_file, positive_float, positive_int, seed
 from irob_bench.errors import IrobError
+from irob_bench.user_text import is_index
 
 # Reference settings of docs/science.md §3 (S = 1000, N = 2000) cost 2 million generator calls per class; the
 # settings' defaults (S = 100, N = 250) are 80x cheaper and finish mnist in about 3 minutes on 2 idle CPU cores.
@@ -21,7 +22,7 @@ def _labels(card, requested: list[str] | None) -> list[int]:
     for token in requested:
         if token in card.classes:
             labels.append(card.classes.index(token))
-        elif token.isdigit() and int(token) < card.num_classes:
+        elif is_index(token) and int(token) < card.num_classes:
             labels.append(int(token))
         else:
             raise IrobError(f"{card.name} has no class {token!r} (classes: {', '.join(card.classes)})")

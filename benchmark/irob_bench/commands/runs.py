@@ -106,7 +106,7 @@ def _verify(args: argparse.Namespace) -> int:
     from irob_bench.gate.spotcheck import spot_check
     from irob_bench.leaderboard.store import Store
 
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:  # a mistyped --db is an error, not a new empty database
         resolved = store.resolve(args.ref)
     run_id = resolved.run_id
     if resolved.note:

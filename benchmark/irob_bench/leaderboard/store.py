@@ -32,6 +32,7 @@ from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
 from irob_bench.results import EpsMetrics, EvaluationResult, SanityFlag, SubmissionRecord, created_utc
+from irob_bench.user_text import is_index
 
 DB_ENV = "IROB_BENCH_DB"
 _WRITE = "irob_write"  # execution option: this transaction writes, so take SQLite's write lock at BEGIN
@@ -449,7 +450,7 @@ class Store:
         answer carries a note naming the run taken and how to choose another."""
         where = f" on dataset {dataset!r}" if dataset else ""
         with self._errors(), Session(self._engine) as session:
-            if str(ref).isdigit() and session.get(RunRow, int(ref)) is not None:
+            if is_index(str(ref)) and session.get(RunRow, int(ref)) is not None:
                 return Resolved(int(ref))
             query = (
                 select(RunRow.id, RunRow.submission_id, RunRow.provenance, RunRow.created_at, SubmissionRow.file_sha256)
