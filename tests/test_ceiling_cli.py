@@ -113,3 +113,14 @@ def test_anchors_state_the_confidence_and_too_few_use_delta_prime(capsys):
     assert value == pytest.approx(per_class_ceiling(1.0, 2.0, delta=delta_prime), abs=1e-12)
     assert main([*BASE, "--lipschitz", "2", "--eps", "1", "--anchors", "300"]) == 0
     assert "delta = 0.001 is not supported: S = 300 anchors" in capsys.readouterr().out
+
+
+def test_beta_without_anchors_is_refused_not_ignored(capsys):
+    """--beta states the confidence over the anchors behind L; without --anchors there are none, and it used to be
+    dropped in silence. Control: with --anchors it is used (a lower beta lets fewer anchors hold at the same delta)."""
+    assert main([*BASE, "--lipschitz", "2", "--eps", "1", "--beta", "0.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--beta is the confidence over the anchors behind L: give --anchors S" in err
+    low, default = (run_json(capsys, "--lipschitz", "2", "--eps", "1", "--anchors", "300", *extra)
+                    for extra in (["--beta", "0.5"], []))  # fmt: skip
+    assert low != default

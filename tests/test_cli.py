@@ -271,3 +271,20 @@ def test_a_dataset_filter_that_matches_no_run_is_an_error_in_runs_list_as_in_lea
         assert "no runs for dataset 'nosuch'" in err and "(datasets with runs: mnist)" in err
         assert main([*command, "--db", db, "--dataset", "mn*"]) == 0  # control: a glob that matches lists the run
         assert "mnist" in capsys.readouterr().out
+
+
+def test_a_bad_isolation_variable_is_one_line_for_the_commands_that_use_it_and_breaks_no_other(monkeypatch, capsys):
+    """$IROB_BENCH_ISOLATION was checked while the parser was built, so a bad value broke `--version` and every
+    `--help`. Now only a command that runs a submission reads it, and says what is wrong. Control: --isolation
+    overrides it, and a good value is used."""
+    monkeypatch.setenv("IROB_BENCH_ISOLATION", "bogus")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    capsys.readouterr()
+    assert main(["validate", str(TOY)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "$IROB_BENCH_ISOLATION='bogus' is not an isolation level (available: none, " in err
+    assert main(["validate", str(TOY), "--isolation", "none"]) == 0
+    monkeypatch.setenv("IROB_BENCH_ISOLATION", "none")
+    assert main(["validate", str(TOY)]) == 0

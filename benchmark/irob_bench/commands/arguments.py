@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from irob_bench.errors import IrobError
 from irob_bench.user_text import is_index
 
 if TYPE_CHECKING:
@@ -164,20 +165,22 @@ def add_isolation_options(parser: argparse.ArgumentParser) -> None:
     from irob_bench.isolation.sandbox import CHUNK_SECONDS, DEFAULT_MEMORY_MB
     from irob_bench.isolation.sandbox import LEVELS as ISOLATION_LEVELS
 
-    default = os.environ.get(ISOLATION_ENV) or "sandbox"
-    if default not in ISOLATION_LEVELS:
-        parser.error(f"${ISOLATION_ENV}={default!r} is not an isolation level (available: {', '.join(ISOLATION_LEVELS)})")
-    parser.add_argument("--isolation", choices=ISOLATION_LEVELS, default=default,
+    parser.add_argument("--isolation", choices=ISOLATION_LEVELS, default=None,  # None: $IROB_BENCH_ISOLATION, read when used
                         help=f"where the submission runs: none (this process), process, sandbox (default: ${ISOLATION_ENV}, else sandbox)")
     parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
-                        help=f"wall-clock limit of the isolated worker (default {CHUNK_SECONDS:g} per chunk of "
-                        "--batch-size points)")
+                        help=f"wall-clock limit of the isolated worker (default {CHUNK_SECONDS:g} s per chunk of the "
+                        "points it evaluates: --batch-size points where the command has that option)")
     parser.add_argument("--memory-mb", type=bounded(255, cast=int), default=DEFAULT_MEMORY_MB,
                         help=f"memory limit of the worker (default {DEFAULT_MEMORY_MB})")
 
 
 def isolation_of(args: argparse.Namespace) -> Isolation:
-    """The Isolation asked for by --isolation, --timeout and --memory-mb."""
-    from irob_bench.isolation.sandbox import Isolation
+    """The Isolation asked for by --isolation (else $IROB_BENCH_ISOLATION, else sandbox), --timeout and --memory-mb;
+    the variable is checked only by the commands that run a submission, so a bad value cannot break `--help` or others."""
+    from irob_bench.isolation.sandbox import LEVELS, Isolation
 
-    return Isolation(level=args.isolation, timeout=args.timeout, memory_mb=args.memory_mb)
+    level = args.isolation or os.environ.get(ISOLATION_ENV) or "sandbox"
+    if level not in LEVELS:
+        raise IrobError(f"${ISOLATION_ENV}={level!r} is not an isolation level (available: {', '.join(LEVELS)}); "
+                        "unset it or pass --isolation")  # fmt: skip
+    return Isolation(level=level, timeout=args.timeout, memory_mb=args.memory_mb)

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from irob_bench.commands.arguments import open_unit, positive_int
+from irob_bench.errors import IrobError
 
 if TYPE_CHECKING:
     from irob_bench.bounds import Bound
@@ -18,6 +19,7 @@ FORMS = {
     "per-class": ("dataset_per_class", "per-class (Thm 4.4)"),
 }
 DEFAULT_NUM_CLASSES = 10
+DEFAULT_BETA = 0.95  # confidence over the anchors, as lipschitz.settings.EstimatorSettings.beta
 LEGEND = {
     "classifier": "classifier: a classifier whose every class risk is alpha",
     "overall": "overall: any classifier with overall risk >= alpha",
@@ -41,10 +43,13 @@ def _holds_at(args: argparse.Namespace):
     """The delta of the ceilings and the statistic behind it: with --anchors S, the order statistic's (delta' when S
     is too small for --delta); without, --delta as given."""
     if args.anchors is None:
+        if args.beta is not None:
+            raise IrobError("--beta is the confidence over the anchors behind L: give --anchors S with it")
         return args.delta, None
     from irob_bench.lipschitz import order_statistic
 
-    statistic = order_statistic(args.anchors, args.delta, args.beta, classes=len(_priors(args)))
+    beta = DEFAULT_BETA if args.beta is None else args.beta
+    statistic = order_statistic(args.anchors, args.delta, beta, classes=len(_priors(args)))
     return statistic.holds_at, statistic
 
 
@@ -111,7 +116,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--delta", type=open_unit, required=True, help="latent mass on which the Lipschitz property may fail")
     parser.add_argument("--anchors", type=positive_int, default=None, metavar="S",
                         help="anchors per class behind L: states the confidence (L = the order statistic of S slopes)")
-    parser.add_argument("--beta", type=open_unit, default=0.95, help="with --anchors: confidence over the anchors (default 0.95)")
+    parser.add_argument("--beta", type=open_unit, default=None,
+                        help=f"with --anchors: confidence over the anchors (default {DEFAULT_BETA:g})")
     parser.add_argument("--eps", type=float, nargs="+", required=True, metavar="E", help="L2 perturbation sizes in [0,1] image space")
     parser.add_argument("--priors", type=float, nargs="+", metavar="P", help="class priors (default: uniform)")
     parser.add_argument("--radius", type=float, default=None, help="radius r the constants hold on; checks r * L >= eps")
