@@ -4,6 +4,7 @@ hash, one rule for user folders, scoped deterministic mode, and atomic writes th
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import types
 
@@ -172,3 +173,27 @@ def test_atomic_writes_get_the_umask_permissions_without_touching_the_umask(tmp_
     finally:
         os.umask(previous)
     assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_the_code_hash_follows_every_byte_and_name_of_the_package_and_nothing_else(tmp_path):
+    """code_sha256 identifies the code a result was made by: equal trees hash equal wherever they are; a changed byte,
+    a renamed or an added module changes it; files other than .py (caches, data) do not."""
+    from irob_bench.artifacts import PACKAGE, code_sha256
+
+    tree = tmp_path / "a"
+    (tree / "attacks").mkdir(parents=True)
+    (tree / "__init__.py").write_text("x = 1\n")
+    (tree / "attacks" / "apgd.py").write_text("steps = 100\n")
+    base = code_sha256(tree)
+    copy = tmp_path / "b"
+    shutil.copytree(tree, copy)
+    assert code_sha256(copy) == base
+    (copy / "notes.txt").write_text("not code")
+    assert code_sha256.__wrapped__(copy) == base
+    (copy / "attacks" / "apgd.py").write_text("steps = 10\n")
+    assert code_sha256.__wrapped__(copy) != base  # control: one byte
+    (copy / "attacks" / "apgd.py").write_text("steps = 100\n")
+    assert code_sha256.__wrapped__(copy) == base
+    (copy / "attacks" / "apgd.py").rename(copy / "attacks" / "pgd.py")
+    assert code_sha256.__wrapped__(copy) != base  # control: a name
+    assert len(code_sha256()) == 64 and code_sha256() == code_sha256(PACKAGE)

@@ -4,10 +4,12 @@ with one line and no row."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from irob_bench.artifacts import code_sha256
 from irob_bench.attacks.outcomes import load_outcomes
 from irob_bench.cli import main
 from irob_bench.evaluate import shard_chunks
@@ -114,7 +116,13 @@ def test_bad_shards_are_refused_with_one_line_and_no_row(db, tmp_path, capsys):
     whole = str(tmp_path / "whole.json")
     assert main(["evaluate", str(TOY), *args, "--json", whole, "--no-store"]) == 0
     capsys.readouterr()
+    other_code = tmp_path / "other-code2.json"  # shard 2 as another checkout of irob-bench would have made it
+    raw = json.loads(Path(second).read_text())
+    raw["environment"]["irob_bench_code"] = "f" * 64
+    other_code.write_text(json.dumps(raw))
+    shutil.copy(f"{second}.outcomes.npz", f"{other_code}.outcomes.npz")
     cases = {
+        (first, str(other_code)): f"runs merge: {other_code} was made by other irob-bench code than {first}",
         (first, other[1]): "not shards of one evaluation",
         (first, first): "shard 1/2 given more than once (overlap)",
         (second,): "shard 1/2 missing",
@@ -125,8 +133,10 @@ def test_bad_shards_are_refused_with_one_line_and_no_row(db, tmp_path, capsys):
         assert main(["runs", "merge", *paths]) == 2
         one_line_error(capsys, message)
     assert rows(db) == 0
-    # control: the right shards merge and store one row
+    # control: the right shards merge and store one row, which records the code that made it
     assert main(["runs", "merge", first, second]) == 0 and rows(db) == 1
+    [row] = Store(db).rows()
+    assert Store(db).get(row.run_id).environment["irob_bench_code"] == code_sha256()
 
 
 def test_a_shard_is_never_stored_alone(db, tmp_path, capsys):

@@ -4,6 +4,7 @@ file survives."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -29,6 +30,21 @@ def sha256_file(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+PACKAGE = Path(__file__).resolve().parent
+CODE_KEY = "irob_bench_code"  # the result's environment entry that holds code_sha256()
+
+
+@functools.lru_cache(maxsize=None)
+def code_sha256(root: Path = PACKAGE) -> str:
+    """Hex SHA-256 of irob-bench's own code: every .py file under `root`, by relative path and bytes (an exact input:
+    the same on every machine). Recorded with each result, because the version number is not bumped by every fix, so
+    that runs made by different code are told apart (`runs merge` refuses to join their shards)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

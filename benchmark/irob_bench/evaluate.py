@@ -22,6 +22,7 @@ from pydantic import Field
 
 from irob_bench import __version__
 from irob_bench import datasets as dataset_registry
+from irob_bench.artifacts import CODE_KEY, code_sha256
 from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes, save_outcomes
 from irob_bench.attacks.presets import DEFAULT_PRESET, labelled, preset
 from irob_bench.attacks.suite import AttackOutcomes, AttackSuiteConfig, run_attacks
@@ -168,6 +169,7 @@ def environment() -> dict[str, str]:
         "scipy": scipy.__version__,
         "pydantic": pydantic.__version__,
         "torch_threads": str(torch.get_num_threads()),
+        CODE_KEY: code_sha256(),
     }
 
 
@@ -341,7 +343,8 @@ def _checkpoint_dir(options: EvaluateOptions, record: SubmissionRecord, dataset:
     global (shard_chunks), so shards and ranks of one evaluation share the folder, each writing its own chunks."""
     if options.checkpoint_root is None:
         return None
-    key = {"submission": record.model_dump(mode="json"), "dataset": dataset.model_dump(), "settings": settings.model_dump()}
+    key = {"submission": record.model_dump(mode="json"), "dataset": dataset.model_dump(), "settings": settings.model_dump(),
+           "code": code_sha256()}  # chunks made by other code (an upgrade mid-run) are not resumed into this run
     folder = Path(options.checkpoint_root) / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from irob_bench import datasets
+from irob_bench.artifacts import CODE_KEY
 from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes
 from irob_bench.certify import merged_certificates
 from irob_bench.common import indices_sha256
@@ -39,6 +40,11 @@ def merge_shards(shards: list[Evaluation], names: list[str] | None = None) -> Ev
         if shard.result.fingerprint() != first.fingerprint():
             raise IrobError(f"runs merge: {name} has fingerprint {shard.result.fingerprint()[:12]}, {names[0]} has "
                             f"{first.fingerprint()[:12]}: not shards of one evaluation (submission, data or settings differ)")
+    codes = {name: shard.result.environment.get(CODE_KEY) for name, shard in zip(names, shards)}
+    if len(set(codes.values())) > 1:
+        odd = next(name for name, code in codes.items() if code != codes[names[0]])
+        raise IrobError(f"runs merge: {odd} was made by other irob-bench code than {names[0]} ({CODE_KEY} "
+                        f"{str(codes[odd])[:12]} against {str(codes[names[0]])[:12]}): re-run it with the same checkout")
     of = {s.result.shard.of for s in shards}
     if len(of) > 1:
         raise IrobError(f"runs merge: the shards were cut into different numbers of slices ({sorted(of)})")
