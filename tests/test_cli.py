@@ -3,6 +3,7 @@ that create nothing, and --help / --version without torch."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -265,10 +266,10 @@ def test_a_dataset_filter_that_matches_no_run_is_an_error_in_runs_list_as_in_lea
     run = Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / "mnist-pgd.json"
     assert main(["runs", "import", str(run), "--db", db]) == 0
     capsys.readouterr()
-    for command in (["runs", "list"], ["leaderboard"]):
-        assert main([*command, "--db", db, "--dataset", "nosuch"]) == 2
+    for command, name in itertools.product((["runs", "list"], ["leaderboard"]), ("nosuch", "MNIST", "MN*")):
+        assert main([*command, "--db", db, "--dataset", name]) == 2  # case-sensitive on every backend, as on PostgreSQL
         err = capsys.readouterr().err
-        assert "no runs for dataset 'nosuch'" in err and "(datasets with runs: mnist)" in err
+        assert f"no runs for dataset {name!r}" in err and "(datasets with runs: mnist)" in err
         assert main([*command, "--db", db, "--dataset", "mn*"]) == 0  # control: a glob that matches lists the run
         assert "mnist" in capsys.readouterr().out
 

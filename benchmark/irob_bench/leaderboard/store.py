@@ -8,6 +8,7 @@ with foreign keys on, WAL journaling and synchronous=FULL, and writes take the w
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import hashlib
 import json
@@ -415,8 +416,8 @@ class Store:
             .options(selectinload(RunRow.eps_metrics), selectinload(RunRow.submission))
             .order_by(RunRow.created_at, RunRow.id)
         )
-        if dataset is not None:
-            query = query.where(RunRow.dataset_name.like(_glob_to_like(dataset), escape="\\"))
+        if dataset is not None:  # matched here, case-sensitively: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+            query = query.where(RunRow.dataset_name.in_([n for n in self.datasets() if fnmatch.fnmatchcase(n, dataset)]))
         with self._errors(), Session(self._engine) as session:
             return [
                 LeaderboardRow(
@@ -479,9 +480,3 @@ class Resolved:
 
     run_id: int
     note: str | None = None
-
-
-def _glob_to_like(pattern: str) -> str:
-    """A shell glob (* and ?) as an SQL LIKE pattern; LIKE's own wildcards in names are escaped."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
