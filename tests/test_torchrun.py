@@ -43,7 +43,7 @@ def test_two_gloo_ranks_give_one_process_result_and_store_one_row(env, tmp_path,
     assert run.stdout.count("stored as run 1") == 1, "rank 0 alone prints and stores"
     assert rows(env) == 1
     first, merged = json.loads(one.read_text()), json.loads(out.read_text())
-    assert merged["environment"]["shards"] == "2"
+    assert merged["environment"]["shards"] == 2  # a number, not text
     assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in merged.items() if k not in VOLATILE}
     assert Path(f"{one}.outcomes.npz").read_bytes() == Path(f"{out}.outcomes.npz").read_bytes()
 

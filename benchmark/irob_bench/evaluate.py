@@ -159,8 +159,8 @@ def dataset_record(card) -> DatasetRecord:
     )
 
 
-def environment() -> dict[str, str]:
-    """Library versions and platform recorded with a result."""
+def environment() -> dict[str, str | int]:
+    """Library versions, platform, torch threads and the code hash recorded with a result."""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -168,7 +168,7 @@ def environment() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "pydantic": pydantic.__version__,
-        "torch_threads": str(torch.get_num_threads()),
+        "torch_threads": torch.get_num_threads(),
         CODE_KEY: code_sha256(),
     }
 

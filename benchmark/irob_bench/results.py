@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from irob_bench.attacks.config import canonical_attacks
 from irob_bench.attacks.records import SanityFlag
@@ -167,7 +167,9 @@ class EvaluationResult(_Record):
     metrics: Metrics
     flags: list[SanityFlag] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
-    environment: dict[str, str] = Field(default_factory=dict, description="library versions and platform")
+    environment: dict[str, StrictStr | StrictInt] = Field(
+        default_factory=dict, description="library versions, platform and code hash (text); thread and shard counts "
+        "(numbers; text in results written before 2026-12-07)")
     outcomes_file: str | None = Field(None, description="per-example outcomes (.npz) saved beside the result")
     shard: ShardRecord | None = Field(None, description="set on one shard of a sharded evaluation; None on a run")
 

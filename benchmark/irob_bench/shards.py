@@ -73,6 +73,6 @@ def merge_shards(shards: list[Evaluation], names: list[str] | None = None) -> Ev
     violated = [f for s in ordered for f in s.result.flags if f.name == "certificate_violated"]
     result = result.model_copy(update={"metrics": merged_certificates(result.metrics, parts),
                                        "flags": [*result.flags, *violated]})
-    result = result.model_copy(update={"environment": {**first.environment, "shards": str(total)}})
+    result = result.model_copy(update={"environment": {**first.environment, "shards": total}})
     verify_import(result, outcomes)
     return Evaluation(result=result, outcomes=outcomes)
