@@ -109,6 +109,10 @@ def _legacy_by_name(raw: dict) -> None:
     raw["settings"]["attacks"]["preset"] = "pgd-2x40"
 
 
+def _long_version(raw: dict) -> None:
+    raw["irob_bench_version"] = "0.1.0+" + "x" * 40  # PostgreSQL's VARCHAR(40) refused it, SQLite stored it
+
+
 def _counts_do_not_add_up(raw: dict) -> None:
     raw["metrics"]["per_class_count"][0] += 1
 
@@ -125,9 +129,10 @@ def _counts_do_not_add_up(raw: dict) -> None:
         (_counts_do_not_add_up, "metrics.per_class_count sums to 10001, settings.n_examples is 10000"),
         (_legacy_by_omission, "outcomes: attack configuration differs from settings.attacks"),
         (_legacy_by_name, "outcomes: attack configuration differs from settings.attacks"),
+        (_long_version, "irob_bench_version: String should have at most 40 characters"),
     ],
     ids=["impossible-number", "plus-5pp", "unknown-card", "other-generator", "robust-above-clean", "counts",
-         "legacy-label-by-omission", "legacy-label-by-name"],
+         "legacy-label-by-omission", "legacy-label-by-name", "version-too-long"],
 )
 def test_a_forged_import_is_refused_in_one_line_without_touching_the_db(board, tmp_path, capsys, change, message):
     before = sha256_file(board)

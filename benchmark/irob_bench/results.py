@@ -159,7 +159,8 @@ class EvaluationResult(_Record):
     """One complete evaluation of one submission on one dataset."""
 
     schema_version: Literal[1] = RESULT_SCHEMA_VERSION
-    irob_bench_version: str
+    irob_bench_version: str = Field(min_length=1, max_length=40, pattern=r"^[0-9][0-9A-Za-z.+!_-]*$",
+                                    description="a PEP 440 version; 40 characters, the database column's width")
     created_at: str
     submission: SubmissionRecord
     dataset: DatasetRecord
