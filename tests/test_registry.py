@@ -197,3 +197,17 @@ def test_the_code_hash_follows_every_byte_and_name_of_the_package_and_nothing_el
     (copy / "attacks" / "apgd.py").rename(copy / "attacks" / "pgd.py")
     assert code_sha256.__wrapped__(copy) != base  # control: a name
     assert len(code_sha256()) == 64 and code_sha256() == code_sha256(PACKAGE)
+
+
+def test_the_package_metadata_and_the_recorded_version_agree():
+    """Results record irob_bench.__version__ and pip reads pyproject.toml: the two must agree, and the changelog must
+    say what the version changed."""
+    import re
+    from pathlib import Path
+
+    import irob_bench
+
+    root = Path(__file__).resolve().parents[1]
+    [declared] = re.findall(r'^version = "([^"]+)"$', (root / "pyproject.toml").read_text(), flags=re.M)  # 3.10: no tomllib
+    assert declared == irob_bench.__version__
+    assert f"## {declared} (" in (root / "CHANGELOG.md").read_text()

@@ -1,3 +1,3 @@
 """irob-bench: adversarial robustness measured against the intrinsic ceiling of generated data."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
