@@ -4,6 +4,7 @@ that create nothing, and --help / --version without torch."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -289,3 +290,22 @@ def test_a_bad_isolation_variable_is_one_line_for_the_commands_that_use_it_and_b
     assert main(["validate", str(TOY), "--isolation", "none"]) == 0
     monkeypatch.setenv("IROB_BENCH_ISOLATION", "none")
     assert main(["validate", str(TOY)]) == 0
+
+
+def test_leaderboard_verified_lists_unchecked_imports_unranked_in_text_and_on_the_site(tmp_path, capsys):
+    """`leaderboard --verified` end to end: the committed rows are imports that no `runs verify` has checked, so they
+    are all listed without a rank, in the table and on the website. Control: without the flag they are ranked."""
+    db = str(tmp_path / "lb.db")
+    for name in ("mnist-pgd", "mnist-trades"):
+        assert main(["runs", "import", str(Path(__file__).resolve().parents[1] / "leaderboard" / "runs" / f"{name}.json"),
+                     "--db", db]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["leaderboard", "--db", db, "--format", "json"]) == 0
+    assert sorted(r["rank"] for r in json.loads(capsys.readouterr().out)) == [1, 2]
+    assert main(["leaderboard", "--db", db, "--format", "json", "--verified"]) == 0
+    assert [r["rank"] for r in json.loads(capsys.readouterr().out)] == [None, None]
+    assert main(["leaderboard", "--db", db, "--format", "html", "--out", str(tmp_path / "site"), "--verified"]) == 0
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "--verified: imported runs ranked once" in index and ">1<" not in index
+    assert main(["leaderboard", "--db", db, "--by-p", "--verified"]) == 2
+    assert "--by-p ranks none" in capsys.readouterr().err

@@ -320,3 +320,20 @@ def test_a_run_disputed_by_verification_is_not_ranked(rows: list[LeaderboardRow]
     assert _ranking(render([rows[0], rows[1], checked("verified")]))[0] == ("1", "gamma")
     assert _ranking(render([rows[0], rows[1], checked("disputed")])) == [("1", "beta"), ("2", "alpha"), ("—", "gamma")]
     assert distrust(checked("disputed")) == "disputed by `runs verify`"
+
+
+def test_verified_only_ranks_imported_runs_once_runs_verify_confirmed_them(rows: list[LeaderboardRow]) -> None:
+    """With --verified an imported run that no check confirmed is listed unranked (a consistent forgery below the
+    ceiling is caught only by re-evaluating it); a verified import and a run evaluated into the leaderboard rank.
+    Control: without --verified the unchecked import ranks where its numbers put it."""
+    record = Verification(verdict="verified", n=100, seed=1, checked_at="2026-01-01T00:00:00Z", detail="d")
+    unchecked = rows[2].model_copy(update={"provenance": "imported"})
+    checked = rows[1].model_copy(update={"provenance": "imported", "verification": record})
+    board = [rows[0], checked, unchecked]  # alpha evaluated, beta verified, gamma unchecked
+    assert _ranking(render(board)) == [("1", "gamma"), ("1", "beta"), ("3", "alpha")]
+    text = render(board, verified_only=True)
+    assert text.splitlines()[0].endswith("at eps 3 (--verified: imported runs ranked once `runs verify` confirmed them)")
+    assert _ranking(text) == [("1", "beta"), ("2", "alpha"), ("—", "gamma")]
+    assert [r["rank"] for r in json.loads(render(board, fmt="json", verified_only=True))] == [1, 2, None]
+    assert distrust(unchecked, verified_only=True) == "imported, not verified by `runs verify`"
+    assert distrust(unchecked) is None and distrust(checked, verified_only=True) is None

@@ -16,6 +16,8 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from irob_bench.leaderboard.render import render
     from irob_bench.leaderboard.store import Store
 
+    if args.by_p and args.verified:
+        raise IrobError("--verified chooses which runs are ranked; --by-p ranks none (it pivots every run by p)")
     if args.format == SITE_FORMAT:
         if args.by_p:
             raise IrobError(f"--by-p prints a table (--format {'|'.join(FORMATS)}); the website's saturated-cifar page "
@@ -35,7 +37,7 @@ def _leaderboard(args: argparse.Namespace) -> None:
             _plot_saturation(store, rows, args)
         outcomes = run_outcomes(store, rows)
     notes = ceiling_notes({r.dataset for r in rows})
-    text = _by_level(rows, args, notes) if args.by_p else render(rows, args.eps, args.format, notes, outcomes)
+    text = _by_level(rows, args, notes) if args.by_p else render(rows, args.eps, args.format, notes, outcomes, args.verified)
     if args.out:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out} ({len(rows)} runs)")
@@ -66,7 +68,7 @@ def _site(args: argparse.Namespace) -> None:
     cards = {n: datasets.load_card(n) for n in names & shipped}
     if any(n.startswith("saturated-cifar-") for n in names):  # the pivot by p shows every shipped level
         cards |= {n: datasets.load_card(n) for n in shipped if n.startswith("saturated-cifar-")}
-    inputs = SiteInputs(runs=runs, source_label=label, cards=cards, notes=ceiling_notes(names), eps=args.eps,
+    inputs = SiteInputs(runs=runs, source_label=label, cards=cards, notes=ceiling_notes(names), eps=args.eps, verified_only=args.verified,
                         sample_images=shipped_samples)  # fmt: skip
     pages = write_site(inputs, out)
     print(f"wrote {len(pages)} pages to {out} ({len(rows)} runs); open {out / 'index.html'}")
@@ -193,6 +195,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot-saturation", type=output_file, default=None, metavar="PNG",
                         help="also plot accuracy and ceilings against the saturation level p (at --eps, default the "
                         "grid's middle eps)")
+    parser.add_argument("--verified", action="store_true",
+                        help="rank imported runs only once `irob-bench runs verify` has confirmed them (runs evaluated "
+                        "into this leaderboard are ranked as before); the others are listed unranked")
     parser.add_argument("--by-p", action="store_true",
                         help="instead of ranking, pivot the runs on saturation levels by p (Ding et al.'s table: one "
                         "row per training method and level, at --eps, default the grid's middle eps)")

@@ -88,16 +88,18 @@ def render(
     fmt: str = "table",
     notes: dict[str, str] | None = None,
     outcomes: dict[int, RunOutcomes] | None = None,
+    verified_only: bool = False,
 ) -> str:
     """The leaderboard in one format; ranked by PGD robust accuracy at `eps` (default: per table, _default_eps).
 
     `notes` (dataset name -> text), e.g. what the ceilings rest on, is printed under each table and Markdown heading.
     `outcomes` (run id -> its per-example outcomes) lets rows that the paired test cannot separate share a rank.
+    `verified_only` ranks only runs evaluated into this leaderboard or confirmed by `runs verify` (`distrust`).
     """
     notes = notes or {}
     if fmt not in FORMATS:
         raise IrobError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    groups = ranked_groups(rows, eps, outcomes)
+    groups = ranked_groups(rows, eps, outcomes, verified_only)
     if fmt == "json":
         return json.dumps([_json_row(r, at) for _, (at, ranked) in groups for r in ranked], indent=2)
     if fmt == "csv":
@@ -106,7 +108,7 @@ def render(
         return "no runs stored yet"
     blocks = []
     for (name, version, attacks), (at, ranked) in groups:
-        title = f"{name} v{version}, attacks {attacks}: ranked by robust accuracy at eps {at:g}"
+        title = f"{name} v{version}, attacks {attacks}: ranked by robust accuracy at eps {at:g}{VERIFIED_TITLE * verified_only}"
         columns = [c for c in _table_columns(ranked) if c.kind in ("text", "int") or any(c.value(r) is not None for r in ranked)]
         headers = [c.header for c in columns]
         cells = [[_cell(c, r, fmt) for c in columns] for r in ranked]
@@ -124,9 +126,11 @@ def render(
 Group = tuple[tuple[str, str, str], tuple[float, list["Ranked"]]]
 
 
-def ranked_groups(rows: Sequence[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes] | None) -> list[Group]:
+def ranked_groups(rows: Sequence[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes] | None,
+                  verified_only: bool = False) -> list[Group]:  # fmt: skip
     """One ((dataset, version, preset), (ranking eps, ranked rows)) per table, tables in name order."""
-    return [(key, _rank(list(group), eps, outcomes or {})) for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)]
+    return [(key, _rank(list(group), eps, outcomes or {}, verified_only))
+            for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)]  # fmt: skip
 
 
 def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
@@ -134,7 +138,8 @@ def _group_key(row: LeaderboardRow) -> tuple[str, str, str]:
     return row.dataset, row.dataset_version, row.attack_preset
 
 
-def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes]) -> tuple[float, list[Ranked]]:
+def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, RunOutcomes], verified_only: bool
+          ) -> tuple[float, list[Ranked]]:  # fmt: skip
     """The ranking eps and the rows ranked by PGD robust accuracy there (equal values, and rows the paired test
     cannot separate, share a rank). Listed after them without a rank: a submission's further runs (one submission,
     one rank: re-running it with another batch size or device, or simply again, cannot fill the table or pick its
@@ -152,8 +157,8 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
         key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),
     )
     eligible = [pair for pair in scored if pair[1].n_examples >= floor]
-    distrusted = [Ranked(None, row) for _, row in eligible if distrust(row) is not None]
-    eligible = [pair for pair in eligible if distrust(pair[1]) is None]
+    distrusted = [Ranked(None, row) for _, row in eligible if distrust(row, verified_only) is not None]
+    eligible = [pair for pair in eligible if distrust(pair[1], verified_only) is None]
     ranked_run = _ranked_run_per_submission([row for _, row in eligible])
     ordered = [pair for pair in eligible if ranked_run[pair[1].submission_id] == pair[1].run_id]
     again = [Ranked(None, row) for _, row in eligible if ranked_run[row.submission_id] != row.run_id]
@@ -164,13 +169,19 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
     return at, ranked + again + distrusted + too_few + [Ranked(None, row) for row in rows if row.at(at) is None]
 
 
-def distrust(row: LeaderboardRow) -> str | None:
-    """Why a run's numbers are contradicted, or None. A `runs verify` re-evaluation disputed them, or a robust accuracy
-    exceeds the run's own ceiling (flag VIOLATION), which is a theorem's upper bound: the attacks missed adversarials,
-    the ceiling's Lipschitz constants are too small, or the numbers were altered. Either way the table must not rank
-    it, least of all first."""
+VERIFIED_TITLE = " (--verified: imported runs ranked once `runs verify` confirmed them)"
+
+
+def distrust(row: LeaderboardRow, verified_only: bool = False) -> str | None:
+    """Why a run is not ranked though it has the numbers, or None. A `runs verify` re-evaluation disputed them, or a
+    robust accuracy exceeds the run's own ceiling (flag VIOLATION), which is a theorem's upper bound: the attacks
+    missed adversarials, the ceiling's Lipschitz constants are too small, or the numbers were altered. Either way the
+    table must not rank it, least of all first. With `verified_only`, also an imported run that no `runs verify`
+    check has confirmed: a consistent forgery below the ceiling is caught only by re-evaluating it."""
     if row.verification is not None and row.verification.verdict == "disputed":
         return "disputed by `runs verify`"
+    if verified_only and row.provenance == "imported" and row.verification is None:
+        return "imported, not verified by `runs verify`"
     if any(f.name == VIOLATION for f in row.flags):
         return f"{VIOLATION} at eps " + ", ".join(sorted({f"{f.eps:g}" for f in row.flags if f.name == VIOLATION}))
     return None

@@ -30,6 +30,7 @@ from irob_bench.leaderboard.paired import RunOutcomes
 from irob_bench.leaderboard.plot import ceiling_curve, plot_saturation, saturation_p
 from irob_bench.leaderboard.render import (
     UNITS_NOTE,
+    VERIFIED_TITLE,
     Ranked,
     bounds_note,
     certified_cell,
@@ -69,6 +70,7 @@ class SiteInputs:
     cards: dict[str, DatasetCard]
     notes: dict[str, str]
     eps: float | None = None
+    verified_only: bool = False  # rank imported runs only once `runs verify` confirmed them (render.distrust)
     sample_images: Callable[[str], tuple[np.ndarray, list[str]] | None] | None = None
 
 
@@ -131,7 +133,7 @@ def write_site(inputs: SiteInputs, out: Path) -> list[Path]:
         shutil.copyfile(str(resources.files("irob_bench.leaderboard") / "static" / name), out / "assets" / name)
     by_id = {r.row.run_id: r for r in inputs.runs}
     outcomes = {i: r.outcomes for i, r in by_id.items() if r.outcomes is not None}
-    groups = ranked_groups([r.row for r in inputs.runs], inputs.eps, outcomes)
+    groups = ranked_groups([r.row for r in inputs.runs], inputs.eps, outcomes, inputs.verified_only)
     pages = [out / "index.html"]
     atomic_write_text(pages[0], _index(inputs, groups, by_id))
     for run in inputs.runs:
@@ -165,11 +167,12 @@ def _index(inputs: SiteInputs, groups, by_id: dict[int, SiteRun]) -> str:
     body = [head, f"<p>Datasets: {links}</p>",
             "<p><label>Filter: <input id=\"filter\" type=\"search\" placeholder=\"name or training method\"></label></p>"]
     for (name, version, preset), (at, ranked) in groups:
-        body.append(_board(name, version, preset, at, ranked, by_id, inputs.notes.get(name)))
+        body.append(_board(name, version, preset, at, ranked, by_id, inputs.notes.get(name), inputs.verified_only))
     return _page("irob-bench leaderboard", "\n".join(body), 0)
 
 
-def _board(name: str, version: str, preset: str, at: float, ranked: Sequence[Ranked], by_id, note: str | None) -> str:
+def _board(name: str, version: str, preset: str, at: float, ranked: Sequence[Ranked], by_id, note: str | None,
+           verified_only: bool) -> str:  # fmt: skip
     grid = sorted({v.eps for r in ranked for v in r.row.per_eps})
     has_in = any(v.robust_accuracy_in_distribution is not None for r in ranked for v in r.row.per_eps)
     has_ceiling = any(v.ceiling_classifier is not None for r in ranked for v in r.row.per_eps)
@@ -205,7 +208,7 @@ def _board(name: str, version: str, preset: str, at: float, ranked: Sequence[Ran
         filter_text = e(f"{row.submission} {row.training}")
         rows.append(f"<tr data-run=\"{row.run_id}\" data-filter=\"{filter_text}\">{''.join(cells)}</tr>")
     header = "".join(f"<th class=\"{'text' if h in text_columns else ''}\" scope=\"col\">{e(h)}</th>" for h in heads)
-    title = f"{name} v{version}, attacks {preset}: ranked by PGD robust accuracy at eps {at:g}"
+    title = f"{name} v{version}, attacks {preset}: ranked by PGD robust accuracy at eps {at:g}{VERIFIED_TITLE * verified_only}"
     note_html = f"<p class=\"note\">{e(note)}</p>" if note else ""
     return (f"<section><h2 id=\"{e(name)}-{e(preset)}\">{e(title)}</h2>{note_html}<div class=\"scroll\">"
             f"<table class=\"board\" data-dataset=\"{e(name)}\" data-preset=\"{e(preset)}\"><thead><tr>{header}</tr></thead>"
