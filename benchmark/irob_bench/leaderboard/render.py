@@ -183,7 +183,8 @@ def distrust(row: LeaderboardRow, verified_only: bool = False) -> str | None:
     if verified_only and row.provenance == "imported" and row.verification is None:
         return "imported, not verified by `runs verify`"
     if any(f.name == VIOLATION for f in row.flags):
-        return f"{VIOLATION} at eps " + ", ".join(sorted({f"{f.eps:g}" for f in row.flags if f.name == VIOLATION}))
+        at = sorted({f.eps for f in row.flags if f.name == VIOLATION and f.eps is not None})
+        return f"{VIOLATION} at eps " + ", ".join(f"{e:g}" for e in at)
     return None
 
 
