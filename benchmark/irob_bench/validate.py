@@ -36,10 +36,12 @@ class ValidationReport(BaseModel):
 
     @property
     def failed(self) -> list[CheckResult]:
+        """The checks that failed (any one stops the evaluation)."""
         return [c for c in self.checks if c.status == "fail"]
 
     @property
     def warnings(self) -> list[CheckResult]:
+        """The checks that warn (printed; the evaluation goes on)."""
         return [c for c in self.checks if c.status == "warn"]
 
     def raise_on_failure(self) -> None:

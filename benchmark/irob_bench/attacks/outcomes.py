@@ -85,6 +85,7 @@ class AttackOutcomes:
 
     @property
     def clean_accuracy(self) -> float:
+        """The fraction of points classified correctly before any attack."""
         return float(self.clean_correct.mean())
 
     def robust_accuracy_pgd(self) -> list[float]:

@@ -106,6 +106,7 @@ def _ceiling(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `ceiling` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser(
         "ceiling",
         help="robust-accuracy ceilings from Lipschitz constants (docs/science.md §4)",

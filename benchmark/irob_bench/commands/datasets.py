@@ -94,6 +94,7 @@ def _freeze(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `datasets` command and its actions to the CLI (its arguments are checked while parsing, before any heavy import)."""
     group = sub.add_parser("datasets", help="list, show, preview, build, freeze and verify benchmark distributions")
     actions = group.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the shipped benchmark distributions").set_defaults(handler=_list)

@@ -69,6 +69,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `evaluate` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser("evaluate", help="validate and score a submission, then store the result")
     add_submission_arguments(parser)
     parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="default: the card's eps grid (irob-bench datasets list shows it)")

@@ -73,6 +73,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `gate` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser(
         "gate",
         help="compare a submission with a baseline run; exit 1 if robustness regressed (for CI)",

@@ -123,6 +123,7 @@ def _real_data_parser(group: argparse._SubParsersAction, action: str, help_text:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `generators` command and its actions to the CLI (its arguments are checked while parsing, before any heavy import)."""
     group = sub.add_parser("generators", help="train benchmark generators and their quality checkers").add_subparsers(
         dest="action", required=True
     )

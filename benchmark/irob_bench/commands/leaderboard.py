@@ -182,6 +182,7 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `leaderboard` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser("leaderboard", help="rank the stored runs by robust accuracy")
     parser.add_argument("--dataset", default=None, metavar="NAME",
                         help="only runs on this dataset, or on every dataset matching a glob (saturated-cifar-*)")

@@ -186,6 +186,7 @@ def _add_common(parser: argparse.ArgumentParser, samples: int | None, samples_he
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `lipschitz` command and its actions to the CLI (its arguments are checked while parsing, before any heavy import)."""
     group = sub.add_parser("lipschitz", help="estimate the local Lipschitz constants L_y(r) of a generator")
     actions = group.add_subparsers(dest="action", required=True)
 

@@ -165,6 +165,7 @@ def _pct(value: float | None) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `runs` command and its actions to the CLI (its arguments are checked while parsing, before any heavy import)."""
     group = sub.add_parser("runs", help="list, show, import, merge, verify and re-bound stored runs, and draw their examples")
     actions = group.add_subparsers(dest="action", required=True)
 

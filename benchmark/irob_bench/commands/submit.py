@@ -69,6 +69,7 @@ def _job_error(exc: Exception) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `submit` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser("submit", help="run a sharded evaluation as a SLURM job array plus a merge job (submitit)")
     parser.add_argument("path", help="the submission .py file")
     where = parser.add_mutually_exclusive_group(required=True)

@@ -36,6 +36,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `train` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser("train", help="train a reference defense on a benchmark's generated train split")
     parser.add_argument("method", choices=METHODS)
     parser.add_argument("--dataset", default="mnist")

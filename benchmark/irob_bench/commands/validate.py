@@ -28,6 +28,7 @@ def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `validate` command to the CLI (its arguments are checked while parsing, before any heavy import)."""
     parser = sub.add_parser("validate", help="check a submission file without scoring it")
     add_submission_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=250, help="check batch independence at this size (250)")

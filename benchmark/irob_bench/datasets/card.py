@@ -153,6 +153,7 @@ class DatasetCard(_Frozen):
 
     @property
     def num_classes(self) -> int:
+        """How many classes the card names."""
         return len(self.classes)
 
     @property

@@ -50,9 +50,11 @@ class BenchmarkDataset:
 
     @property
     def num_classes(self) -> int:
+        """How many classes the card names."""
         return self.card.num_classes
 
     def weights_path(self) -> Path:
+        """The generator's weights file beside the card (IrobError if the card names none)."""
         if self.card.generator.weights_file is None:
             raise IrobError(f"{self.card.name}: the card names no weights file")
         return (self.root / self.card.generator.weights_file).resolve()

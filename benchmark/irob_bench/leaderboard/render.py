@@ -57,6 +57,8 @@ _RUN_EPS_HEADERS = {
 
 @dataclass(frozen=True)
 class Ranked:
+    """One row of a ranked table: the stored run, its rank (None: listed without one) and whether it ties."""
+
     rank: int | None  # None: the run did not evaluate the ranking eps
     row: LeaderboardRow
     tied: bool = False  # not significantly different from the first row of its rank (paired test)

@@ -52,6 +52,7 @@ class ClassAudit(FrozenModel):
 
     @property
     def passed(self) -> bool:
+        """Whether the card's constant is at least the fresh anchors' quantile it must dominate."""
         return self.constant >= self.quantile
 
 

@@ -23,10 +23,12 @@ class RadiusCheck(FrozenModel):
 
     @property
     def ok(self) -> list[bool]:
+        """Per class: whether r * L_y(r) reaches eps."""
         return [p >= self.eps for p in self.products]
 
     @property
     def passed(self) -> bool:
+        """Whether r * L_y(r) reaches eps for every class (the ceilings need it)."""
         return all(self.ok)
 
 
