@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -186,3 +188,22 @@ def leaderboard_row(run_id: int, name: str, pgd: dict[float, float], *, clean: f
             for e, v in pgd.items()
         ],
     )
+
+
+def rebounded_result(result, shift: float, **measured):
+    """`result` re-run after a card version that changed only its Lipschitz section: the new version, other constants,
+    ceilings and gaps, the same measured numbers; `measured` changes some of those (clean_accuracy=...)."""
+    per_eps = [m.model_copy(update={"ceiling_classifier": m.ceiling_classifier - shift,
+                                    "gap": m.ceiling_classifier - shift - m.robust_accuracy_pgd})
+               for m in result.metrics.per_eps]
+    dataset = result.dataset.model_copy(update={"version": "1.1", "lipschitz_radius": 0.25,
+                                                "lipschitz_constants": [c * 1.5 for c in result.dataset.lipschitz_constants]})
+    metrics = result.metrics.model_copy(update={"per_eps": per_eps, **measured})
+    return result.model_copy(update={"dataset": dataset, "metrics": metrics})
+
+
+def v4_fingerprint(result) -> str:
+    """The fingerprint up to schema version 4: it hashed the whole dataset record, card version and Lipschitz too."""
+    key = {"submission_file": result.submission.file_sha256, "weights": result.submission.weights_sha256,
+           "dataset": result.dataset.model_dump(), "settings": result.settings.model_dump()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()

@@ -562,3 +562,27 @@ def test_a_consistent_forgery_above_the_ceiling_imports_but_is_never_ranked(boar
     table = run_cli(["leaderboard", "--db", str(board)], capsys)[1]
     forged_line = next(line for line in table.splitlines() if "totally-robust" in line)
     assert forged_line.lstrip().startswith("—") and "above ceiling@" in forged_line
+
+
+def test_importing_a_rebounded_run_updates_the_stored_ceilings_instead_of_adding_a_run(tmp_path, capsys):
+    """A board holds the PGD-AT row as it was bounded before a Lipschitz-only card update (other constants and
+    ceilings); `runs import` of the row bounded from today's card is the same run: the stored run takes today's
+    ceilings, and no second run appears (found by an audit: the fingerprint hashed the Lipschitz record)."""
+    today = EvaluationResult.model_validate_json(PGD_RUN.read_text())
+    per_eps = [m.model_copy(update={"ceiling_classifier": None, "gap": None}) for m in today.metrics.per_eps]
+    before = today.model_copy(update={
+        "dataset": today.dataset.model_copy(update={"lipschitz_radius": today.dataset.lipschitz_radius / 2}),
+        "metrics": today.metrics.model_copy(update={"per_eps": per_eps})})
+    db = tmp_path / "lb.db"
+    with Store(str(db)) as board:
+        run_id = board.save(before).run_id
+    code, out, err = run_cli(["runs", "import", str(copy_run(PGD_RUN, tmp_path)), "--db", str(db)], capsys)
+    assert code == 0, err
+    assert f"already in the leaderboard as run {run_id}" in out and "its ceilings now rest on" in out
+    with Store(str(db)) as board:
+        [row] = board.rows()
+        assert board.get(run_id).dataset == today.dataset
+    assert [m.ceiling_classifier for m in row.per_eps] == [m.ceiling_classifier for m in today.metrics.per_eps]
+    assert all(m.ceiling_classifier is not None for m in row.per_eps)  # control: the stored run had none before
+    code, out, _ = run_cli(["runs", "import", str(copy_run(PGD_RUN, tmp_path)), "--db", str(db)], capsys)
+    assert code == 0 and "its ceilings now rest on" not in out  # imported again: nothing left to change

@@ -16,7 +16,7 @@ from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.schema import Base
 from irob_bench.leaderboard.store import Resolved, Store, default_db_url
 
-from .factories import kill_mid_save, make_result
+from .factories import kill_mid_save, make_result, rebounded_result, v4_fingerprint
 
 
 @pytest.fixture
@@ -72,6 +72,32 @@ def test_same_fingerprint_is_not_duplicated(store: Store, db_path: Path) -> None
     assert (_count(db_path, "runs"), _count(db_path, "submissions"), _count(db_path, "eps_metrics")) == (2, 1, 6)
 
 
+def test_a_rebounded_result_is_the_same_run_and_gives_the_stored_run_its_ceilings(store: Store, db_path: Path) -> None:
+    """Found by an audit: the fingerprint hashed the Lipschitz record, so a file re-bounded by `runs ceilings` was
+    stored as a second run of itself and kept the old ceilings beside the new ones."""
+    result = make_result()
+    first = store.save(result)
+    rebounded = rebounded_result(result, 0.05)
+    assert rebounded.fingerprint() == result.fingerprint()
+    saved = store.save(rebounded)
+    assert (saved.run_id, saved.created, saved.rebounded) == (first.run_id, False, True)
+    assert "its ceilings now rest on" in saved.summary(store.label)
+    back = store.get(first.run_id)
+    assert back.dataset.lipschitz_constants == rebounded.dataset.lipschitz_constants
+    assert back.dataset.version == result.dataset.version  # the card version the numbers were measured on stays
+    assert [m.ceiling_classifier for m in back.metrics.per_eps] == [m.ceiling_classifier for m in rebounded.metrics.per_eps]
+    assert _sql(db_path, "SELECT ceiling_classifier, gap FROM eps_metrics ORDER BY eps") == [
+        (m.ceiling_classifier, m.gap) for m in rebounded.metrics.per_eps]
+    assert _count(db_path, "runs") == 1
+    assert store.save(rebounded).rebounded is False  # saved again: nothing left to change
+    # Control: the same run measured elsewhere (other numbers) never lends its ceilings, which rest on its own risks.
+    elsewhere = rebounded_result(result, 0.1, clean_accuracy=result.metrics.clean_accuracy - 0.001)
+    assert elsewhere.fingerprint() == result.fingerprint()
+    kept = store.save(elsewhere)
+    assert (kept.run_id, kept.created, kept.rebounded) == (first.run_id, False, False)
+    assert store.get(first.run_id) == back and _count(db_path, "runs") == 1
+
+
 def _rewritten(result, stage_edit: dict) -> object:
     """`result` as another JSON tool would write it back: each float that is a whole number loses its '.0' (as jq
     does), and the first cascade stage gets `stage_edit`."""
@@ -95,7 +121,7 @@ def test_a_result_rewritten_by_another_json_tool_is_the_same_run(store: Store, d
     first = store.save(result)
     rewritten = _rewritten(result, {"steps": float(result.settings.attacks["unconstrained"][0]["steps"])})
     assert rewritten.settings.attacks == result.settings.attacks and rewritten.fingerprint() == result.fingerprint()
-    assert store.save(rewritten) == store_module.SaveOutcome(run_id=first.run_id, created=False)
+    assert store.save(rewritten) == store_module.SaveOutcome(run_id=first.run_id, created=False, rebounded=False)
     changed = _rewritten(result, {"steps": result.settings.attacks["unconstrained"][0]["steps"] + 1})  # control
     assert changed.fingerprint() != result.fingerprint() and store.save(changed).created
     assert _count(db_path, "runs") == 2
@@ -171,7 +197,7 @@ def test_older_database_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
         assert reopened.get(run_id) == make_result()
         assert reopened.save(make_result(seed=3)).created
         assert [r.provenance for r in reopened.rows()] == ["evaluated", "evaluated"], "old runs were evaluated here"
-    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
+    assert [v for (v,) in _sql(db_path, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4, 5]
     assert {n for (n,) in _sql(db_path, "SELECT name FROM sqlite_master WHERE name LIKE 'ix_%'")} == {
         "ix_submissions_name",
         "ix_runs_submission_id",
@@ -201,12 +227,32 @@ def test_v4_gives_old_runs_a_no_certificate_reason_and_stores_new_certified_valu
     assert all(v.certified_reason is None for v in rows[new_id].per_eps)
 
 
+def test_v5_recomputes_fingerprints_and_loses_no_run_of_an_evaluation_stored_twice(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    result, other, rebounded = make_result(), make_result(seed=1), rebounded_result(make_result(), 0.05)
+    with Store(url) as board:
+        ids = [board.save(r).run_id for r in (result, other, make_result(seed=2))]
+    # The v4 database a re-bounded import left: the third run holds `result` re-bounded; each run its v4 fingerprint.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE runs SET result = ? WHERE id = ?", (rebounded.model_dump_json(), ids[2]))
+        for run_id, stored in zip(ids, (result, other, rebounded)):
+            conn.execute("UPDATE runs SET fingerprint = ? WHERE id = ?", (v4_fingerprint(stored), run_id))
+        conn.execute("DELETE FROM schema_version WHERE version > 4")
+    assert len({v4_fingerprint(r) for r in (result, other, rebounded)}) == 3  # control: version 4 told them apart
+    with Store(url) as reopened:
+        assert reopened.find(result.fingerprint()) == ids[0]  # the first stored run of the evaluation holds it
+        assert reopened.find(other.fingerprint()) == ids[1]  # every other run gets today's fingerprint too
+        assert reopened.save(rebounded_result(result, 0.02)).run_id == ids[0]  # so a re-bounded file now finds it
+        assert len(reopened.rows()) == 3  # nothing lost or merged
+    assert _sql(db_path, f"SELECT fingerprint FROM runs WHERE id = {ids[2]}") == [(v4_fingerprint(rebounded),)]
+
+
 def test_each_migration_step_is_applied_once_in_order(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'steps.db'}")
     assert migrations.upgrade(engine, target=1) == [1]
     with engine.connect() as conn:
         assert migrations.current_version(conn) == 1
-    assert migrations.upgrade(engine) == [2, 3, 4]
+    assert migrations.upgrade(engine) == [2, 3, 4, 5]
     assert migrations.upgrade(engine) == []
     engine.dispose()
 

@@ -16,14 +16,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, create_engine, text, update
 from sqlalchemy.engine import make_url
 
 from irob_bench.cli import main
 from irob_bench.leaderboard import store as store_module
 from irob_bench.leaderboard.store import Store
 
-from .factories import kill_mid_save, make_result
+from .factories import kill_mid_save, make_result, rebounded_result, v4_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "IROB_BENCH_TEST_POSTGRES"
@@ -169,3 +169,30 @@ def test_concurrent_first_opens_create_the_schema_once(url: str) -> None:
     assert all(proc.returncode == 0 and out.strip() == "ok" for proc, (out, _) in zip(openers, results)), results
     with Store(url, readonly=True) as store:
         assert store.rows() == []
+
+
+def test_a_rebounded_save_and_the_v5_fingerprints_on_every_backend(url: str) -> None:
+    """The same evaluation saved with other ceilings updates the stored run in its transaction (the row locked on
+    PostgreSQL); a version-4 database whose two runs are one evaluation gets today's fingerprints and keeps both."""
+    result, other = make_result(), make_result(seed=1)
+    with Store(url) as store:
+        first = store.save(result).run_id
+        saved = store.save(rebounded_result(result, 0.05))
+        assert (saved.run_id, saved.created, saved.rebounded) == (first, False, True)
+        assert store.get(first).dataset.lipschitz_radius == 0.25
+        second = store.save(other).run_id
+        third = store.save(make_result(seed=2)).run_id
+    engine = create_engine(url)
+    runs = Table("runs", MetaData(), Column("id", Integer, primary_key=True), Column("fingerprint", String(64)),
+                 Column("result", JSON))
+    with engine.begin() as conn:  # the v4 database: the third run holds the first re-bounded, v4 fingerprints
+        stale = rebounded_result(result, 0.1)
+        conn.execute(update(runs).where(runs.c.id == third).values(result=stale.model_dump(mode="json")))
+        for run_id, stored in ((first, result), (second, other), (third, stale)):
+            conn.execute(update(runs).where(runs.c.id == run_id).values(fingerprint=v4_fingerprint(stored)))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 4"))
+    engine.dispose()
+    with Store(url) as reopened:
+        assert (reopened.find(result.fingerprint()), reopened.find(other.fingerprint())) == (first, second)
+        assert reopened.find(v4_fingerprint(stale)) == third  # kept, with its old fingerprint
+    assert counts(url) == [1, 3, 9]

@@ -339,11 +339,12 @@ def _attack_chunk(
 
 def _checkpoint_dir(options: EvaluateOptions, record: SubmissionRecord, dataset: DatasetRecord, settings: Settings
                     ) -> Path | None:
-    """The checkpoint folder of exactly this evaluation (submission, data, settings), or None when off. Chunks are
-    global (shard_chunks), so shards and ranks of one evaluation share the folder, each writing its own chunks."""
+    """The checkpoint folder of exactly this evaluation (submission, test examples, settings), or None when off. Chunks
+    are global (shard_chunks), so shards and ranks of one evaluation share the folder, each writing its own chunks; a
+    card update that changed only the Lipschitz section (the ceilings, computed after the chunks) keeps it."""
     if options.checkpoint_root is None:
         return None
-    key = {"submission": record.model_dump(mode="json"), "dataset": dataset.model_dump(), "settings": settings.model_dump(),
+    key = {"submission": record.model_dump(mode="json"), "dataset": dataset.identity(), "settings": settings.model_dump(),
            "code": code_sha256()}  # chunks made by other code (an upgrade mid-run) are not resumed into this run
     folder = Path(options.checkpoint_root) / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,14 +8,21 @@ import numpy as np
 
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_overall, dataset_ceiling_per_class
 from irob_bench.errors import IrobError
-from irob_bench.results import Curves, EpsMetrics, EvaluationResult, Metrics, SanityFlag, StageAccuracy
+from irob_bench.results import (
+    LIPSCHITZ_FIELDS,
+    VIOLATION,
+    Curves,
+    EpsMetrics,
+    EvaluationResult,
+    Metrics,
+    SanityFlag,
+    StageAccuracy,
+)
 
 if TYPE_CHECKING:
     from irob_bench.attacks.outcomes import AttackOutcomes
     from irob_bench.datasets.card import DatasetCard
 
-VIOLATION = "above ceiling"
-HASH_FIELDS = ("generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")
 
 
 def per_class_accuracy(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[list[float], list[int]]:
@@ -121,7 +128,7 @@ def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> Evaluatio
     examples (same name and hashes), i.e. differ from that version only in what the ceilings rest on.
     """
     old, new = result.dataset, dataset_identity(card)
-    differing = [f for f in ("name", *HASH_FIELDS) if getattr(old, f) != new[f]]
+    differing = [field for field, value in old.identity().items() if value != new[field]]
     if differing:
         raise IrobError(f"{card.name} v{card.version} is not the data of this result ({', '.join(differing)} differ)")
     lip = card.lipschitz
@@ -134,13 +141,8 @@ def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> Evaluatio
     metrics = result.metrics.model_copy(update={"per_eps": per_eps})
     n = result.settings.n_examples
     flags = [f for f in result.flags if f.name != VIOLATION] + ceiling_violations(metrics, n)
-    dataset = old.model_copy(
-        update={
-            "lipschitz_constants": lip.constants if lip else None,
-            "lipschitz_radius": lip.radius if lip else None,
-            "lipschitz_delta": lip.holds_at if lip else None,
-        }
-    )
+    record = (lip.constants, lip.radius, lip.holds_at) if lip else (None, None, None)
+    dataset = old.model_copy(update=dict(zip(LIPSCHITZ_FIELDS, record)))
     return result.model_copy(update={"metrics": metrics, "flags": flags, "dataset": dataset})
 
 

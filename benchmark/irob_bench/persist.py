@@ -45,9 +45,9 @@ def persist(
         atomic_write_text(json_path, written.model_dump_json(indent=2) + "\n")
     if store is None:
         return written, None
-    existing = store.find(result.fingerprint())
-    if existing is not None:  # never touch a stored run's outcomes: its row's numbers were checked against them
-        return store.get(existing), SaveOutcome(run_id=existing, created=False)
+    if store.find(result.fingerprint()) is not None:  # never touch a stored run's outcomes: its row's numbers were
+        saved = store.save(result, provenance)  # checked against them (save may only give it this result's ceilings)
+        return store.get(saved.run_id), saved
     url = store.url.render_as_string(hide_password=False)
     stored = _stored_outcomes(evaluation, outcomes_dir(url))
     try:

@@ -29,6 +29,7 @@ class _Lazy:
         self.target = target
 
     def resolve(self) -> object:
+        """Import the target module and return the named attribute."""
         module, _, attribute = self.target.partition(":")
         value: object = importlib.import_module(module)
         for part in attribute.split("."):

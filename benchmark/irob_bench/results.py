@@ -27,6 +27,12 @@ Radius = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
+VIOLATION = "above ceiling"  # the flag of a robust accuracy measured above its own ceiling
+HASH_FIELDS = ("generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")
+# What a card's Lipschitz section decides (the ceilings and what they rest on), not what the attacks measured.
+LIPSCHITZ_FIELDS = ("lipschitz_constants", "lipschitz_radius", "lipschitz_delta")
+BOUND_FIELDS = ("ceiling_classifier", "ceiling_dataset_overall", "ceiling_dataset_per_class", "ceiling_reasons", "gap")
+
 
 class _Record(FrozenModel):
     """The base of every part of a result."""
@@ -52,6 +58,11 @@ class DatasetRecord(_Record):
     lipschitz_constants: list[float] | None = None
     lipschitz_radius: float | None = None
     lipschitz_delta: float | None = None
+
+    def identity(self) -> dict[str, str | None]:
+        """The name and hashes that define the test examples. The version label and the Lipschitz record are left out:
+        a card version that changed only what the ceilings rest on measures the same examples."""
+        return {"name": self.name, **{field: getattr(self, field) for field in HASH_FIELDS}}
 
 
 class Settings(_Record):
@@ -175,14 +186,35 @@ class EvaluationResult(_Record):
     shard: ShardRecord | None = Field(None, description="set on one shard of a sharded evaluation; None on a run")
 
     def fingerprint(self) -> str:
-        """SHA-256 over what makes two runs the same run: submission, dataset and settings hashes."""
+        """SHA-256 over what makes two runs the same run: the submission's file and weights hashes, the test examples'
+        identity and the settings. The ceilings are derived, so a result re-bounded from a newer card
+        (`runs ceilings`) keeps its fingerprint. leaderboard/migrations.py's version 5 holds a frozen copy."""
         key = {
             "submission_file": self.submission.file_sha256,
             "weights": self.submission.weights_sha256,
-            "dataset": self.dataset.model_dump(),
-            "settings": self.settings.model_dump(),
+            "dataset": self.dataset.identity(),
+            "settings": self.settings.model_dump(mode="json"),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def rebounded_by(self, fresh: EvaluationResult) -> EvaluationResult | None:
+        """This run with the ceilings, gaps, "above ceiling" flags and Lipschitz record of `fresh`, the same run bounded
+        from another card; None if fresh measured other numbers (another machine's floats): its ceilings rest on its
+        own per-class risks, so they are not this run's."""
+        if fresh.fingerprint() != self.fingerprint() or _measured(fresh.metrics) != _measured(self.metrics):
+            return None
+        bounds = {m.eps: {field: getattr(m, field) for field in BOUND_FIELDS} for m in fresh.metrics.per_eps}
+        per_eps = [m.model_copy(update=bounds[m.eps]) for m in self.metrics.per_eps]
+        flags = [f for f in self.flags if f.name != VIOLATION] + [f for f in fresh.flags if f.name == VIOLATION]
+        dataset = self.dataset.model_copy(update={field: getattr(fresh.dataset, field) for field in LIPSCHITZ_FIELDS})
+        return self.model_copy(update={"metrics": self.metrics.model_copy(update={"per_eps": per_eps}), "flags": flags,
+                                       "dataset": dataset})
+
+
+def _measured(metrics: Metrics) -> Metrics:
+    """The metrics without what the ceilings decide: what the attacks and the certificate measured."""
+    blank = {field: ({} if field == "ceiling_reasons" else None) for field in BOUND_FIELDS}
+    return metrics.model_copy(update={"per_eps": [m.model_copy(update=blank) for m in metrics.per_eps]})
 
 
 def read_result_file(path: str | Path) -> EvaluationResult:

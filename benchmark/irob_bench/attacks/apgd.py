@@ -37,6 +37,7 @@ class _State:
         self.__dict__.update(tensors)
 
     def keep(self, mask: torch.Tensor) -> None:
+        """Keep only the rows of every tensor where `mask` is set (the points still attacked)."""
         for name, value in list(self.__dict__.items()):
             if value is not None:
                 setattr(self, name, value[mask])

@@ -22,6 +22,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (`irob-bench evaluate: error: ...`) and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
+        """A bad argument: one line on stderr and exit code 2, without argparse's usage block."""
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 

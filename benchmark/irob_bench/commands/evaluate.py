@@ -63,8 +63,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result, saved = persist(evaluation, json_path=args.json, store=store)
     print(run_text(result, saved.run_id if saved else None))
     if saved is not None:
-        verb = "stored as" if saved.created else "already in the leaderboard as"
-        print(f"{verb} run {saved.run_id} ({store.label})")
+        print(saved.summary(store.label))
     return 0
 
 

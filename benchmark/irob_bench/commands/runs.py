@@ -76,9 +76,8 @@ def _import(args: argparse.Namespace) -> None:
     Store.check_writable(args.db)
     with Store(args.db) as store:
         stored, saved = persist(Evaluation(result=result, outcomes=outcomes), store=store, provenance="imported")
-        verb = "stored as" if saved.created else "already in the leaderboard as"
         print(f"{stored.submission.metadata.name}: checked against {card.name} v{card.version} and its outcomes; "
-              f"{verb} run {saved.run_id} ({store.label})")
+              f"{saved.summary(store.label)}")
 
 
 def _merge(args: argparse.Namespace) -> None:
@@ -95,8 +94,7 @@ def _merge(args: argparse.Namespace) -> None:
     result, saved = persist(evaluation, json_path=args.json, store=store, provenance="imported")
     print(run_text(result, saved.run_id if saved else None))
     if saved is not None:
-        verb = "stored as" if saved.created else "already in the leaderboard as"
-        print(f"{len(args.paths)} shards merged; {verb} run {saved.run_id} ({store.label})")
+        print(f"{len(args.paths)} shards merged; {saved.summary(store.label)}")
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ class ConditionalGenerator(nn.Module):
         self.straight_through = straight_through
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Images g(z, y) in [0, 1]: the network's output through the card's output transform (s_p)."""
         return apply_output_transform(self.network(z, y), self.output_transform, self.straight_through)
 
     def for_attacks(self) -> ConditionalGenerator:

@@ -37,6 +37,7 @@ class ACGANGenerator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from latents z and labels y."""
         onehot = F.one_hot(y.long(), self.num_classes).to(z.dtype)
         h = self.fc(torch.cat([z, onehot], dim=1)).view(-1, 128, 7, 7)
         return (self.deconv(h) + 1) / 2
@@ -62,5 +63,6 @@ class ACGANDiscriminator(nn.Module):
         self.cls_head = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real/fake logit and the class logits of images in [0, 1]."""
         h = self.features(x * 2 - 1)
         return self.adv_head(h).squeeze(1), self.cls_head(h)

@@ -158,6 +158,7 @@ class ImageNet10BigGAN(nn.Module):
         return F.one_hot(self.imagenet_classes[y.long()], self.num_imagenet_classes).float()
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] of the module's size from latents z and ImageNet10 labels y (truncated BigGAN, then resized)."""
         x = self.biggan(z, self.class_vectors(y).to(z.dtype), TRUNCATION)
         x = ((x + 1) / 2).clamp(0, 1)
         return F.interpolate(x, size=(self.image_size, self.image_size), mode=self.downsample)

@@ -34,6 +34,7 @@ class ConditionalBatchNorm(nn.Module):
         nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Batch-normalised x with a gain and bias chosen by the labels y."""
         gain, bias = self.gain(y)[:, :, None, None], self.bias(y)[:, :, None, None]
         return self.norm(x) * (1 + gain) + bias
 
@@ -49,6 +50,7 @@ class UpBlock(nn.Module):
         self.shortcut = _glorot(nn.Conv2d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The residual block at twice the resolution, normalised by the labels y."""
         h = F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2)
         h = self.conv2(F.relu(self.bn2(self.conv1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2))
@@ -66,6 +68,7 @@ class SNGANGenerator(nn.Module):
         self.out_conv = _glorot(nn.Conv2d(width, 3, 3, padding=1))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from latents z and labels y."""
         y = y.long()
         h = self.fc(z).view(-1, self.width, 4, 4)
         for block in self.blocks:
@@ -88,6 +91,7 @@ class DownBlock(nn.Module):
         self.shortcut = spectral_norm(_glorot(nn.Conv2d(in_channels, channels, 1))) if needs_shortcut else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual block, at half the resolution when it downsamples."""
         h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
         if self.down:
             h = F.avg_pool2d(h, 2)
@@ -125,4 +129,5 @@ class ProjectionDiscriminator(nn.Module):
         return self.linear(h).squeeze(1) + (self.embed(y.long()) * h).sum(dim=1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The projection discriminator's score of images x as class y."""
         return self.score(self.features(x), y)

@@ -251,6 +251,7 @@ class Probe:
 
     @torch.no_grad()
     def __call__(self, ema: SNGANGenerator) -> dict[str, float]:
+        """The EMA generator's label agreement and Frechet distance on the fixed latents."""
         gen = standing_generator(ema)
         x = torch.cat([gen(self.z[i : i + 250], self.y[i : i + 250]) for i in range(0, len(self.z), 250)])
         hits = (self.checker(x).argmax(1) == self.y).float()

@@ -137,12 +137,14 @@ class _Call(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, model: RemoteModel) -> torch.Tensor:  # type: ignore[override]
+        """The worker's logits of x, keeping its graph id for the backward pass."""
         logits, graph = model.logits(x, grad=ctx.needs_input_grad[0])
         ctx.model, ctx.graph, ctx.shape, ctx.device = model, graph, x.shape, x.device
         return logits
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+        """The input gradient computed by the worker on the forward pass's graph (checked for shape and type)."""
         if ctx.graph is None:
             raise RemoteError("the model's output does not depend on its input (no graph to differentiate)")
         _, (gx,) = ctx.model.worker.request("backward", (grad.detach().cpu().float().numpy(),), graph=ctx.graph)
@@ -163,6 +165,7 @@ class RemoteModel(nn.Module):
             self.certify = self._certify
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The submission's logits, computed in the worker (differentiable when x requires grad)."""
         if torch.is_grad_enabled() and x.requires_grad:
             return _Call.apply(x, self)
         return self.logits(x, grad=False)[0]  # nothing to differentiate: the worker keeps no graph
@@ -214,6 +217,7 @@ class RemoteSubmission:
             raise IrobError(str(exc)) from None
 
     def build(self, dataset: str) -> nn.Module:
+        """Build the submission's model for `dataset` in the worker; here a stand-in that forwards to it."""
         header, _ = self._loading("build", dataset=dataset, device=self.device)
         return RemoteModel(self.worker, certifies=header.get("certify") is True)
 
@@ -223,4 +227,5 @@ class RemoteSubmission:
 
     @staticmethod
     def certificate_layers(model: nn.Module):  # type: ignore[no-untyped-def]
+        """The stand-in's layer description, which the worker sent (what certify reads)."""
         return model.layers

@@ -180,6 +180,7 @@ class Tail(threading.Thread):
         self.stream, self.forward, self.tail = stream, forward, b""
 
     def run(self) -> None:
+        """Read the stream to its end, forwarding it to stderr if asked and keeping its last 4 kB."""
         from irob_bench.isolation.channel import printable
 
         for chunk in iter(lambda: self.stream.read1(4096), b""):
@@ -189,6 +190,7 @@ class Tail(threading.Thread):
             self.tail = (self.tail + chunk)[-4096:]
 
     def last_line(self) -> str:
+        """The last non-empty line read, for a one-line error (or 'no output')."""
         lines = [line.strip() for line in self.tail.decode(errors="replace").replace("\r", "\n").splitlines()]
         return next((line for line in reversed(lines) if line), "no output")
 

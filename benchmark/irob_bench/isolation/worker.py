@@ -58,6 +58,7 @@ class Server:
         self.next_graph = 0
 
     def reply(self, op: str, arrays: tuple[np.ndarray, ...] = (), **fields: Any) -> None:
+        """Send one message (header fields and arrays) back to the parent."""
         from irob_bench.isolation.channel import send
 
         send(self.out, {"op": op, **fields}, arrays)
@@ -80,12 +81,14 @@ class Server:
         return True
 
     def op_load(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """Load the submission file and send back its metadata."""
         from irob_bench.plugin import load_submission
 
         self.submission = load_submission(self.path)
         self.reply("loaded", metadata=self.submission.metadata.model_dump(mode="json"))
 
     def op_build(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """Build the model for the requested dataset on the requested device; say whether it certifies."""
         from irob_bench.runtime import place
 
         self.device = str(header["device"])
@@ -93,6 +96,7 @@ class Server:
         self.reply("built", certify=callable(getattr(self.model, "certify", None)))
 
     def op_forward(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """Logits of the sent inputs; with grad, keep the graph under an id for a later backward."""
         import torch
 
         x = torch.from_numpy(arrays[0]).to(self.device)
@@ -115,6 +119,7 @@ class Server:
         self.reply("logits", (wire.numpy(),), dtype=dtype, graph=graph)
 
     def op_backward(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """The input gradient of a kept forward pass for the sent output gradient (the graph is then dropped)."""
         import torch
 
         graph = self.graphs.pop(header.get("graph"), None)
@@ -126,6 +131,7 @@ class Server:
         self.reply("grad", (gx.detach().cpu().float().numpy(),))
 
     def op_certify(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """The model's own certificates for the sent points at one eps, checked before they are sent."""
         import torch
 
         from irob_bench.certify import certificate_problem
@@ -139,12 +145,14 @@ class Server:
         self.reply("certified", (out.cpu().numpy(),))
 
     def op_seed(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """Seed the worker's random streams."""
         from irob_bench.runtime import seed_everything
 
         seed_everything(int(header["seed"]))
         self.reply("ok")
 
     def op_describe(self, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """The model's layers as certify reads them, or why they cannot be bounded."""
         from irob_bench.certify import Unbounded, describe_layers
 
         try:

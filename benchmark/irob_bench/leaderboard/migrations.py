@@ -12,6 +12,8 @@ a fully migrated database). To change the schema, append a step; never edit an o
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +39,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 
@@ -145,11 +148,40 @@ def _v4_certified(conn: Connection) -> None:
     conn.execute(text("UPDATE eps_metrics SET certified_reason = :reason"), {"reason": NOT_CERTIFIED_BEFORE})
 
 
+def _v5_fingerprint(result: dict[str, Any]) -> str:
+    """The fingerprint of version 5 (frozen; EvaluationResult.fingerprint computes it today): submission file and
+    weights hashes, the test examples' name and hashes, settings. Version 4 also hashed the card version and the
+    Lipschitz record, so a result re-bounded from a newer card (`runs ceilings`) became a second run of itself."""
+    dataset = result["dataset"]
+    key = {
+        "submission_file": result["submission"]["file_sha256"],
+        "weights": result["submission"]["weights_sha256"],
+        "dataset": {f: dataset[f] for f in ("name", "generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")},
+        "settings": result["settings"],
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _v5_fingerprints(conn: Connection) -> None:
+    """Version 5: every run's fingerprint recomputed without the card version and Lipschitz record. Runs that now
+    coincide are one evaluation bounded from different cards: the first stored (the one the leaderboard ranks)
+    takes the fingerprint, and the others keep their old one, so none is lost or merged by guesswork."""
+    runs = Table("runs", MetaData(), Column("id", Integer, primary_key=True), Column("fingerprint", String(64)),
+                 Column("result", JSON))
+    taken: set[str] = set()
+    for run_id, result in conn.execute(select(runs.c.id, runs.c.result).order_by(runs.c.id)).all():
+        fingerprint = _v5_fingerprint(result)
+        if fingerprint not in taken:  # ids ascending: the first stored run of an evaluation
+            taken.add(fingerprint)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(fingerprint=fingerprint))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "submissions, runs and eps_metrics tables", _v1_tables),
     Migration(2, "indexes for leaderboard lookups", _v2_indexes),
     Migration(3, "run provenance and spot-check verification", _v3_provenance),
     Migration(4, "certified accuracy per eps", _v4_certified),
+    Migration(5, "fingerprints of the test examples' identity, without the Lipschitz record", _v5_fingerprints),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

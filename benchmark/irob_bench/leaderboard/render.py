@@ -159,8 +159,9 @@ def _rank(rows: list[LeaderboardRow], eps: float | None, outcomes: dict[int, Run
         key=lambda p: (-p[0].robust_accuracy_pgd, -p[1].clean_accuracy, p[1].created_at, p[1].run_id),
     )
     eligible = [pair for pair in scored if pair[1].n_examples >= floor]
-    distrusted = [Ranked(None, row) for _, row in eligible if distrust(row, verified_only) is not None]
-    eligible = [pair for pair in eligible if distrust(pair[1], verified_only) is None]
+    trusted = [distrust(row, verified_only) is None for _, row in eligible]
+    distrusted = [Ranked(None, row) for (_, row), ok in zip(eligible, trusted) if not ok]
+    eligible = [pair for pair, ok in zip(eligible, trusted) if ok]
     ranked_run = _ranked_run_per_submission([row for _, row in eligible])
     ordered = [pair for pair in eligible if ranked_run[pair[1].submission_id] == pair[1].run_id]
     again = [Ranked(None, row) for _, row in eligible if ranked_run[row.submission_id] != row.run_id]

@@ -117,10 +117,12 @@ def _pct_cell(value: float | None, kind: str = "pct") -> str:
 
 
 def run_page_name(run_id: int) -> str:
+    """A run page's path, relative to the site's root."""
     return f"runs/run-{run_id}.html"
 
 
 def dataset_page_name(name: str) -> str:
+    """A dataset page's path, relative to the site's root."""
     return f"datasets/{name}.html"
 
 

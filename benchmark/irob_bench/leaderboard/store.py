@@ -32,7 +32,7 @@ from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
-from irob_bench.results import EpsMetrics, EvaluationResult, SanityFlag, SubmissionRecord, created_utc
+from irob_bench.results import BOUND_FIELDS, EpsMetrics, EvaluationResult, SanityFlag, SubmissionRecord, created_utc
 from irob_bench.user_text import is_index
 
 DB_ENV = "IROB_BENCH_DB"
@@ -47,12 +47,21 @@ def default_db_url() -> str:
 
 
 class SaveOutcome(FrozenModel):
-    """What `Store.save` did: the run's id and whether it was new (False: the same fingerprint was stored already)."""
+    """What `Store.save` did: the run's id, whether it was new (False: the same fingerprint was stored already) and
+    whether the stored run took the saved result's ceilings (the same measurements bounded from another card)."""
 
     model_config = ConfigDict(frozen=True)
 
     run_id: int
     created: bool
+    rebounded: bool = False
+
+    def summary(self, label: str) -> str:
+        """One line for the user: where the run is, and what saving it changed."""
+        if self.created:
+            return f"stored as run {self.run_id} ({label})"
+        change = "; its ceilings now rest on this result's Lipschitz record" if self.rebounded else ""
+        return f"already in the leaderboard as run {self.run_id} ({label}){change}"
 
 
 Provenance = Literal["evaluated", "imported"]  # scored by this irob-bench, or result files checked by `runs import` / `runs merge`
@@ -225,6 +234,22 @@ def _eps_row(metrics: EpsMetrics) -> EpsMetricRow:
     return row
 
 
+def _rebound(run: RunRow, fresh: EvaluationResult) -> bool:
+    """Give a stored run the bounds of `fresh`, the same evaluation (same fingerprint) saved again, if fresh measured
+    exactly its numbers; True if anything changed. The row is locked by the caller's transaction."""
+    stored = EvaluationResult.model_validate(run.result)
+    updated = stored.rebounded_by(fresh)
+    if updated is None or updated == stored:
+        return False
+    run.result = updated.model_dump(mode="json")
+    for row in run.eps_metrics:
+        bounded = updated.metrics.at(row.eps)
+        for name in BOUND_FIELDS:
+            if name in EPS_FIELDS:  # every bound but ceiling_reasons, which lives in the result only
+                setattr(row, name, getattr(bounded, name))
+    return True
+
+
 class Store:
     """A leaderboard database; opening it creates or upgrades the schema (IrobError if it cannot)."""
 
@@ -303,7 +328,9 @@ class Store:
         self.close()
 
     def save(self, result: EvaluationResult, provenance: Provenance = "evaluated") -> SaveOutcome:
-        """Store one result in a single transaction; a result whose fingerprint is stored already is not duplicated."""
+        """Store one result in a single transaction. A result whose fingerprint is stored already is not duplicated;
+        if it measured exactly the stored numbers, the stored run takes its ceilings, gaps, "above ceiling" flags and
+        Lipschitz record (a re-bounded file, or a re-run after a Lipschitz-only card update): the newest bounds win."""
         fingerprint = result.fingerprint()
         with self._errors():
             for attempt in range(3):
@@ -322,9 +349,9 @@ class Store:
     def _insert(self, result: EvaluationResult, fingerprint: str, provenance: Provenance) -> SaveOutcome:
         created_at = created_utc(result.created_at)
         with Session(self._writer) as session, session.begin():
-            existing = session.scalar(select(RunRow.id).where(RunRow.fingerprint == fingerprint))
+            existing = session.scalar(select(RunRow).where(RunRow.fingerprint == fingerprint).with_for_update())
             if existing is not None:
-                return SaveOutcome(run_id=existing, created=False)
+                return SaveOutcome(run_id=existing.id, created=False, rebounded=_rebound(existing, result))
             run = RunRow(
                 fingerprint=fingerprint,
                 submission=self._submission(session, result.submission),

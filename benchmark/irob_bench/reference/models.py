@@ -26,6 +26,7 @@ class SmallCNN(nn.Module):
         )
 
     def forward(self, x):
+        """Logits of images x."""
         return self.net(x)
 
 
@@ -41,6 +42,7 @@ class _Residual(nn.Module):
         self.body = nn.Sequential(_conv_bn_relu(channels, channels), _conv_bn_relu(channels, channels))
 
     def forward(self, x):
+        """x plus the block's output."""
         return x + self.body(x)
 
 
@@ -68,6 +70,7 @@ class ResNet9(nn.Module):
         )
 
     def forward(self, x):
+        """Logits of images x."""
         return self.net(x)
 
 
@@ -77,6 +80,7 @@ class MaxMin(nn.Module):
     It sorts each pair, so it is 1-Lipschitz in L2 and, unlike ReLU, preserves the gradient norm."""
 
     def forward(self, x):
+        """The channel pairs sorted (max, min): a 1-Lipschitz, gradient-norm-preserving activation."""
         a, b = x.chunk(2, dim=1)
         return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=1)
 

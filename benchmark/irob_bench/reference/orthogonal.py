@@ -22,6 +22,7 @@ class Bjorck(nn.Module):
         self.iterations = iterations
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """The nearest orthonormal matrix to `weight`, by Björck iterations after scaling its spectral norm to 1."""
         with torch.no_grad():
             scale = torch.linalg.matrix_norm(weight, ord=2)
         w = weight / scale
