@@ -23,21 +23,17 @@ def test_ruff_finds_nothing_in_benchmark_and_tests():
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_ruff_reports_an_unsorted_import(tmp_path):
-    """Control: the same configuration fails on a file whose imports are out of order."""
-    bad = tmp_path / "unsorted.py"
-    bad.write_text('"""A module."""\n\nimport sys\nimport os\n\nprint(os, sys)\n')
-    run = ruff("check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(bad))
-    assert run.returncode == 1 and "I001" in run.stdout, run.stdout + run.stderr
-    bad.write_text('"""A module."""\n\nimport os\nimport sys\n\nprint(os, sys)\n')
-    assert ruff("check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(bad)).returncode == 0
-
-
-def test_ruff_reports_a_public_function_without_a_docstring(tmp_path):
-    """Control: the package's rule that every public name says what it is for fails on a bare public function."""
-    bad = tmp_path / "bare.py"
-    bad.write_text('"""A module."""\n\n\ndef scale(x):\n    return 2 * x\n')
-    run = ruff("check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(bad))
-    assert run.returncode == 1 and "D103" in run.stdout, run.stdout + run.stderr
-    bad.write_text('"""A module."""\n\n\ndef scale(x):\n    """Twice x."""\n    return 2 * x\n')
-    assert ruff("check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(bad)).returncode == 0
+@pytest.mark.parametrize("rule, bad, fixed", [
+    ("I001", '"""A module."""\n\nimport sys\nimport os\n\nprint(os, sys)\n',  # imports out of order
+     '"""A module."""\n\nimport os\nimport sys\n\nprint(os, sys)\n'),
+    ("D103", '"""A module."""\n\n\ndef scale(x):\n    return 2 * x\n',  # a public function that does not say what for
+     '"""A module."""\n\n\ndef scale(x):\n    """Twice x."""\n    return 2 * x\n'),
+])
+def test_ruff_reports_each_rule_on_a_file_that_breaks_it(tmp_path, rule, bad, fixed):
+    """Control: the same configuration fails on a file that breaks the rule, and passes once it is fixed."""
+    path = tmp_path / "module.py"
+    path.write_text(bad)
+    run = ruff("check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(path))
+    assert run.returncode == 1 and rule in run.stdout, run.stdout + run.stderr
+    path.write_text(fixed)
+    assert ruff("check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(path)).returncode == 0
