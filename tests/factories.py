@@ -191,12 +191,12 @@ def leaderboard_row(run_id: int, name: str, pgd: dict[float, float], *, clean: f
 
 
 def rebounded_result(result, shift: float, **measured):
-    """`result` re-run after a card version that changed only its Lipschitz section: the new version, other constants,
-    ceilings and gaps, the same measured numbers; `measured` changes some of those (clean_accuracy=...)."""
+    """`result` bounded from another Lipschitz section of its card version, as `runs ceilings` leaves it: other
+    constants, radius, ceilings and gaps, the same measured numbers; `measured` changes some of those."""
     per_eps = [m.model_copy(update={"ceiling_classifier": m.ceiling_classifier - shift,
                                     "gap": m.ceiling_classifier - shift - m.robust_accuracy_pgd})
                for m in result.metrics.per_eps]
-    dataset = result.dataset.model_copy(update={"version": "1.1", "lipschitz_radius": 0.25,
+    dataset = result.dataset.model_copy(update={"lipschitz_radius": 0.25,
                                                 "lipschitz_constants": [c * 1.5 for c in result.dataset.lipschitz_constants]})
     metrics = result.metrics.model_copy(update={"per_eps": per_eps, **measured})
     return result.model_copy(update={"dataset": dataset, "metrics": metrics})

@@ -586,3 +586,16 @@ def test_importing_a_rebounded_run_updates_the_stored_ceilings_instead_of_adding
     assert all(m.ceiling_classifier is not None for m in row.per_eps)  # control: the stored run had none before
     code, out, _ = run_cli(["runs", "import", str(copy_run(PGD_RUN, tmp_path)), "--db", str(db)], capsys)
     assert code == 0 and "its ceilings now rest on" not in out  # imported again: nothing left to change
+
+
+def test_only_the_shipped_cards_ceilings_replace_a_stored_runs():
+    """A card file given with --dataset, or another install's Lipschitz section, never re-bounds a stored run (found
+    by a review); the committed row, bounded from the shipped card, does."""
+    from irob_bench.persist import bounded_by_shipped_card
+
+    today = EvaluationResult.model_validate_json(PGD_RUN.read_text())
+    assert bounded_by_shipped_card(today)
+    other = today.dataset.model_copy(update={"lipschitz_radius": today.dataset.lipschitz_radius / 2})
+    assert not bounded_by_shipped_card(today.model_copy(update={"dataset": other}))
+    unknown = today.dataset.model_copy(update={"name": "mnist-private"})
+    assert not bounded_by_shipped_card(today.model_copy(update={"dataset": unknown}))

@@ -10,8 +10,8 @@ import pytest
 from irob_bench import datasets
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_per_class
 from irob_bench.errors import IrobError
-from irob_bench.metrics import compute_metrics, with_card_ceilings
-from irob_bench.results import EvaluationResult
+from irob_bench.metrics import VIOLATION, compute_metrics, rebounded, with_card_ceilings
+from irob_bench.results import EvaluationResult, SanityFlag
 
 RUNS = Path(__file__).resolve().parents[1] / "leaderboard" / "runs"
 
@@ -98,6 +98,41 @@ def test_stored_runs_are_rebounded_from_the_current_card_keeping_what_was_measur
     other = card.model_copy(update={"splits": {**card.splits, "test": card.splits["test"].model_copy(update={"labels_sha256": "0" * 64})}})
     with pytest.raises(IrobError, match="labels_sha256 differ"):
         with_card_ceilings(result, other)
+
+
+def test_a_card_without_an_images_hash_rebounds_only_its_own_version():
+    """imagenet10's card has no images hash: a new version may hold other images under the same hashes, so its
+    ceilings are refused for a result of another version (found by a review); control: the same version is re-bounded."""
+    result = EvaluationResult.model_validate_json((RUNS / "mnist-standard.json").read_text())
+    card = datasets.load_card("mnist")
+    unhashed = card.model_copy(update={"splits": {**card.splits, "test": card.splits["test"].model_copy(
+        update={"images_sha256": None})}})  # fmt: skip
+    old = result.model_copy(update={"dataset": result.dataset.model_copy(update={"images_sha256": None, "version": "1.0.0"})})
+    with pytest.raises(IrobError, match="has no images_sha256: nothing shows that it holds the test examples of v1.0.0"):
+        with_card_ceilings(old, unhashed)
+    same = old.model_copy(update={"dataset": old.dataset.model_copy(update={"version": card.version})})
+    assert with_card_ceilings(same, unhashed).dataset.version == card.version
+    assert with_card_ceilings(result.model_copy(update={"dataset": result.dataset.model_copy(update={"version": "1.0.0"})}),
+                              card).dataset.version == "1.0.0"  # control: with its hashes, another version is fine
+
+
+def test_a_stored_run_takes_only_the_bounds_of_the_same_measurements():
+    """metrics.rebounded: the ceilings, gaps and Lipschitz record of the same run bounded from another Lipschitz
+    section, its "above ceiling" flags derived again (never copied from the file); nothing if nothing changes or if
+    the fresh result measured other numbers."""
+    stored = EvaluationResult.model_validate_json((RUNS / "mnist-standard.json").read_text())
+    card = datasets.load_card("mnist")
+    doubled = card.model_copy(update={"lipschitz": card.lipschitz.model_copy(
+        update={"constants": [2 * c for c in card.lipschitz.constants]})})  # fmt: skip
+    fresh = with_card_ceilings(stored, doubled)
+    invented = SanityFlag(name=VIOLATION, message="anything an importer writes", eps=3.0)
+    updated = rebounded(stored, fresh.model_copy(update={"flags": [*fresh.flags, invented]}))
+    assert updated.metrics == fresh.metrics and updated.dataset == fresh.dataset
+    assert invented not in updated.flags and sorted(map(str, updated.flags)) == sorted(map(str, fresh.flags))  # derived
+    assert rebounded(stored, stored) is None and rebounded(fresh, fresh) is None  # nothing to change
+    assert rebounded(stored, with_card_ceilings(stored, card)) is None  # the same card: nothing changes, flags' order aside
+    other = fresh.model_copy(update={"metrics": fresh.metrics.model_copy(update={"clean_accuracy": 0.5})})
+    assert rebounded(stored, other) is None  # other measurements: their ceilings rest on other risks
 
 
 def test_a_classifier_wrong_everywhere_on_nine_classes_gets_its_ceilings():

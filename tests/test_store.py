@@ -79,23 +79,66 @@ def test_a_rebounded_result_is_the_same_run_and_gives_the_stored_run_its_ceiling
     first = store.save(result)
     rebounded = rebounded_result(result, 0.05)
     assert rebounded.fingerprint() == result.fingerprint()
-    saved = store.save(rebounded)
+    assert store.save(rebounded).rebounded is False and store.get(first.run_id) == result  # control: not asked to
+    saved = store.save(rebounded, rebound=True)
     assert (saved.run_id, saved.created, saved.rebounded) == (first.run_id, False, True)
     assert "its ceilings now rest on" in saved.summary(store.label)
     back = store.get(first.run_id)
-    assert back.dataset.lipschitz_constants == rebounded.dataset.lipschitz_constants
-    assert back.dataset.version == result.dataset.version  # the card version the numbers were measured on stays
+    assert back.dataset == rebounded.dataset
     assert [m.ceiling_classifier for m in back.metrics.per_eps] == [m.ceiling_classifier for m in rebounded.metrics.per_eps]
     assert _sql(db_path, "SELECT ceiling_classifier, gap FROM eps_metrics ORDER BY eps") == [
         (m.ceiling_classifier, m.gap) for m in rebounded.metrics.per_eps]
     assert _count(db_path, "runs") == 1
-    assert store.save(rebounded).rebounded is False  # saved again: nothing left to change
+    assert store.save(rebounded, rebound=True).rebounded is False  # saved again: nothing left to change
     # Control: the same run measured elsewhere (other numbers) never lends its ceilings, which rest on its own risks.
     elsewhere = rebounded_result(result, 0.1, clean_accuracy=result.metrics.clean_accuracy - 0.001)
     assert elsewhere.fingerprint() == result.fingerprint()
-    kept = store.save(elsewhere)
+    kept = store.save(elsewhere, rebound=True)
     assert (kept.run_id, kept.created, kept.rebounded) == (first.run_id, False, False)
     assert store.get(first.run_id) == back and _count(db_path, "runs") == 1
+
+
+def test_another_card_version_is_another_run(store: Store) -> None:
+    """The card version stays in the fingerprint: a card without an images hash (imagenet10) can change its images in
+    a new version without changing a hash, and each version is a table of its own (found by a review)."""
+    result = make_result()
+    bumped = rebounded_result(result, 0.05).model_copy(
+        update={"dataset": rebounded_result(result, 0.05).dataset.model_copy(update={"version": "1.1"})})
+    assert bumped.fingerprint() != result.fingerprint()
+    assert store.save(result).created and store.save(bumped, rebound=True).created
+
+
+def test_a_stored_run_this_release_cannot_read_is_left_as_it_is(store: Store, db_path: Path) -> None:
+    """A save of the same run must not crash on a stored result that no longer validates (SQLite stored versions
+    longer than 40 characters before 0.2): it is left untouched; control: reading it is the one-line refusal."""
+    result = make_result()
+    run_id = store.save(result).run_id
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE runs SET result = json_set(result, '$.irob_bench_version', ?)", ("9" * 50,))
+    saved = store.save(rebounded_result(result, 0.05), rebound=True)
+    assert (saved.run_id, saved.created, saved.rebounded) == (run_id, False, False)
+    with pytest.raises(IrobError, match=f"run {run_id} .* does not hold a valid result"):
+        store.get(run_id)
+
+
+def test_a_save_that_lost_a_race_to_the_same_run_still_gives_it_its_ceilings(store: Store, monkeypatch) -> None:
+    """Found by a review: the loser of two concurrent saves of one run returned without re-bounding it."""
+    from sqlalchemy.exc import IntegrityError
+
+    result = make_result()
+    real, calls = Store._insert, []
+
+    def raced(self, *args, **kwargs):  # another process stored this run between our select and our insert
+        calls.append(1)
+        if len(calls) == 1:
+            real(self, result, result.fingerprint(), "evaluated", False)
+            raise IntegrityError("INSERT INTO runs", {}, Exception("runs.fingerprint unique"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_insert", raced)
+    saved = store.save(rebounded_result(result, 0.05), rebound=True)
+    assert (saved.created, saved.rebounded, len(calls)) == (False, True, 2)
+    assert store.get(saved.run_id).dataset.lipschitz_radius == 0.25
 
 
 def _rewritten(result, stage_edit: dict) -> object:
@@ -227,7 +270,10 @@ def test_v4_gives_old_runs_a_no_certificate_reason_and_stores_new_certified_valu
     assert all(v.certified_reason is None for v in rows[new_id].per_eps)
 
 
-def test_v5_recomputes_fingerprints_and_loses_no_run_of_an_evaluation_stored_twice(db_path: Path) -> None:
+@pytest.mark.parametrize("rebounded_first", [False, True])
+def test_v5_recomputes_fingerprints_and_loses_no_run_of_an_evaluation_stored_twice(db_path: Path, rebounded_first) -> None:
+    """Two stored runs that are one evaluation: the one the leaderboard ranks (earliest created_at, then id) takes
+    today's fingerprint, the other keeps its old one; every other run gets today's."""
     url = f"sqlite:///{db_path}"
     result, other, rebounded = make_result(), make_result(seed=1), rebounded_result(make_result(), 0.05)
     with Store(url) as board:
@@ -237,14 +283,34 @@ def test_v5_recomputes_fingerprints_and_loses_no_run_of_an_evaluation_stored_twi
         conn.execute("UPDATE runs SET result = ? WHERE id = ?", (rebounded.model_dump_json(), ids[2]))
         for run_id, stored in zip(ids, (result, other, rebounded)):
             conn.execute("UPDATE runs SET fingerprint = ? WHERE id = ?", (v4_fingerprint(stored), run_id))
+        if rebounded_first:  # imported with an earlier created_at: it is the run the leaderboard ranks
+            conn.execute("UPDATE runs SET created_at = '2024-06-01 00:00:00.000000' WHERE id = ?", (ids[2],))
         conn.execute("DELETE FROM schema_version WHERE version > 4")
     assert len({v4_fingerprint(r) for r in (result, other, rebounded)}) == 3  # control: version 4 told them apart
+    holder, keeper = (ids[2], (ids[0], result)) if rebounded_first else (ids[0], (ids[2], rebounded))
     with Store(url) as reopened:
-        assert reopened.find(result.fingerprint()) == ids[0]  # the first stored run of the evaluation holds it
+        assert reopened.find(result.fingerprint()) == holder
         assert reopened.find(other.fingerprint()) == ids[1]  # every other run gets today's fingerprint too
-        assert reopened.save(rebounded_result(result, 0.02)).run_id == ids[0]  # so a re-bounded file now finds it
+        assert reopened.find(v4_fingerprint(keeper[1])) == keeper[0]  # kept, with its old fingerprint
         assert len(reopened.rows()) == 3  # nothing lost or merged
-    assert _sql(db_path, f"SELECT fingerprint FROM runs WHERE id = {ids[2]}") == [(v4_fingerprint(rebounded),)]
+        assert reopened.save(rebounded_result(result, 0.02), rebound=True).run_id == holder  # a re-bounded file finds it
+
+
+def test_v5_reads_stored_settings_as_fingerprint_does(db_path: Path) -> None:
+    """A run stored from a file that jq rewrote (eps 1 for 1.0) gets the fingerprint that a later save of the same run
+    computes, so that save finds it instead of adding a second run (found by a review)."""
+    url = f"sqlite:///{db_path}"
+    result = make_result()
+    with Store(url) as board:
+        run_id = board.save(result).run_id
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE runs SET result = json_set(result, '$.settings.eps', json('[1, 2, 3]')), fingerprint = ?",
+                     (v4_fingerprint(result),))
+        conn.execute("DELETE FROM schema_version WHERE version > 4")
+        assert conn.execute("SELECT json_extract(result, '$.settings.eps') FROM runs").fetchone() == ("[1,2,3]",)
+    with Store(url) as reopened:
+        assert reopened.find(result.fingerprint()) == run_id
+        assert not reopened.save(result).created
 
 
 def test_each_migration_step_is_applied_once_in_order(tmp_path: Path) -> None:

@@ -177,7 +177,7 @@ def test_a_rebounded_save_and_the_v5_fingerprints_on_every_backend(url: str) -> 
     result, other = make_result(), make_result(seed=1)
     with Store(url) as store:
         first = store.save(result).run_id
-        saved = store.save(rebounded_result(result, 0.05))
+        saved = store.save(rebounded_result(result, 0.05), rebound=True)
         assert (saved.run_id, saved.created, saved.rebounded) == (first, False, True)
         assert store.get(first).dataset.lipschitz_radius == 0.25
         second = store.save(other).run_id

@@ -9,6 +9,8 @@ import numpy as np
 from irob_bench.bounds import classifier_ceiling, dataset_ceiling_overall, dataset_ceiling_per_class
 from irob_bench.errors import IrobError
 from irob_bench.results import (
+    BOUND_FIELDS,
+    HASH_FIELDS,
     LIPSCHITZ_FIELDS,
     VIOLATION,
     Curves,
@@ -128,9 +130,13 @@ def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> Evaluatio
     examples (same name and hashes), i.e. differ from that version only in what the ceilings rest on.
     """
     old, new = result.dataset, dataset_identity(card)
-    differing = [field for field, value in old.identity().items() if value != new[field]]
+    differing = [field for field, value in new.items() if getattr(old, field) != value]
     if differing:
         raise IrobError(f"{card.name} v{card.version} is not the data of this result ({', '.join(differing)} differ)")
+    unhashed = [field for field in HASH_FIELDS if new[field] is None]
+    if unhashed and old.version != card.version:  # e.g. imagenet10: its images are defined by the card, not a hash
+        raise IrobError(f"{card.name} v{card.version} has no {', '.join(unhashed)}: nothing shows that it holds the test "
+                        f"examples of v{old.version}, so its ceilings are not this result's")
     lip = card.lipschitz
     risks = class_risks(result.metrics.per_class_accuracy, result.metrics.per_class_count)
     per_eps = [
@@ -144,6 +150,29 @@ def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> Evaluatio
     record = (lip.constants, lip.radius, lip.holds_at) if lip else (None, None, None)
     dataset = old.model_copy(update=dict(zip(LIPSCHITZ_FIELDS, record)))
     return result.model_copy(update={"metrics": metrics, "flags": flags, "dataset": dataset})
+
+
+def rebounded(stored: EvaluationResult, fresh: EvaluationResult) -> EvaluationResult | None:
+    """`stored` with the ceilings, gaps and Lipschitz record of `fresh`, the same run (same fingerprint) bounded from
+    another Lipschitz section, and its "above ceiling" flags derived again; None if that changes nothing, or if fresh
+    measured other numbers (another machine's floats): its ceilings rest on its own per-class risks, not stored's."""
+    if fresh.fingerprint() != stored.fingerprint() or _measured(fresh.metrics) != _measured(stored.metrics):
+        return None
+    bounds = {m.eps: {field: getattr(m, field) for field in BOUND_FIELDS} for m in fresh.metrics.per_eps}
+    lipschitz = {field: getattr(fresh.dataset, field) for field in LIPSCHITZ_FIELDS}
+    if all(bounds[m.eps] == {f: getattr(m, f) for f in BOUND_FIELDS} for m in stored.metrics.per_eps) and \
+            lipschitz == {field: getattr(stored.dataset, field) for field in LIPSCHITZ_FIELDS}:
+        return None
+    metrics = stored.metrics.model_copy(update={"per_eps": [m.model_copy(update=bounds[m.eps]) for m in stored.metrics.per_eps]})
+    flags = [f for f in stored.flags if f.name != VIOLATION] + ceiling_violations(metrics, stored.settings.n_examples)
+    return stored.model_copy(update={"metrics": metrics, "flags": flags,
+                                     "dataset": stored.dataset.model_copy(update=lipschitz)})
+
+
+def _measured(metrics: Metrics) -> Metrics:
+    """The metrics without what the ceilings decide: what the attacks and the certificate measured."""
+    blank = {field: ({} if field == "ceiling_reasons" else None) for field in BOUND_FIELDS}
+    return metrics.model_copy(update={"per_eps": [m.model_copy(update=blank) for m in metrics.per_eps]})
 
 
 def dataset_identity(card: DatasetCard) -> dict[str, str | None]:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from irob_bench import datasets
 from irob_bench.artifacts import atomic_write_text, sha256_file
 from irob_bench.attacks.outcomes import save_outcomes
 from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import Evaluation
+from irob_bench.evaluate import Evaluation, dataset_record
 from irob_bench.leaderboard.store import Provenance, SaveOutcome, Store
-from irob_bench.results import EvaluationResult
+from irob_bench.results import LIPSCHITZ_FIELDS, EvaluationResult
 
 
 def outcomes_dir(db_url: str) -> Path:
@@ -45,8 +46,12 @@ def persist(
         atomic_write_text(json_path, written.model_dump_json(indent=2) + "\n")
     if store is None:
         return written, None
-    if store.find(result.fingerprint()) is not None:  # never touch a stored run's outcomes: its row's numbers were
-        saved = store.save(result, provenance)  # checked against them (save may only give it this result's ceilings)
+    existing = store.find(result.fingerprint())
+    if existing is not None:  # never touch a stored run's outcomes: its row's numbers were checked against them
+        try:
+            saved = store.save(result, provenance, rebound=bounded_by_shipped_card(result))
+        except IrobError:  # e.g. a lock held past the busy timeout: the run is stored, only its ceilings wait
+            saved = SaveOutcome(run_id=existing, created=False)
         return store.get(saved.run_id), saved
     url = store.url.render_as_string(hide_password=False)
     stored = _stored_outcomes(evaluation, outcomes_dir(url))
@@ -56,6 +61,17 @@ def persist(
         kept = Path(json_path) if json_path is not None else _keep_unsaved(evaluation)
         raise IrobError(f"{exc}; nothing was stored, and the result is kept in {kept}: `irob-bench runs import "
                         f"{kept}` stores it") from None
+
+
+def bounded_by_shipped_card(result: EvaluationResult) -> bool:
+    """Whether the result's ceilings rest on the Lipschitz section of the card this irob-bench ships under its name and
+    version: only those replace a stored run's (not a card file given with --dataset, nor another install's)."""
+    name = result.dataset.name
+    if name not in datasets.available():
+        return False
+    shipped = dataset_record(datasets.load_card(name))
+    return shipped.identity() == result.dataset.identity() and all(
+        getattr(shipped, field) == getattr(result.dataset, field) for field in LIPSCHITZ_FIELDS)
 
 
 def _keep_unsaved(evaluation: Evaluation) -> Path:

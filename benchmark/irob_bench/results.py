@@ -60,9 +60,10 @@ class DatasetRecord(_Record):
     lipschitz_delta: float | None = None
 
     def identity(self) -> dict[str, str | None]:
-        """The name and hashes that define the test examples. The version label and the Lipschitz record are left out:
-        a card version that changed only what the ceilings rest on measures the same examples."""
-        return {"name": self.name, **{field: getattr(self, field) for field in HASH_FIELDS}}
+        """What names the test examples: the dataset's name, card version and hashes. Only the Lipschitz record (what
+        the ceilings rest on) is left out. The version stays: a card without an images hash (imagenet10) can change
+        its images in a new version without changing any hash, and each version is a table of its own."""
+        return {"name": self.name, "version": self.version, **{field: getattr(self, field) for field in HASH_FIELDS}}
 
 
 class Settings(_Record):
@@ -187,8 +188,9 @@ class EvaluationResult(_Record):
 
     def fingerprint(self) -> str:
         """SHA-256 over what makes two runs the same run: the submission's file and weights hashes, the test examples'
-        identity and the settings. The ceilings are derived, so a result re-bounded from a newer card
-        (`runs ceilings`) keeps its fingerprint. leaderboard/migrations.py's version 5 holds a frozen copy."""
+        identity (DatasetRecord.identity) and the settings. The ceilings are derived, so a result re-bounded from the
+        card's current Lipschitz section (`runs ceilings`) keeps its fingerprint. leaderboard/migrations.py's version 5
+        holds a frozen copy."""
         key = {
             "submission_file": self.submission.file_sha256,
             "weights": self.submission.weights_sha256,
@@ -196,25 +198,6 @@ class EvaluationResult(_Record):
             "settings": self.settings.model_dump(mode="json"),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-    def rebounded_by(self, fresh: EvaluationResult) -> EvaluationResult | None:
-        """This run with the ceilings, gaps, "above ceiling" flags and Lipschitz record of `fresh`, the same run bounded
-        from another card; None if fresh measured other numbers (another machine's floats): its ceilings rest on its
-        own per-class risks, so they are not this run's."""
-        if fresh.fingerprint() != self.fingerprint() or _measured(fresh.metrics) != _measured(self.metrics):
-            return None
-        bounds = {m.eps: {field: getattr(m, field) for field in BOUND_FIELDS} for m in fresh.metrics.per_eps}
-        per_eps = [m.model_copy(update=bounds[m.eps]) for m in self.metrics.per_eps]
-        flags = [f for f in self.flags if f.name != VIOLATION] + [f for f in fresh.flags if f.name == VIOLATION]
-        dataset = self.dataset.model_copy(update={field: getattr(fresh.dataset, field) for field in LIPSCHITZ_FIELDS})
-        return self.model_copy(update={"metrics": self.metrics.model_copy(update={"per_eps": per_eps}), "flags": flags,
-                                       "dataset": dataset})
-
-
-def _measured(metrics: Metrics) -> Metrics:
-    """The metrics without what the ceilings decide: what the attacks and the certificate measured."""
-    blank = {field: ({} if field == "ceiling_reasons" else None) for field in BOUND_FIELDS}
-    return metrics.model_copy(update={"per_eps": [m.model_copy(update=blank) for m in metrics.per_eps]})
 
 
 def read_result_file(path: str | Path) -> EvaluationResult:

@@ -56,7 +56,7 @@ def _gate(args: argparse.Namespace) -> int:
     store = Store(args.db) if args.store else None  # open (and migrate) before the work
     baseline = load_baseline(args.baseline, args.db, load_card(args.dataset).name if args.dataset else None)
     gate = run_gate(args.path, baseline, options)
-    report = gate.report
+    report, saved = gate.report, None
     if store is not None:
         _, saved = persist(gate.evaluation, store=store)
         report = report.model_copy(update={"stored_run_id": saved.run_id})
@@ -65,8 +65,8 @@ def _gate(args: argparse.Namespace) -> int:
     if args.junit:
         atomic_write_text(args.junit, junit_xml(report))
     print(render_table(report))
-    if report.stored_run_id is not None:
-        print(f"gate run stored as run {report.stored_run_id} ({store.label})")
+    if saved is not None:
+        print(f"gate run {saved.summary(store.label)}")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         print("\n".join(github_annotations(report)))
     return 1 if report.regressed else 0

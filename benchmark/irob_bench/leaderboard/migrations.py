@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -149,29 +150,37 @@ def _v4_certified(conn: Connection) -> None:
 
 
 def _v5_fingerprint(result: dict[str, Any]) -> str:
-    """The fingerprint of version 5 (frozen; EvaluationResult.fingerprint computes it today): submission file and
-    weights hashes, the test examples' name and hashes, settings. Version 4 also hashed the card version and the
-    Lipschitz record, so a result re-bounded from a newer card (`runs ceilings`) became a second run of itself."""
-    dataset = result["dataset"]
+    """The fingerprint of version 5 (EvaluationResult.fingerprint computes it for new results): submission file and
+    weights hashes, the test examples' name, card version and hashes, settings. Version 4 also hashed the Lipschitz
+    record, so a result re-bounded by `runs ceilings` became a second run of itself. The settings are read through
+    today's model, as fingerprint() reads them (a result jq rewrote before 0.2 spells 2.0 as 2); raw if it cannot."""
+    from irob_bench.results import Settings
+
+    dataset, settings = result["dataset"], result["settings"]
+    try:
+        settings = Settings.model_validate(settings).model_dump(mode="json")
+    except ValidationError:
+        pass  # no result this release reads has these settings, so no later save can match it anyway
     key = {
         "submission_file": result["submission"]["file_sha256"],
         "weights": result["submission"]["weights_sha256"],
-        "dataset": {f: dataset[f] for f in ("name", "generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")},
-        "settings": result["settings"],
+        "dataset": {f: dataset[f] for f in ("name", "version", "generator_sha256", "latents_sha256", "labels_sha256",
+                                             "images_sha256")},
+        "settings": settings,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _v5_fingerprints(conn: Connection) -> None:
-    """Version 5: every run's fingerprint recomputed without the card version and Lipschitz record. Runs that now
-    coincide are one evaluation bounded from different cards: the first stored (the one the leaderboard ranks)
-    takes the fingerprint, and the others keep their old one, so none is lost or merged by guesswork."""
+    """Version 5: every run's fingerprint recomputed without the Lipschitz record. Runs that now coincide are one
+    evaluation bounded from different Lipschitz sections: the first stored (earliest created_at, then id: the one
+    the leaderboard ranks) takes the fingerprint, and the others keep their old one, so none is lost or merged."""
     runs = Table("runs", MetaData(), Column("id", Integer, primary_key=True), Column("fingerprint", String(64)),
-                 Column("result", JSON))
+                 Column("result", JSON), Column("created_at", DateTime))
     taken: set[str] = set()
-    for run_id, result in conn.execute(select(runs.c.id, runs.c.result).order_by(runs.c.id)).all():
+    for run_id, result in conn.execute(select(runs.c.id, runs.c.result).order_by(runs.c.created_at, runs.c.id)).all():
         fingerprint = _v5_fingerprint(result)
-        if fingerprint not in taken:  # ids ascending: the first stored run of an evaluation
+        if fingerprint not in taken:
             taken.add(fingerprint)
             conn.execute(update(runs).where(runs.c.id == run_id).values(fingerprint=fingerprint))
 
@@ -181,7 +190,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "indexes for leaderboard lookups", _v2_indexes),
     Migration(3, "run provenance and spot-check verification", _v3_provenance),
     Migration(4, "certified accuracy per eps", _v4_certified),
-    Migration(5, "fingerprints of the test examples' identity, without the Lipschitz record", _v5_fingerprints),
+    Migration(5, "fingerprints without the Lipschitz record", _v5_fingerprints),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -32,6 +32,7 @@ from irob_bench.errors import IrobError
 from irob_bench.leaderboard import migrations
 from irob_bench.leaderboard.migrations import NOT_CERTIFIED_BEFORE
 from irob_bench.leaderboard.schema import EpsMetricRow, RunRow, SubmissionRow
+from irob_bench.metrics import rebounded
 from irob_bench.results import BOUND_FIELDS, EpsMetrics, EvaluationResult, SanityFlag, SubmissionRecord, created_utc
 from irob_bench.user_text import is_index
 
@@ -235,11 +236,13 @@ def _eps_row(metrics: EpsMetrics) -> EpsMetricRow:
 
 
 def _rebound(run: RunRow, fresh: EvaluationResult) -> bool:
-    """Give a stored run the bounds of `fresh`, the same evaluation (same fingerprint) saved again, if fresh measured
-    exactly its numbers; True if anything changed. The row is locked by the caller's transaction."""
-    stored = EvaluationResult.model_validate(run.result)
-    updated = stored.rebounded_by(fresh)
-    if updated is None or updated == stored:
+    """Give a stored run the bounds of `fresh`, the same evaluation saved again (metrics.rebounded); True if anything
+    changed. A stored result this release cannot read is left as it is. The caller's transaction locks the row."""
+    try:
+        updated = rebounded(EvaluationResult.model_validate(run.result), fresh)
+    except ValidationError:
+        return False
+    if updated is None:
         return False
     run.result = updated.model_dump(mode="json")
     for row in run.eps_metrics:
@@ -327,31 +330,29 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def save(self, result: EvaluationResult, provenance: Provenance = "evaluated") -> SaveOutcome:
+    def save(self, result: EvaluationResult, provenance: Provenance = "evaluated", *, rebound: bool = False
+             ) -> SaveOutcome:
         """Store one result in a single transaction. A result whose fingerprint is stored already is not duplicated;
-        if it measured exactly the stored numbers, the stored run takes its ceilings, gaps, "above ceiling" flags and
-        Lipschitz record (a re-bounded file, or a re-run after a Lipschitz-only card update): the newest bounds win."""
+        with `rebound` (its ceilings are the shipped card's: persist.py decides), the stored run takes its ceilings,
+        gaps, "above ceiling" flags and Lipschitz record if it measured exactly the stored numbers."""
         fingerprint = result.fingerprint()
         with self._errors():
             for attempt in range(3):
                 try:
-                    return self._insert(result, fingerprint, provenance)
+                    return self._insert(result, fingerprint, provenance, rebound)
                 except IntegrityError:
-                    existing = self.find(fingerprint)  # a concurrent save of the same run got there first
-                    if existing is not None:
-                        return SaveOutcome(run_id=existing, created=False)
                     if attempt == 2:
                         raise
-                    # else a concurrent save added this run's submission row first (PostgreSQL: no write lock
-                    # serialises the select-then-insert): the next attempt finds and reuses it
+                    # A concurrent save of this run, or of its submission row (PostgreSQL: no write lock serialises
+                    # the select-then-insert), got there first: the next attempt finds and reuses it.
             raise AssertionError("unreachable")
 
-    def _insert(self, result: EvaluationResult, fingerprint: str, provenance: Provenance) -> SaveOutcome:
+    def _insert(self, result: EvaluationResult, fingerprint: str, provenance: Provenance, rebound: bool) -> SaveOutcome:
         created_at = created_utc(result.created_at)
         with Session(self._writer) as session, session.begin():
             existing = session.scalar(select(RunRow).where(RunRow.fingerprint == fingerprint).with_for_update())
             if existing is not None:
-                return SaveOutcome(run_id=existing.id, created=False, rebounded=_rebound(existing, result))
+                return SaveOutcome(run_id=existing.id, created=False, rebounded=rebound and _rebound(existing, result))
             run = RunRow(
                 fingerprint=fingerprint,
                 submission=self._submission(session, result.submission),
