@@ -19,6 +19,7 @@ from irob_bench.commands.lipschitz import HELP_DEFAULTS
 from irob_bench.lipschitz.settings import ESTIMATORS
 
 TOY = Path(__file__).parent / "submissions" / "toy.py"
+REPO = Path(__file__).resolve().parents[1]
 
 _IMPORTS = """
 import sys
@@ -100,7 +101,7 @@ def test_bad_arguments_fail_while_parsing_in_one_line_and_touch_no_database(tmp_
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [["evaluate", str(TOY)], ["runs", "merge", "a.json", "b.json"]])
+@pytest.mark.parametrize("command", [["evaluate", str(TOY)], ["runs", "merge", str(TOY), str(TOY)]])  # paths that exist
 def test_a_result_whose_outcomes_path_is_a_folder_is_refused_while_parsing(tmp_path, monkeypatch, capsys, command):
     """Found by an audit: evaluate failed after the whole evaluation, naming a temporary file. Control: the same
     --json without the folder passes the parser (test_bad_arguments... and the evaluations of test_evaluate)."""
@@ -200,6 +201,130 @@ def test_a_result_the_database_refuses_after_the_work_is_kept_for_runs_import(tm
     monkeypatch.setattr(Store, "save", real_save)
     assert main(["runs", "import", kept, "--db", str(db)]) == 0
     assert [r.submission for r in Store(str(db)).rows()] == ["toy-linear"]
+
+
+@pytest.mark.parametrize("with_json", [False, True])
+def test_a_database_that_cannot_be_opened_after_the_work_keeps_the_result(tmp_path, monkeypatch, capsys, with_json):
+    """Opening the store upgrades its schema under the write lock: a lock held then lost the finished run, JSON and
+    all (found by an audit). Now it is kept (in --json FILE if given), and `runs import` stores it (the control)."""
+    from irob_bench.errors import IrobError
+    from irob_bench.leaderboard.store import Store
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+    def locked(url):
+        raise IrobError(f"database {url}: database is locked")
+
+    monkeypatch.setattr("irob_bench.persist.Store", locked)
+    db, out = tmp_path / "lb.db", tmp_path / "toy.json"
+    args = ["evaluate", str(TOY), "--n-examples", "4", "--eps", "1", "--attacks", "quick", "--quiet", "--isolation", "none",
+            "--db", str(db), *(["--json", str(out)] if with_json else [])]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "database is locked; nothing was stored, and the result is kept in" in err, err
+    kept = err.split("kept in ")[1].split(":")[0]
+    assert (kept == str(out)) == with_json and Path(f"{kept}.outcomes.npz").is_file()
+    monkeypatch.undo()
+    assert main(["runs", "import", kept, "--db", str(db)]) == 0
+    assert [r.submission for r in Store(str(db)).rows()] == ["toy-linear"]
+
+
+def test_a_huge_n_examples_is_refused_before_the_work_without_a_dataset(capsys):
+    """Without --dataset the submission names the dataset, and 1e11 points ran the machine out of memory building the
+    time limit's chunks (found by an audit). Now it is one line before any worker starts; control: --dataset mnist."""
+    base = ["evaluate", str(TOY), "--no-store", "--quiet", "--isolation", "none", "--n-examples"]
+    assert main([*base, "99999999999"]) == 2
+    assert capsys.readouterr().err == ("irob-bench: error: --n-examples must be between 1 and 10000 (the largest test "
+                                       "set of any dataset), got 99999999999\n")
+    assert main([*base, "10001", "--dataset", "mnist"]) == 2
+    assert capsys.readouterr().err == "irob-bench: error: --n-examples must be between 1 and 10000, got 10001\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ceiling", "--lipschitz", "10", "--alpha", "0.1", "--delta", "0.01", "--eps", "inf", "--json"],
+     "argument --eps: expected a number that is finite, got 'inf'"),  # printed "eps": Infinity, which is not JSON
+    (["ceiling", "--lipschitz", "\uff13", "--alpha", "0.1", "--delta", "0.01", "--eps", "1"],
+     "argument --lipschitz: expected a number, got '\uff13'"),  # a fullwidth 3 was read as 3
+    (["evaluate", str(TOY), "--n-examples", "\uff18"], "argument --n-examples: expected a positive integer or 'all'"),
+    (["evaluate", str(TOY), "--seed", "\u0663"], "argument --seed: expected an integer"),  # an Arabic-Indic 3
+    (["validate", str(TOY), "--memory-mb", "99999999999999"], "argument --memory-mb: expected an integer in (255, "),
+    (["validate", str(TOY), "--timeout", "1e300"], "argument --timeout: expected a number in (0, 1e+09]"),
+    (["validate", str(REPO / "README.md")], "argument path: submission must be a .py file"),
+    (["lipschitz", "estimate", "mnist", "--samples", "0"], "argument --samples: expected an integer > 0, got '0'"),
+    (["lipschitz", "estimate", "mnist", "--lanczos-tolerance", "nan"], "argument --lanczos-tolerance: expected a number"),
+    (["runs", "import", "missing.json"], "argument path: result file not found: missing.json"),  # was: after importing torch
+    (["runs", "verify", "1", "--submission", str(REPO)], "argument --submission: " + f"{REPO} is a directory"),
+])
+def test_bad_numbers_and_files_fail_while_parsing(args, message, capsys):
+    """Found by an audit: these ran jobs (non-ASCII digits), crashed with a traceback after starting a worker
+    (setrlimit overflow), printed invalid JSON, or failed only after importing torch."""
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_the_same_commands_with_good_values_run(capsys):
+    """Control of the test above: finite values, ASCII digits and a .py file pass the parser."""
+    assert main(["ceiling", "--lipschitz", "10", "--alpha", "0.1", "--delta", "0.01", "--eps", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ceilings"][0]["eps"] == 1.0
+    assert main(["validate", str(TOY), "--memory-mb", "4096", "--timeout", "600", "--isolation", "none"]) == 0
+
+
+def test_datasets_list_takes_a_glob(capsys):
+    """`datasets list 'saturated-*'` (timm's list_models('glob*')); a glob that matches nothing is one line naming
+    what is available; control: without a pattern every shipped dataset is listed."""
+    assert main(["datasets", "list", "saturated-cifar-p*"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed and all(name.startswith("saturated-cifar-p") for name in listed)
+    assert main(["datasets", "list", "Mnist*"]) == 2  # names are matched case-sensitively
+    assert capsys.readouterr().err.startswith("irob-bench: error: no dataset matches 'Mnist*' (available: imagenet10, mnist")
+    assert main(["datasets", "list"]) == 0
+    assert {"mnist", *listed} <= {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+
+
+def test_a_figure_asked_with_the_website_is_refused_not_ignored(tmp_path, capsys):
+    """`--format html --plot p.png` wrote the site and silently no figure (found by an audit); control: the site alone."""
+    db, site = str(tmp_path / "lb.db"), tmp_path / "site"
+    assert main(["leaderboard", "--format", "html", "--out", str(site), "--plot", str(tmp_path / "p.png"), "--db", db]) == 2
+    assert "the website draws its own" in capsys.readouterr().err and not site.exists()
+    assert main(["leaderboard", "--format", "html", "--out", str(site), "--db", db]) == 0 and (site / "index.html").is_file()
+
+
+def test_a_crash_in_the_submissions_own_code_run_in_process_is_its_error_not_ours(tmp_path, capsys, monkeypatch):
+    """Found by an audit: with --isolation none a model whose forward raises was reported as irob-bench's internal
+    error (exit 3). Now the line names the submission's file and line (exit 2); control: a crash in irob-bench's own
+    code stays an internal error."""
+    broken = tmp_path / "broken.py"
+    broken.write_text(TOY.read_text().replace("    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))", """
+    class Broken(nn.Module):  # sound while validated, broken under attack
+        calls = 0
+
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(784, 10)
+
+        def forward(self, x):
+            Broken.calls += 1
+            if Broken.calls > 5:
+                raise RuntimeError("forward broke")
+            return self.linear(x.flatten(1))
+
+    return Broken()"""))
+    args = ["evaluate", str(broken), "--n-examples", "4", "--eps", "1", "--attacks", "quick", "--quiet", "--no-store",
+            "--isolation", "none"]
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("irob-bench: error: the submission raised RuntimeError: forward broke at broken.py:"), last
+    assert main(["evaluate", str(TOY), *args[2:]]) == 0  # the same command with a sound model
+    capsys.readouterr()
+
+    def bug(*_args, **_kwargs):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr("irob_bench.persist.persist", bug)
+    assert main(["evaluate", str(TOY), *args[2:]]) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("irob-bench: internal error")
 
 
 def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():

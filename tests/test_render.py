@@ -337,3 +337,17 @@ def test_verified_only_ranks_imported_runs_once_runs_verify_confirmed_them(rows:
     assert [r["rank"] for r in json.loads(render(board, fmt="json", verified_only=True))] == [1, 2, None]
     assert distrust(unchecked, verified_only=True) == "imported, not verified by `runs verify`"
     assert distrust(unchecked) is None and distrust(checked, verified_only=True) is None
+
+
+def test_a_shard_is_printed_over_its_own_points():
+    """Found by an audit: a shard's numbers were printed with the whole run's n (its intervals too narrow) and nothing
+    said it was a shard. Control: the whole run prints its n."""
+    from irob_bench.results import ShardRecord
+
+    whole = make_result()
+    counts = [c // 2 for c in whole.metrics.per_class_count]
+    half = whole.model_copy(update={"shard": ShardRecord(index=1, of=2),
+                                    "metrics": whole.metrics.model_copy(update={"per_class_count": counts})})
+    text = render_run(half)
+    assert f"shard 1/2: {sum(counts)} of the run's" in text and f"interval over the {sum(counts)} test points" in text
+    assert "interval over the 1000 test points" in render_run(whole) and "shard" not in render_run(whole)

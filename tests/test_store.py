@@ -421,6 +421,9 @@ def test_rows_and_resolve(store: Store) -> None:
     assert store.resolve("net") == store.resolve("net", dataset="mnist") == Resolved(new)  # one submission: no note
     with pytest.raises(IrobError, match="no run with id or submission name 'nobody'"):
         store.resolve("nobody")
+    assert store.resolve(str(other), dataset="imagenet10").run_id == other  # an id with its own dataset: fine
+    with pytest.raises(IrobError, match=f"run {other} is on dataset 'imagenet10', not 'mnist'"):  # ignored before
+        store.resolve(str(other), dataset="mnist")
     with pytest.raises(IrobError, match="no run with id 99"):
         store.get(99)
     assert store.datasets() == ["imagenet10", "mnist"]

@@ -70,10 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"irob-bench: error: the submission ended the command with sys.exit({exc.code!r}); nothing was stored",
               file=sys.stderr)
         return 2
-    except Exception:  # a bug (or a crash in code run in process): the traceback, and never 1, the gate's regression
+    except Exception as exc:  # a bug, or a crash of submission code run in process: the traceback, and never 1
         traceback.print_exc()
+        where = _submission_frame(exc, args)
+        if where is not None:  # the user's code (--isolation none): their error to fix, not ours
+            print(f"irob-bench: error: the submission raised {type(exc).__name__}: {exc} at {where} (the traceback "
+                  "above); nothing was stored", file=sys.stderr)
+            return 2
         print("irob-bench: internal error (the traceback above); nothing was stored", file=sys.stderr)
         return 3
+
+
+def _submission_frame(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """FILE:LINE of the innermost traceback frame in the command's submission file, or None if it never ran there."""
+    files = {os.path.realpath(value) for value in (getattr(args, "path", None), getattr(args, "submission", None))
+             if isinstance(value, str) and value.endswith(".py")}
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.realpath(f.filename) in files]
+    return f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else None
 
 
 if __name__ == "__main__":

@@ -196,6 +196,11 @@ def check_options(options: EvaluateOptions) -> None:
         check_eps_range(options.eps or card.eps_grid, card)
         indices = _indices(card.splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)
+    elif options.n_examples is not None and options.indices is None:  # the submission names the dataset: bound n now
+        largest = max(dataset_registry.load_card(name).splits["test"].size for name in dataset_registry.available())
+        if options.n_examples > largest:
+            raise IrobError(f"--n-examples must be between 1 and {largest} (the largest test set of any dataset), got "
+                            f"{options.n_examples}")
 
 
 def check_eps_range(eps: list[float], card: DatasetCard) -> None:

@@ -58,9 +58,25 @@ def persist(
     try:
         return stored, store.save(stored, provenance)
     except IrobError as exc:  # e.g. a lock held past the busy timeout: the evaluation is not lost with the row
-        kept = Path(json_path) if json_path is not None else _keep_unsaved(evaluation)
-        raise IrobError(f"{exc}; nothing was stored, and the result is kept in {kept}: `irob-bench runs import "
-                        f"{kept}` stores it") from None
+        raise _kept(exc, evaluation, json_path) from None
+
+
+def open_store(url: str | None, evaluation: Evaluation, json_path: str | Path | None) -> Store:
+    """The leaderboard to store a finished evaluation in. Opening it may upgrade its schema, which needs the write
+    lock: if that fails (a lock held past the busy timeout), the result is kept first and the error says where."""
+    try:
+        return Store(url)
+    except IrobError as exc:
+        if json_path is not None:
+            persist(evaluation, json_path=json_path)
+        raise _kept(exc, evaluation, json_path) from None
+
+
+def _kept(exc: IrobError, evaluation: Evaluation, json_path: str | Path | None) -> IrobError:
+    """The one-line error of a result that could not be stored, kept in its JSON file or the unsaved folder."""
+    kept = Path(json_path) if json_path is not None else _keep_unsaved(evaluation)
+    return IrobError(f"{exc}; nothing was stored, and the result is kept in {kept}: `irob-bench runs import {kept}` "
+                     "stores it")
 
 
 def bounded_by_shipped_card(result: EvaluationResult) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import warnings
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -99,3 +100,11 @@ def stray_tensors(module: torch.nn.Module, device: str | torch.device) -> list[s
     for prefix, sub in module.named_modules():
         named += [(f"{prefix}.{k}" if prefix else k, v) for k, v in vars(sub).items() if isinstance(v, torch.Tensor)]
     return [name for name, tensor in named if elsewhere(tensor)]
+
+
+def jvp(func, primals: tuple[torch.Tensor, ...], tangents: tuple[torch.Tensor, ...]):  # type: ignore[no-untyped-def]
+    """torch.func.jvp, without the FutureWarning torch itself raises on the first call (its forward-mode
+    decompositions are built with the deprecated torch.jit.script): it printed into progress bars and logs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        return torch.func.jvp(func, primals, tangents)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import jvp, vmap
+from torch.func import vmap
 
 from irob_bench.attacks.common import Found, Model, batches, margin, progress_bar
 from irob_bench.attacks.config import LatentAttackConfig
 from irob_bench.attacks.verify import NORM_TOLERANCE
-from irob_bench.runtime import place
+from irob_bench.runtime import jvp, place
 
 
 @dataclass

@@ -33,9 +33,12 @@ def bounded(low: float, high: float = math.inf, cast: type = float, include_low:
     show = (lambda v: f"{int(v):,}") if cast is int else (lambda v: f"{v:g}")
     above = f">= {show(low)}" if include_low else f"> {show(low)}"
     wanted = above if high == math.inf else f"in {'[' if include_low else '('}{show(low)}, {show(high)}]"
+    wanted = "that is finite" if low == -math.inf and high == math.inf else wanted
 
     def parse(value: str) -> float:
         try:
+            if not value.isascii():  # int() and float() read '８' or '١' as digits: a typo should not run a job
+                raise ValueError(value)
             number = cast(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {value!r}") from None
@@ -47,7 +50,9 @@ def bounded(low: float, high: float = math.inf, cast: type = float, include_low:
 
 
 positive_int = bounded(0, cast=int)
+non_negative_int = bounded(0, cast=int, include_low=True)
 positive_float = bounded(0)
+number = bounded(-math.inf)  # any finite number
 non_negative_float = bounded(0, include_low=True)
 probability = bounded(0, 1)
 seed = bounded(0, 2**31 - 1, cast=int, include_low=True)  # a seed every database's integer column holds
@@ -87,13 +92,26 @@ def shard(value: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
-def submission_file(value: str) -> str:
-    """An existing submission file (its code is checked later, in the sandbox; a typo fails here, in 0.5 s)."""
+def _existing_file(value: str, kind: str, is_a_folder: str) -> Path:
+    """`value` as the path of an existing file, else the one-line argument error (a folder, or no such file)."""
     path = Path(value)
     if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value} is a directory; give the submission's .py file")
+        raise argparse.ArgumentTypeError(f"{value} is a directory{is_a_folder}")
     if not path.is_file():
-        raise argparse.ArgumentTypeError(f"submission file not found: {value}")
+        raise argparse.ArgumentTypeError(f"{kind} file not found: {value}")
+    return path
+
+
+def submission_file(value: str) -> str:
+    """An existing submission .py file (its code is checked later, in the sandbox; a typo fails here, in 0.5 s)."""
+    if _existing_file(value, "submission", "; give the submission's .py file").suffix != ".py":
+        raise argparse.ArgumentTypeError(f"submission must be a .py file, got {value}")
+    return value
+
+
+def existing_result(value: str) -> str:
+    """An existing result .json file (its contents are checked when the command runs; a typo fails here)."""
+    _existing_file(value, "result", ", not a result .json file")
     return value
 
 
@@ -168,10 +186,10 @@ def add_isolation_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--isolation", choices=ISOLATION_LEVELS, default=None,  # None: $IROB_BENCH_ISOLATION, read when used
                         help=f"where the submission runs: none (this process), process, sandbox (default: ${ISOLATION_ENV}, else sandbox)")
-    parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+    parser.add_argument("--timeout", type=bounded(0, 1e9), default=None, metavar="SECONDS",
                         help=f"wall-clock limit of the isolated worker (default {CHUNK_SECONDS:g} s per chunk of the "
                         "points it evaluates: --batch-size points where the command has that option)")
-    parser.add_argument("--memory-mb", type=bounded(255, cast=int), default=DEFAULT_MEMORY_MB,
+    parser.add_argument("--memory-mb", type=bounded(255, 2**40, cast=int), default=DEFAULT_MEMORY_MB,
                         help=f"memory limit of the worker (default {DEFAULT_MEMORY_MB})")
 
 

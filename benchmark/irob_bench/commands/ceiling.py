@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from irob_bench.commands.arguments import open_unit, positive_int
+from irob_bench.commands.arguments import number, open_unit, positive_int
 from irob_bench.errors import IrobError
 
 if TYPE_CHECKING:
@@ -112,16 +112,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="robust-accuracy ceilings from Lipschitz constants (docs/science.md §4)",
         description="Upper bounds on robust accuracy (Zhang et al. Thm 4.3 / 4.4) for the given generator Lipschitz constants.",
     )
-    parser.add_argument("--lipschitz", type=float, nargs="+", required=True, metavar="L", help="one L for every class, or one per class")
-    parser.add_argument("--alpha", type=float, required=True, help="risk level: the classifier's (or every class's) error rate")
+    parser.add_argument("--lipschitz", type=number, nargs="+", required=True, metavar="L", help="one L for every class, or one per class")
+    parser.add_argument("--alpha", type=number, required=True, help="risk level: the classifier's (or every class's) error rate")
     parser.add_argument("--delta", type=open_unit, required=True, help="latent mass on which the Lipschitz property may fail")
     parser.add_argument("--anchors", type=positive_int, default=None, metavar="S",
                         help="anchors per class behind L: states the confidence (L = the order statistic of S slopes)")
     parser.add_argument("--beta", type=open_unit, default=None,
                         help=f"with --anchors: confidence over the anchors (default {DEFAULT_BETA:g})")
-    parser.add_argument("--eps", type=float, nargs="+", required=True, metavar="E", help="L2 perturbation sizes in [0,1] image space")
-    parser.add_argument("--priors", type=float, nargs="+", metavar="P", help="class priors (default: uniform)")
-    parser.add_argument("--radius", type=float, default=None, help="radius r the constants hold on; checks r * L >= eps")
+    parser.add_argument("--eps", type=number, nargs="+", required=True, metavar="E", help="L2 perturbation sizes in [0,1] image space")
+    parser.add_argument("--priors", type=number, nargs="+", metavar="P", help="class priors (default: uniform)")
+    parser.add_argument("--radius", type=number, default=None, help="radius r the constants hold on; checks r * L >= eps")
     parser.add_argument("--form", choices=[*FORMS, "all"], default="all", help="which ceiling(s) to print")
     parser.add_argument("--json", action="store_true", help="machine-readable output: fractions in [0, 1] or null with a reason")
     parser.set_defaults(handler=_ceiling)

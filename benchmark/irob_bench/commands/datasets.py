@@ -6,12 +6,16 @@ import argparse
 import sys
 
 from irob_bench.commands.arguments import output_file, output_folder, positive_int
+from irob_bench.errors import IrobError
 
 
 def _list(args: argparse.Namespace) -> None:
     from irob_bench import datasets
 
-    for name in datasets.available():
+    names = datasets.available(args.pattern)
+    if not names:
+        raise IrobError(f"no dataset matches {args.pattern!r} (available: {', '.join(datasets.available())})")
+    for name in names:
         card = datasets.load_card(name)
         print(f"{name:24s} v{card.version:8s} {card.num_classes} classes, {card.splits['test'].size} test points, eps {card.eps_grid}")
 
@@ -97,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `datasets` command and its actions to the CLI (its arguments are checked while parsing, before any heavy import)."""
     group = sub.add_parser("datasets", help="list, show, preview, build, freeze and verify benchmark distributions")
     actions = group.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="the shipped benchmark distributions").set_defaults(handler=_list)
+    listing = actions.add_parser("list", help="the shipped benchmark distributions")
+    listing.add_argument("pattern", nargs="?", default=None, metavar="GLOB", help="only names matching it ('saturated-*')")
+    listing.set_defaults(handler=_list)
 
     show = actions.add_parser("show", help="print a dataset card")
     show.add_argument("name")

@@ -28,7 +28,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from irob_bench.evaluate import EvaluateOptions, check_options
     from irob_bench.isolation.sandbox import evaluate_isolated
     from irob_bench.leaderboard.store import Store
-    from irob_bench.persist import persist
+    from irob_bench.persist import open_store, persist
 
     launch = torchrun_launch()
     if args.shard and launch is not None:
@@ -59,7 +59,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         evaluation = evaluate_distributed(args.path, options, isolation_of(args), launch)
         if evaluation is None:
             return 0  # not rank 0: rank 0 merges, prints and stores
-    store = Store(args.db) if storing else None
+    store = open_store(args.db, evaluation, args.json) if storing else None
     result, saved = persist(evaluation, json_path=args.json, store=store)
     print(run_text(result, saved.run_id if saved else None))
     if saved is not None:

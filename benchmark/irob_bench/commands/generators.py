@@ -131,8 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "output folder for generator.pt and training_summary.json", epochs=10,
                               out_type=output_folder)
     train.add_argument("--batch-size", type=positive_int, default=64)
-    train.add_argument("--width", type=int, default=None, help="channels of G and D (cifar only; default 32)")
-    train.add_argument("--fake-class-weight", type=float, default=1.0,
+    train.add_argument("--width", type=positive_int, default=None, help="channels of G and D (cifar only; default 32)")
+    train.add_argument("--fake-class-weight", type=non_negative_float, default=1.0,
                        help="weight of D's class loss on generated images (0: D classifies real images only)")
     train.set_defaults(handler=_train)
 

@@ -22,6 +22,9 @@ def _leaderboard(args: argparse.Namespace) -> None:
         if args.by_p:
             raise IrobError(f"--by-p prints a table (--format {'|'.join(FORMATS)}); the website's saturated-cifar page "
                             "has it already")
+        if args.plot or args.plot_saturation:
+            raise IrobError(f"--plot and --plot-saturation write a figure beside a table (--format {'|'.join(FORMATS)}); "
+                            "the website draws its own")
         _site(args)
         return
     if args.out and Path(args.out).is_dir():

@@ -6,7 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from irob_bench.commands.arguments import open_unit, output_file, positive_float, positive_int, seed
+from irob_bench.commands.arguments import (
+    non_negative_float,
+    non_negative_int,
+    open_unit,
+    output_file,
+    positive_float,
+    positive_int,
+    seed,
+)
 from irob_bench.errors import IrobError
 from irob_bench.user_text import is_index
 
@@ -174,12 +182,12 @@ def _default(method: str, name: str) -> object:
 
 def _add_common(parser: argparse.ArgumentParser, samples: int | None, samples_help: str) -> None:
     parser.add_argument("name", help="shipped dataset name or card folder path")
-    parser.add_argument("--samples", type=int, default=samples, help=f"anchors per class, S (default {samples_help})")
-    parser.add_argument("--radius", type=float, default=None, help="ball radius r (default: the card's, else 0.5)")
-    parser.add_argument("--delta", type=float, default=None, help="bound the 1 - delta quantile of the slopes (default: the card's, else 0.001)")
-    parser.add_argument("--beta", type=float, default=None, help="confidence of that bound over the anchors (default: the card's, else 0.95)")
+    parser.add_argument("--samples", type=positive_int, default=samples, help=f"anchors per class, S (default {samples_help})")
+    parser.add_argument("--radius", type=positive_float, default=None, help="ball radius r (default: the card's, else 0.5)")
+    parser.add_argument("--delta", type=open_unit, default=None, help="bound the 1 - delta quantile of the slopes (default: the card's, else 0.001)")
+    parser.add_argument("--beta", type=open_unit, default=None, help="confidence of that bound over the anchors (default: the card's, else 0.95)")
     parser.add_argument("--seed", type=seed, default=None, help="seeds anchors and draws (default 0)")
-    parser.add_argument("--batch-size", type=int, default=None, help=f"latent points per generator call (default {_default('sampling', 'batch_size')})")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help=f"latent points per generator call (default {_default('sampling', 'batch_size')})")
     parser.add_argument("--classes", nargs="+", default=None, help="class names or indices (default: all)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -198,11 +206,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_common(est, samples=None, samples_help=str(_default("sampling", "samples")))
     est.add_argument("--method", choices=["sampling", "gradient"], default="sampling")
-    est.add_argument("--neighbors", type=int, default=None, help=f"sampling: uniform points per ball, N (default {_default('sampling', 'neighbors')})")
-    est.add_argument("--lanczos-steps", type=int, default=None, help=f"gradient: at most this many Lanczos steps (default {_default('gradient', 'lanczos_steps')})")
-    est.add_argument("--lanczos-tolerance", type=float, default=None, help=f"gradient: relative Ritz residual that stops them (default {_default('gradient', 'lanczos_tolerance')})")
-    est.add_argument("--starts", type=int, default=None, help=f"gradient: ascent start radii, each +-v (default {_default('gradient', 'starts')})")
-    est.add_argument("--ascent-steps", type=int, default=None, help=f"gradient: ascent steps per start (default {_default('gradient', 'ascent_steps')})")
+    est.add_argument("--neighbors", type=positive_int, default=None, help=f"sampling: uniform points per ball, N (default {_default('sampling', 'neighbors')})")
+    est.add_argument("--lanczos-steps", type=positive_int, default=None, help=f"gradient: at most this many Lanczos steps (default {_default('gradient', 'lanczos_steps')})")
+    est.add_argument("--lanczos-tolerance", type=non_negative_float, default=None, help=f"gradient: relative Ritz residual that stops them (default {_default('gradient', 'lanczos_tolerance')})")
+    est.add_argument("--starts", type=positive_int, default=None, help=f"gradient: ascent start radii, each +-v (default {_default('gradient', 'starts')})")
+    est.add_argument("--ascent-steps", type=non_negative_int, default=None, help=f"gradient: ascent steps per start (default {_default('gradient', 'ascent_steps')})")
     est.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class slopes: a rerun resumes from it")
     est.add_argument("--write", action="store_true", help="store the estimate in the dataset's card")
     est.add_argument("--replace", action="store_true", help="with --write: drop the card's earlier estimates first")
@@ -222,6 +230,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(radius, samples=32, samples_help="32: a quick search")
     radius.add_argument("--method", choices=["gradient", "sampling"], default="gradient",
                         help="estimator of each trial (sampling for generators not differentiable everywhere, e.g. s_p)")
-    radius.add_argument("--neighbors", type=int, default=None, help="sampling: uniform points per ball, N")
+    radius.add_argument("--neighbors", type=positive_int, default=None, help="sampling: uniform points per ball, N")
     radius.add_argument("--eps", type=positive_float, default=None, help="target (default: the card's largest eps)")
     radius.set_defaults(handler=_radius)

@@ -7,12 +7,14 @@ import sys
 
 from irob_bench.commands.arguments import (
     add_isolation_options,
+    existing_result,
     isolation_of,
     non_negative_float,
     positive_int,
     probability,
     result_file,
     seed,
+    submission_file,
 )
 from irob_bench.commands.leaderboard import add_db_option
 
@@ -83,13 +85,13 @@ def _import(args: argparse.Namespace) -> None:
 def _merge(args: argparse.Namespace) -> None:
     from irob_bench.commands.leaderboard import run_text
     from irob_bench.leaderboard.store import Store
-    from irob_bench.persist import persist
+    from irob_bench.persist import open_store, persist
     from irob_bench.shards import merge_shards, read_shard
 
     if not args.no_store:
         Store.check_writable(args.db)  # a bad URL or an unwritable file fails before the work; creates nothing
     evaluation = merge_shards([read_shard(p) for p in args.paths], list(args.paths))
-    store = None if args.no_store else Store(args.db)
+    store = None if args.no_store else open_store(args.db, evaluation, args.json)
     # shard files, wherever they were scored: checked like an import (metrics from outcomes), labelled like one
     result, saved = persist(evaluation, json_path=args.json, store=store, provenance="imported")
     print(run_text(result, saved.run_id if saved else None))
@@ -182,7 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     imported = actions.add_parser(
         "import", help="check a result JSON written by `evaluate --json` elsewhere against its outcomes, then store it"
     )
-    imported.add_argument("path", help="the result .json file")
+    imported.add_argument("path", type=existing_result, help="the result .json file")
     imported.add_argument("--outcomes", default=None, metavar="NPZ", help="its outcomes (default: PATH.outcomes.npz)")
     add_db_option(imported)
     imported.set_defaults(handler=_import)
@@ -190,7 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     merge = actions.add_parser(
         "merge", help="join the shards of one evaluation (evaluate --shard K/N --json FILE) into its run, then store it"
     )
-    merge.add_argument("paths", nargs="+", metavar="PATH", help="the shards' result .json files (outcomes beside them)")
+    merge.add_argument("paths", nargs="+", type=existing_result, metavar="PATH", help="the shards' result .json files (outcomes beside them)")
     merge.add_argument("--json", type=result_file, default=None, help="write the merged result as JSON to this file")
     merge.add_argument("--no-store", action="store_true", help="do not write to the leaderboard")
     add_db_option(merge)
@@ -200,7 +202,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify", help="re-evaluate a random sample of a stored run here and test it against the stored outcomes"
     )
     verify.add_argument("ref", metavar="ID", help="run id, or a submission name (its latest run)")
-    verify.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
+    verify.add_argument("--submission", type=submission_file, required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
     verify.add_argument("--n", type=positive_int, default=100, help="examples to re-evaluate (default 100)")
     verify.add_argument("--seed", type=seed, default=None,
                         help="seed of the random sample (default: drawn afresh, so that no one can foresee which points "
@@ -216,14 +218,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     rebound = actions.add_parser(
         "ceilings", help="recompute the ceilings of result files from the current dataset cards (same test data only)"
     )
-    rebound.add_argument("paths", nargs="+", metavar="PATH", help="result .json files, rewritten in place")
+    rebound.add_argument("paths", nargs="+", type=existing_result, metavar="PATH", help="result .json files, rewritten in place")
     rebound.set_defaults(handler=_ceilings)
 
     examples = actions.add_parser(
         "examples", help="add the example points (clean and adversarial images) to a result made before they were kept"
     )
-    examples.add_argument("path", metavar="PATH", help="the result .json (its outcomes file PATH.outcomes.npz gets them)")
-    examples.add_argument("--submission", required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
+    examples.add_argument("path", type=existing_result, metavar="PATH", help="the result .json (its outcomes file PATH.outcomes.npz gets them)")
+    examples.add_argument("--submission", type=submission_file, required=True, metavar="FILE", help="the run's submission .py (hash-checked)")
     examples.add_argument("--quiet", action="store_true", help="no progress bars")
     add_isolation_options(examples)
     examples.set_defaults(handler=_examples)

@@ -5,6 +5,7 @@ The shipped distributions (card, generator weights, test latents, checker) are p
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,9 +21,11 @@ DATA_DIR = shipped_data_dir()
 __all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "DATA_DIR", "available", "card_path", "load", "load_card"]
 
 
-def available() -> list[str]:
-    """Names of the benchmark distributions shipped with the package (folders holding a card.json)."""
-    return sorted(p.parent.name for p in DATA_DIR.glob("*/card.json"))
+def available(pattern: str | None = None) -> list[str]:
+    """Names of the benchmark distributions shipped with the package (folders holding a card.json), optionally only
+    those matching a glob ('saturated-cifar-*', case-sensitive as the names are)."""
+    names = sorted(p.parent.name for p in DATA_DIR.glob("*/card.json"))
+    return names if pattern is None else [name for name in names if fnmatch.fnmatchcase(name, pattern)]
 
 
 def card_path(name: str | Path) -> Path:

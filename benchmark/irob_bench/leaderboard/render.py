@@ -380,6 +380,9 @@ def render_run(result: EvaluationResult, run_id: int | None = None, ceiling_note
     accuracies with their intervals, and `ceiling_note` (what the card's ceilings rest on) under the eps table."""
     sub, data, settings, metrics = result.submission, result.dataset, result.settings, result.metrics
     title = f"run {run_id}: " if run_id is not None else ""
+    n = sum(metrics.per_class_count)  # the points these numbers are over: a shard's, not its run's
+    part = "" if result.shard is None else (f"shard {result.shard.index}/{result.shard.of}: {n} of the run's; joined "
+                                            "by `irob-bench runs merge`, never stored alone; ")
     sections = [
         (
             f"{title}{sub.metadata.name} on {data.name} v{data.version}",
@@ -415,7 +418,8 @@ def render_run(result: EvaluationResult, run_id: int | None = None, ceiling_note
             "settings",
             [
                 ("eps", ", ".join(f"{e:g}" for e in settings.eps)),
-                ("examples", f"{settings.n_examples} (subset seed {settings.subset_seed}, indices {settings.indices_sha256[:12]})"),
+                ("examples", f"{settings.n_examples} ({part}subset seed {settings.subset_seed}, indices "
+                             f"{settings.indices_sha256[:12]})"),
                 ("seed", str(settings.seed)),
                 ("batch size / device", f"{settings.batch_size} / {settings.device}"),
                 *((f"attack {name}", json.dumps(cfg, sort_keys=True)) for name, cfg in settings.attacks.items()),
@@ -431,9 +435,9 @@ def render_run(result: EvaluationResult, run_id: int | None = None, ceiling_note
         ),
     ]
     blocks = [_key_values(head, pairs) for head, pairs in sections]
-    legend = [bounds_note(has_certificates(metrics.per_eps)), f"In brackets: the Wilson 95% interval over the {settings.n_examples} test points; gap = "
+    legend = [bounds_note(has_certificates(metrics.per_eps)), f"In brackets: the Wilson 95% interval over the {n} test points; gap = "
               "ceiling (classifier) - PGD in percentage points (pp).", *([ceiling_note] if ceiling_note else [])]
-    blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps, settings.n_examples) + "\n"
+    blocks.append("robust accuracy and ceilings\n" + _eps_table(metrics.per_eps, n) + "\n"
                   + "\n".join(f"  {line}" for line in legend))
     if metrics.unconstrained_stages:
         blocks.append(_stage_table(settings.attacks.get("preset", "custom"), settings.eps, metrics.unconstrained_stages))

@@ -479,8 +479,11 @@ class Store:
         answer carries a note naming the run taken and how to choose another."""
         where = f" on dataset {dataset!r}" if dataset else ""
         with self._errors(), Session(self._engine) as session:
-            if is_index(str(ref)) and session.get(RunRow, int(ref)) is not None:
-                return Resolved(int(ref))
+            run = session.get(RunRow, int(ref)) if is_index(str(ref)) else None
+            if run is not None:
+                if dataset is not None and run.dataset_name != dataset:  # not silently ignored
+                    raise IrobError(f"run {run.id} is on dataset {run.dataset_name!r}, not {dataset!r}")
+                return Resolved(run.id)
             query = (
                 select(RunRow.id, RunRow.submission_id, RunRow.provenance, RunRow.created_at, SubmissionRow.file_sha256)
                 .join(RunRow.submission)

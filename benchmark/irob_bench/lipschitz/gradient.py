@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-from torch.func import jvp, vjp
+from torch.func import vjp
 
 from irob_bench.lipschitz.geometry import ClassMap, project_to_shell, unit
 from irob_bench.lipschitz.sampling import Slopes
 from irob_bench.lipschitz.settings import GradientSettings
+from irob_bench.runtime import jvp
 
 
 class TopSingular(NamedTuple):
