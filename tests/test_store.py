@@ -419,7 +419,7 @@ def test_rows_and_resolve(store: Store) -> None:
     assert row.created_at.isoformat() == "2025-03-14T09:26:53+00:00"
     assert store.resolve(str(old)).run_id == old and store.resolve(other).run_id == other
     assert store.resolve("net") == store.resolve("net", dataset="mnist") == Resolved(new)  # one submission: no note
-    with pytest.raises(IrobError, match="no run with id or submission name 'nobody'"):
+    with pytest.raises(IrobError, match=r"no run with id or submission name 'nobody' .* \(submissions: net, other; "):
         store.resolve("nobody")
     assert store.resolve(str(other), dataset="imagenet10").run_id == other  # an id with its own dataset: fine
     with pytest.raises(IrobError, match=f"run {other} is on dataset 'imagenet10', not 'mnist'"):  # ignored before

@@ -150,6 +150,13 @@ def result_file(value: str) -> str:
     return value
 
 
+def figure_file(value: str) -> str:
+    """A figure to write (as output_file) whose suffix names its format: .png or .svg."""
+    if Path(value).suffix not in (".png", ".svg"):
+        raise argparse.ArgumentTypeError(f"a figure is written as .png or .svg, got {value}")
+    return output_file(value)
+
+
 def output_folder(value: str) -> str:
     """A folder we can write into: an existing writable folder, or a new one under a writable existing ancestor;
     never a file (checked up front, so a long run never fails at its last step)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from irob_bench.commands.arguments import output_file, output_target, positive_float, write_error
+from irob_bench.commands.arguments import figure_file, output_target, positive_float, write_error
 from irob_bench.leaderboard import FORMATS, SITE_FORMAT
 
 
@@ -195,8 +195,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(parser)
     parser.add_argument("--out", type=output_target, default=None, metavar="PATH",
                         help="write to this file instead of standard output (--format html: this folder)")
-    parser.add_argument("--plot", type=output_file, default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
-    parser.add_argument("--plot-saturation", type=output_file, default=None, metavar="PNG",
+    parser.add_argument("--plot", type=figure_file, default=None, metavar="PNG", help="also plot robust accuracy vs eps with ceilings")
+    parser.add_argument("--plot-saturation", type=figure_file, default=None, metavar="PNG",
                         help="also plot accuracy and ceilings against the saturation level p (at --eps, default the "
                         "grid's middle eps)")
     parser.add_argument("--verified", action="store_true",

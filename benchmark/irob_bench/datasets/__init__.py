@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from irob_bench.common import field_error, shipped_data_dir
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.datasets.distribution import BenchmarkDataset, ConditionalGenerator
 from irob_bench.errors import IrobError
+
+if TYPE_CHECKING:
+    from irob_bench.datasets.distribution import BenchmarkDataset
 
 DATA_DIR = shipped_data_dir()
 """The folder of shipped distributions, one subfolder (holding card.json) per name."""
@@ -52,5 +55,17 @@ def load_card(name: str | Path) -> DatasetCard:
 
 def load(name: str | Path) -> BenchmarkDataset:
     """Load a benchmark distribution by shipped name (e.g. "mnist") or by path to its card."""
+    from irob_bench.datasets.distribution import BenchmarkDataset
+
     path = card_path(name)
     return BenchmarkDataset(load_card(path), path.parent)
+
+
+def __getattr__(name: str) -> Any:
+    """BenchmarkDataset and ConditionalGenerator on first use: they import torch, which reading cards (`datasets list`,
+    `ceiling`, the leaderboard) does not need."""
+    if name in ("BenchmarkDataset", "ConditionalGenerator"):
+        from irob_bench.datasets import distribution
+
+        return getattr(distribution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

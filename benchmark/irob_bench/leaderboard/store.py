@@ -493,8 +493,11 @@ class Store:
             if dataset is not None:
                 query = query.where(RunRow.dataset_name == dataset)
             named = session.execute(query).all()
+            stored = [] if named else sorted(session.scalars(select(SubmissionRow.name).distinct()).all())
         if not named:
-            raise IrobError(f"no run with id or submission name {str(ref)!r}{where} in {self.label}")
+            shown = ", ".join(stored[:10]) + (f" and {len(stored) - 10} more" if len(stored) > 10 else "")
+            raise IrobError(f"no run with id or submission name {str(ref)!r}{where} in {self.label} (submissions: "
+                            f"{shown or 'none stored'}; `irob-bench runs list` shows the run ids)")
         latest, submissions = named[0], {run.submission_id for run in named}
         if len(submissions) == 1:
             return Resolved(latest.id)
