@@ -197,7 +197,7 @@ def check_options(options: EvaluateOptions) -> None:
         indices = _indices(card.splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)
     elif options.n_examples is not None and options.indices is None:  # the submission names the dataset: bound n now
-        largest = max(dataset_registry.load_card(name).splits["test"].size for name in dataset_registry.available())
+        largest = dataset_registry.largest_test_size()
         if options.n_examples > largest:
             raise IrobError(f"--n-examples must be between 1 and {largest} (the largest test set of any dataset), got "
                             f"{options.n_examples}")

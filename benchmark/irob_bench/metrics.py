@@ -159,14 +159,12 @@ def rebounded(stored: EvaluationResult, fresh: EvaluationResult) -> EvaluationRe
     if fresh.fingerprint() != stored.fingerprint() or _measured(fresh.metrics) != _measured(stored.metrics):
         return None
     bounds = {m.eps: {field: getattr(m, field) for field in BOUND_FIELDS} for m in fresh.metrics.per_eps}
-    lipschitz = {field: getattr(fresh.dataset, field) for field in LIPSCHITZ_FIELDS}
-    if all(bounds[m.eps] == {f: getattr(m, f) for f in BOUND_FIELDS} for m in stored.metrics.per_eps) and \
-            lipschitz == {field: getattr(stored.dataset, field) for field in LIPSCHITZ_FIELDS}:
-        return None
     metrics = stored.metrics.model_copy(update={"per_eps": [m.model_copy(update=bounds[m.eps]) for m in stored.metrics.per_eps]})
+    dataset = stored.dataset.model_copy(update={field: getattr(fresh.dataset, field) for field in LIPSCHITZ_FIELDS})
+    if metrics == stored.metrics and dataset == stored.dataset:  # the flags follow the metrics, whatever their order
+        return None
     flags = [f for f in stored.flags if f.name != VIOLATION] + ceiling_violations(metrics, stored.settings.n_examples)
-    return stored.model_copy(update={"metrics": metrics, "flags": flags,
-                                     "dataset": stored.dataset.model_copy(update=lipschitz)})
+    return stored.model_copy(update={"metrics": metrics, "flags": flags, "dataset": dataset})
 
 
 def _measured(metrics: Metrics) -> Metrics:

@@ -14,7 +14,7 @@ from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import Evaluation, dataset_record
 from irob_bench.leaderboard.store import Provenance, SaveOutcome, Store
-from irob_bench.results import LIPSCHITZ_FIELDS, EvaluationResult
+from irob_bench.results import EvaluationResult
 
 
 def outcomes_dir(db_url: str) -> Path:
@@ -85,9 +85,7 @@ def bounded_by_shipped_card(result: EvaluationResult) -> bool:
     name = result.dataset.name
     if name not in datasets.available():
         return False
-    shipped = dataset_record(datasets.load_card(name))
-    return shipped.identity() == result.dataset.identity() and all(
-        getattr(shipped, field) == getattr(result.dataset, field) for field in LIPSCHITZ_FIELDS)
+    return dataset_record(datasets.load_card(name)) == result.dataset  # identity and Lipschitz record alike
 
 
 def _keep_unsaved(evaluation: Evaluation) -> Path:

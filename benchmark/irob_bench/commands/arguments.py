@@ -31,9 +31,12 @@ def bounded(low: float, high: float = math.inf, cast: type = float, include_low:
     """An argparse type accepting numbers in (low, high], or [low, high] with include_low (never inf or nan)."""
     kind = "an integer" if cast is int else "a number"
     show = (lambda v: f"{int(v):,}") if cast is int else (lambda v: f"{v:g}")
-    above = f">= {show(low)}" if include_low else f"> {show(low)}"
-    wanted = above if high == math.inf else f"in {'[' if include_low else '('}{show(low)}, {show(high)}]"
-    wanted = "that is finite" if low == -math.inf and high == math.inf else wanted
+    if low == -math.inf and high == math.inf:
+        wanted = "that is finite"
+    elif high == math.inf:
+        wanted = f">= {show(low)}" if include_low else f"> {show(low)}"
+    else:
+        wanted = f"in {'[' if include_low else '('}{show(low)}, {show(high)}]"
 
     def parse(value: str) -> float:
         try:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 DATA_DIR = shipped_data_dir()
 """The folder of shipped distributions, one subfolder (holding card.json) per name."""
 
-__all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "DATA_DIR", "available", "card_path", "load", "load_card"]
+__all__ = ["BenchmarkDataset", "ConditionalGenerator", "DatasetCard", "DATA_DIR", "available", "card_path", "largest_test_size", "load", "load_card"]
 
 
 def available(pattern: str | None = None) -> list[str]:
@@ -51,6 +51,12 @@ def load_card(name: str | Path) -> DatasetCard:
         return DatasetCard.model_validate_json(path.read_text())
     except ValidationError as exc:
         raise IrobError(f"{path}: invalid card: {field_error(exc)}") from None
+
+
+def largest_test_size(names: list[str] | None = None) -> int:
+    """The largest test split among these cards (default: every shipped one): the most points a run can ask for
+    before it is known which dataset the submission names."""
+    return max(load_card(name).splits["test"].size for name in (names or available()))
 
 
 def load(name: str | Path) -> BenchmarkDataset:

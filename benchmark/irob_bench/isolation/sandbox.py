@@ -154,9 +154,8 @@ def time_limit(options, isolation: Isolation, kind: Kind) -> tuple[float, str]: 
         from irob_bench import datasets
         from irob_bench.evaluate import shard_chunks
 
-        names = [options.dataset] if options.dataset else datasets.available()
         n = (len(options.indices) if options.indices is not None else options.n_examples
-             or max(datasets.load_card(name).splits["test"].size for name in names))
+             or datasets.largest_test_size([options.dataset] if options.dataset else None))
         chunks = len(shard_chunks(n, options.batch_size, options.shard))
     seconds = CHUNK_SECONDS * chunks
     return seconds, f"{seconds:g} s ({CHUNK_SECONDS:g} s for each of {chunks} chunk(s) of --batch-size points; set --timeout)"
