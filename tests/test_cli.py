@@ -40,6 +40,75 @@ def test_help_and_version_import_no_torch(args):
     assert time.perf_counter() - start < 10
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", str(TOY), "--shard", "1/2"], "--shard 1/2 needs --json FILE"),
+        (["lipschitz", "estimate", "mnist", "--replace"], "--replace only makes sense with --write"),
+        (["evaluate", str(TOY), "--no-store", "--db", "x.db"], "--db names where to store the run, but --no-store stores"),
+        (["evaluate", str(TOY), "--shard", "1/2", "--json", "s.json", "--db", "x.db"], "but --shard stores nothing"),
+        (["leaderboard", "--db", "typo.db"], "/typo.db: no such file (a mistyped --db?"),
+        (["runs", "list", "--db", "typo.db"], "/typo.db: no such file"),
+        (["runs", "verify", "1", "--submission", str(TOY), "--db", "typo.db"], "/typo.db: no such file"),
+    ],
+)
+def test_checks_that_need_two_arguments_fail_without_importing_torch(tmp_path, args, message):
+    """Found by an audit: each answered after a torch import (4-8 s), or read a mistyped --db as an empty leaderboard.
+    Control: test_the_control_a_command_that_runs_does_import_torch (and test_a_default_leaderboard_...)."""
+    done = subprocess.run([sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True, cwd=tmp_path)
+    err = done.stderr.splitlines()
+    assert len(err) == 2 and message in err[0] and err[1].startswith("loaded:"), done.stderr
+    assert "torch" not in err[1] and list(tmp_path.iterdir()) == [], done.stderr
+
+
+def test_reading_a_stored_leaderboard_imports_no_torch(tmp_path):
+    """`leaderboard` and `runs` took 4.3 s, most of it a torch import through the result's submission metadata (found
+    by an audit). Control: test_the_control_a_command_that_runs_does_import_torch."""
+    from irob_bench.leaderboard.store import Store
+
+    from .factories import make_result
+
+    db = str(tmp_path / "lb.db")
+    with Store(db) as store:
+        store.save(make_result("stored"))
+    for args in (["leaderboard"], ["runs", "list"], ["runs", "show", "1"], ["leaderboard", "--format", "json"]):
+        done = subprocess.run([sys.executable, "-c", _IMPORTS, *args, "--db", db], capture_output=True, text=True)
+        assert "stored" in done.stdout and "torch" not in done.stderr.splitlines()[-1], (args, done.stderr)
+
+
+def test_gate_store_refuses_a_mistyped_db_before_creating_it(tmp_path, capsys):
+    """`gate --store --db typo.db` created and migrated typo.db, then said 'no run 1' (found by a review). Control: the
+    gate tests that store into a database (tests/test_gate.py)."""
+    typo = tmp_path / "typo.db"
+    assert main(["gate", str(TOY), "--baseline", "1", "--db", str(typo), "--store"]) == 2
+    assert "typo.db: no such file (a mistyped --db?" in capsys.readouterr().err and not typo.exists()
+
+
+@pytest.mark.parametrize(("world_size", "installed"), [(None, True), ("2", False)])
+def test_sigterm_raises_only_while_the_command_runs_and_never_under_torchrun(world_size, installed):
+    """A torchrun rank blocked in a collective runs no Python handler: SIGTERM keeps its default action there (found
+    by a review), and after the command it is restored everywhere. The control is the other parameter."""
+    probe = ("import signal, sys\n"
+             "import irob_bench.commands.datasets as d\n"
+             "seen = []\n"
+             "d._list = lambda args: seen.append(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)\n"
+             "sys.argv = ['irob-bench', 'datasets', 'list']\n"
+             "from irob_bench.cli import main\n"
+             "main()\n"
+             "print(seen[0], signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n")
+    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"} | ({"WORLD_SIZE": world_size} if world_size else {})
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == [str(installed), "True"], done
+
+
+def test_a_default_leaderboard_that_does_not_exist_yet_reads_as_empty(tmp_path, monkeypatch, capsys):
+    """The control of the mistyped --db: a new user's first `leaderboard` (no --db) is an empty table, not an error,
+    and creates nothing."""
+    monkeypatch.setenv("IROB_BENCH_DB", str(tmp_path / "fresh.db"))
+    assert main(["leaderboard"]) == 0 and main(["runs", "list"]) == 0
+    assert "no runs stored" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
+
+
 def test_the_control_a_command_that_runs_does_import_torch():
     done = subprocess.run([sys.executable, "-c", _IMPORTS, "validate", str(TOY), "--isolation", "none"],
                           capture_output=True, text=True, check=True)  # it runs a model (ceiling, arithmetic, does not)
@@ -87,6 +156,19 @@ def test_help_defaults_are_the_estimators_defaults():
         (["evaluate"], "the following arguments are required: path"),
         (["evaluate", "nosuch.py"], "argument path: submission file not found: nosuch.py"),
         (["gate", str(TOY.parent), "--baseline", "1"], f"argument path: {TOY.parent} is a directory; give the submission's .py file"),
+        # found by the second audit: each failed only after a torch import, a sandbox start or the work
+        (["validate", str(TOY), "--dataset", "nosuch"], "argument --dataset: unknown dataset 'nosuch' (available: "),
+        (["evaluate", str(TOY), "--dataset", "nosuch"], "argument --dataset: unknown dataset 'nosuch' (available: "),
+        (["gate", str(TOY), "--baseline", "1", "--dataset", "nosuch"], "argument --dataset: unknown dataset 'nosuch'"),
+        (["evaluate", str(TOY.parent / "syntax_error.py")], "argument path: syntax error in syntax_error.py line 3"),
+        (["lipschitz", "estimate", "mnist", "--checkpoint", "/proc/x"], "argument --checkpoint: folder /proc is not writable"),
+        (["lipschitz", "audit", "mnist", "--checkpoint", str(TOY)], f"argument --checkpoint: {TOY} is a file, not a folder"),
+        (["generators", "checker", "cifar", "--out", "/tmp/c.pt", "--architecture", "vgg"],
+         "argument --architecture: invalid choice: 'vgg' (choose from 'smallcnn', 'resnet9')"),
+        (["generators", "checker", "cifar", "--out", "/tmp/c.pt", "--checkpoint", "/nonexistent/c.state"],
+         "argument --checkpoint: folder /nonexistent does not exist"),
+        (["generators", "train-sngan", "--data", ".", "--checkpoint-dir", "/tmp/x", "--iterations", "0"],
+         "argument --iterations: expected an integer > 0, got '0'"),
         # root may write anywhere by its permission bits, /sys included: only creating a file tells
         (["evaluate", str(TOY), "--json", "/sys/out.json"], "argument --json: folder /sys is not writable"),
     ],
@@ -135,7 +217,6 @@ def test_a_device_this_machine_lacks_fails_before_the_sandbox_starts(no_sandbox,
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dataset", "nosuch"], "unknown dataset 'nosuch' (available: "),
         (["--dataset", "mnist", "--n-examples", "20000"], "--n-examples must be between 1 and 10000, got 20000"),
         (["--dataset", "mnist", "--shard", "3/5", "--json", "s.json"], "--shard 3/5: the 300 points make 2 chunks"),
         (["--eps", "1", "2", "1.0"], "--eps lists 1 more than once"),  # crashed after the whole evaluation
@@ -145,7 +226,8 @@ def test_a_device_this_machine_lacks_fails_before_the_sandbox_starts(no_sandbox,
 )
 def test_options_a_named_dataset_settles_fail_before_the_sandbox_starts(no_sandbox, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
-    assert main(["evaluate", str(TOY), *args, "--db", str(tmp_path / "lb.db")]) == 2
+    monkeypatch.setenv("IROB_BENCH_DB", str(tmp_path / "lb.db"))  # not --db, which --shard refuses
+    assert main(["evaluate", str(TOY), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []
@@ -284,12 +366,13 @@ def test_datasets_list_takes_a_glob(capsys):
     assert {"mnist", *listed} <= {line.split()[0] for line in capsys.readouterr().out.splitlines()}
 
 
-def test_a_figure_asked_with_the_website_is_refused_not_ignored(tmp_path, capsys):
+def test_a_figure_asked_with_the_website_is_refused_not_ignored(tmp_path, monkeypatch, capsys):
     """`--format html --plot p.png` wrote the site and silently no figure (found by an audit); control: the site alone."""
-    db, site = str(tmp_path / "lb.db"), tmp_path / "site"
-    assert main(["leaderboard", "--format", "html", "--out", str(site), "--plot", str(tmp_path / "p.png"), "--db", db]) == 2
+    monkeypatch.setenv("IROB_BENCH_DB", str(tmp_path / "lb.db"))  # the default leaderboard, not created yet: empty
+    site = tmp_path / "site"
+    assert main(["leaderboard", "--format", "html", "--out", str(site), "--plot", str(tmp_path / "p.png")]) == 2
     assert "the website draws its own" in capsys.readouterr().err and not site.exists()
-    assert main(["leaderboard", "--format", "html", "--out", str(site), "--db", db]) == 0 and (site / "index.html").is_file()
+    assert main(["leaderboard", "--format", "html", "--out", str(site)]) == 0 and (site / "index.html").is_file()
 
 
 def test_a_crash_in_the_submissions_own_code_run_in_process_is_its_error_not_ours(tmp_path, capsys, monkeypatch):
@@ -356,9 +439,10 @@ def test_a_good_json_path_is_accepted_control(tmp_path, capsys):
     [(["leaderboard"], 0), (["leaderboard", "--format", "json"], 0), (["runs", "list"], 0), (["runs", "show", "1"], 2),
      (["runs", "verify", "1", "--submission", str(TOY)], 2)],  # fmt: skip
 )
-def test_read_only_commands_create_no_database_or_folder(tmp_path, capsys, args, expected):
-    db = tmp_path / "new" / "deeper" / "lb.db"
-    assert main([*args, "--db", str(db)]) == expected
+def test_read_only_commands_create_no_database_or_folder(tmp_path, monkeypatch, capsys, args, expected):
+    """The default leaderboard before anything was stored (a --db that names no file is refused: test_checks_...)."""
+    monkeypatch.setenv("IROB_BENCH_DB", str(tmp_path / "new" / "deeper" / "lb.db"))
+    assert main(args) == expected
     assert list(tmp_path.iterdir()) == []
     if expected == 2:
         assert "no run with id or submission name '1'" in capsys.readouterr().err

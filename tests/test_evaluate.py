@@ -86,7 +86,7 @@ def test_results_are_reproducible_bit_for_bit():
     assert first.metrics == second.metrics and first.fingerprint() == second.fingerprint()
 
 
-@pytest.mark.parametrize("bad", ["syntax_error.py", "nan_logits.py", "batchnorm_train.py"])
+@pytest.mark.parametrize("bad", ["wrong_shape.py", "nan_logits.py", "batchnorm_train.py"])  # syntax: tests/test_plugin.py
 def test_failed_evaluation_writes_no_row(bad, db, capsys):
     assert main(["evaluate", str(SUBMISSIONS / "toy.py"), *FAST_ARGS]) == 0
     before = run_count(db)
@@ -103,9 +103,8 @@ def test_bad_arguments_are_one_line_errors(db, capsys):
     assert run_count(db) == 0
 
 
-def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
-    assert main(["evaluate", str(TOY), *FAST_ARGS]) == 0
-    before = Store(db).rows()
+def _evaluation_under_attack(db: str, tmp_path: Path) -> subprocess.Popen:
+    """A full-test-set evaluation in a child process, returned once its attacks are under way (a progress bar)."""
     env = {**os.environ, "IROB_BENCH_DB": db, "IROB_BENCH_CACHE": str(tmp_path / "cache")}  # its checkpoints
     proc = subprocess.Popen(
         [sys.executable, "-m", "irob_bench.cli", "evaluate", str(TOY), "--n-examples", "all"],
@@ -114,16 +113,37 @@ def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    # wait until the attacks are under way (a progress bar on stderr), then kill without warning
     deadline = time.time() + 120
     seen = ""
     while time.time() < deadline and "apgd-ce" not in seen:
         seen += proc.stderr.read(64)
-    proc.send_signal(signal.SIGKILL)
+    return proc
+
+
+def test_sigkill_mid_evaluation_leaves_a_consistent_database(db, tmp_path):
+    assert main(["evaluate", str(TOY), *FAST_ARGS]) == 0
+    before = Store(db).rows()
+    proc = _evaluation_under_attack(db, tmp_path)
+    proc.send_signal(signal.SIGKILL)  # without warning
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     after = Store(db).rows()
     assert [r.run_id for r in after] == [r.run_id for r in before]
+
+
+def test_sigterm_mid_evaluation_says_so_stops_the_worker_and_stores_nothing(db, tmp_path):
+    """Found by an audit: SIGTERM (kill, a scheduler's stop) ended the command without a word. Now one line, exit 143,
+    the sandboxed worker stopped and no row; a rerun resumes from the finished chunks. Control: SIGKILL, which no
+    handler sees, ends it silently (the test above)."""
+    proc = _evaluation_under_attack(db, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1] == "irob-bench: terminated (SIGTERM)", err[-500:]
+    assert "Traceback" not in err and Store(db).rows() == []
+    worker = subprocess.run(["pgrep", "-f", f"irob_bench.isolation.worker {TOY}"], capture_output=True, text=True)
+    assert worker.stdout == "", "the sandboxed worker outlived the command"
 
 
 def test_attack_preset_is_chosen_recorded_and_randomized_models_get_eot(tmp_path, capsys):

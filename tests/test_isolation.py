@@ -231,12 +231,15 @@ def test_a_card_given_by_a_relative_path_under_tmp_reaches_the_sandboxed_worker(
     toy = tmp_path / "toy.py"  # the toy, for this card
     toy.write_text(TOY.read_text().replace('datasets=["mnist"]', 'datasets=["random-mnist"]'))
     out = tmp_path / "result.json"  # a card that is not shipped: its runs are not stored
-    code, err = evaluate(toy, tmp_path / "lb.db", capsys, "--dataset", "./random-mnist", "--no-store", "--json", str(out))
-    assert code == 0, err
+    code = main(["evaluate", str(toy), *FAST, "--isolation", "sandbox", "--dataset", "./random-mnist", "--no-store",
+                 "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
     assert result["dataset"]["name"] == "random-mnist" and result["settings"]["n_examples"] == 8
-    code, err = evaluate(toy, tmp_path / "other.db", capsys, "--dataset", "./no-such-card")
-    assert code == 2 and err.count("\n") == 1 and "unknown dataset './no-such-card'" in err, err
+    with pytest.raises(SystemExit) as refused:  # while parsing
+        evaluate(toy, tmp_path / "other.db", capsys, "--dataset", "./no-such-card")
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("\n") == 1 and "unknown dataset './no-such-card'" in err, err
 
 
 def test_a_submission_saved_directly_in_tmp_validates_from_tmp_in_the_sandbox(tmp_path) -> None:

@@ -46,6 +46,18 @@ def test_smallest_rank_is_the_least_k_with_coverage_beta(samples, delta):
     assert k == direct and coverage(samples, k, delta) >= BETA > coverage(samples, k - 1, delta)
 
 
+@pytest.mark.parametrize("samples", [1, 2, 60, 3000, 10000])
+@pytest.mark.parametrize("delta", [1e-4, 0.001, 0.05, 0.5])
+def test_coverage_is_the_binomial_cdf(samples, delta):
+    """coverage() computes P(B <= k - 1) through the incomplete beta function (reading a card must not import
+    scipy.stats); scipy.stats' binomial is the independent reference. Control: the neighbouring rank differs wherever
+    B takes the value k with a probability the tolerance can see."""
+    for rank in sorted({1, max(samples // 2, 1), max(samples - 1, 1), samples}):
+        assert coverage(samples, rank, delta) == pytest.approx(binom.cdf(rank - 1, samples, 1 - delta), abs=1e-12)
+        if rank < samples and binom.pmf(rank, samples, 1 - delta) > 1e-9:
+            assert coverage(samples, rank + 1, delta) != pytest.approx(binom.cdf(rank - 1, samples, 1 - delta), abs=1e-12)
+
+
 def test_order_statistic_covers_the_quantile_in_at_least_beta_of_draws():
     statistic = order_statistic(3000, DELTA, BETA)
     assert statistic.established and statistic.rank == 3000 and statistic.holds_at == DELTA

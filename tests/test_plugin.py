@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,6 @@ def test_toy_submission_is_valid(capsys):
 @pytest.mark.parametrize(
     ("filename", "expected"),
     [
-        ("syntax_error.py", "import: syntax error in syntax_error.py line 3"),
         ("no_factory.py", "factory: no_factory.py defines no load_model() function"),
         ("bad_metadata.py", "metadata: name: String should match pattern"),
         ("wrong_shape.py", "output shape: expected (16, 10) logits, got (16, 7)"),
@@ -45,6 +46,75 @@ def test_bad_submission_fails_with_one_line(filename, expected, capsys):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], err
+
+
+def test_a_syntax_error_is_refused_while_parsing_and_by_the_library(capsys):
+    """The CLI compiles (never runs) the file while parsing, before a sandbox starts; the library, which the sandbox
+    runs, says the same. Control: the toy submission compiles and is valid (test_toy_submission_is_valid)."""
+    with pytest.raises(SystemExit) as refused:
+        main(["validate", str(SUBMISSIONS / "syntax_error.py")])
+    err = capsys.readouterr().err.strip()
+    assert refused.value.code == 2 and err == ("irob-bench validate: error: argument path: syntax error in "
+                                               "syntax_error.py line 3: invalid syntax"), err
+    with pytest.raises(IrobError, match=r"^import: syntax error in syntax_error.py line 3: invalid syntax$"):
+        load_submission(SUBMISSIONS / "syntax_error.py")
+
+
+def test_a_syntax_error_in_a_module_the_submission_imports_names_that_module(tmp_path):
+    (tmp_path / "helper_mod_x.py").write_text("def broken(:\n    pass\n")
+    (tmp_path / "sub.py").write_text("import helper_mod_x\n")
+    with pytest.raises(IrobError, match=r"^import: syntax error in helper_mod_x.py line 1: "):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.syspath_prepend(str(tmp_path))
+            load_submission(tmp_path / "sub.py")
+
+
+def test_a_file_that_cannot_be_read_or_is_too_large_is_refused_while_parsing(tmp_path, monkeypatch, capsys):
+    """An unreadable file was a traceback and exit 1 (the gate's regression code; found by a review); a huge one would
+    be compiled outside the sandbox's memory limit. Control: the toy compiles (test_toy_submission_is_valid)."""
+    from irob_bench.syntax import MAX_SOURCE_BYTES
+
+    big = tmp_path / "big.py"
+    big.write_bytes(b"#" * (MAX_SOURCE_BYTES + 1))
+    with pytest.raises(SystemExit) as refused:
+        main(["validate", str(big)])
+    assert refused.value.code == 2 and "big.py is larger than 10 MB" in capsys.readouterr().err
+    unreadable = tmp_path / "unreadable.py"
+    unreadable.write_text("x = 1\n")
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # root reads a chmod 000 file
+    with pytest.raises(SystemExit) as refused:
+        main(["validate", str(unreadable)])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("\n") == 1 and f"cannot read {unreadable}: Permission denied" in err
+
+
+def test_compiler_warnings_neither_print_nor_refuse_a_valid_file(tmp_path):
+    """`x is 1` makes compile() warn: it printed while arguments were parsed, and under -W error a valid submission
+    was refused as a syntax error (found by a review). Control: a real syntax error is still one."""
+    from irob_bench.syntax import syntax_error
+
+    warns, broken = tmp_path / "warns.py", tmp_path / "broken.py"
+    warns.write_text("x = 1\ny = x is 1\n")
+    broken.write_text("y = (\n")
+    code = ("import sys; from irob_bench.syntax import syntax_error; "
+            "print(syntax_error(sys.argv[1]), syntax_error(sys.argv[2]) is not None)")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code, str(warns), str(broken)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["None", "True"] and done.stderr == "", done
+    assert syntax_error(warns) is None
+
+
+def test_a_syntax_error_the_submission_raises_itself_is_an_exception_at_its_line(tmp_path):
+    """A SyntaxError from compile("(") run by the submission was reported as 'syntax error in <string> line 1' (found
+    by a review): it is the submission's exception at its own line. Control: a file that does not compile is named
+    (test_a_syntax_error_is_refused_while_parsing_and_by_the_library)."""
+    (tmp_path / "sub.py").write_text("x = 1\ncompile('(', '<string>', 'exec')\n")
+    with pytest.raises(IrobError, match=r"^import: sub.py raised SyntaxError at line 2: "):
+        load_submission(tmp_path / "sub.py")
 
 
 def test_the_library_names_a_missing_submission_file():

@@ -45,9 +45,11 @@ def test_a_lazy_entry_is_imported_on_first_use_only(monkeypatch):
 def test_the_project_registries_share_the_error_form():
     from irob_bench.attacks.presets import PRESETS
     from irob_bench.commands.evaluate import ATTACK_PRESETS
+    from irob_bench.commands.generators import CHECKER_ARCHITECTURES as CLI_CHECKERS
     from irob_bench.commands.train import METHODS as CLI_METHODS
     from irob_bench.datasets.drafts import DRAFTS
     from irob_bench.generators import acgan, biggan, cifar, sngan
+    from irob_bench.generators.quality import CHECKER_ARCHITECTURES
     from irob_bench.generators.registry import ARCHITECTURES, EXTERNAL_WEIGHTS, build_architecture
     from irob_bench.generators.train import RECIPES
     from irob_bench.lipschitz.settings import ESTIMATORS
@@ -57,6 +59,7 @@ def test_the_project_registries_share_the_error_form():
     assert EXTERNAL_WEIGHTS.list() == [biggan.ARCHITECTURE_ID]
     assert EXTERNAL_WEIGHTS.get(biggan.ARCHITECTURE_ID).load is biggan.load_imagenet10_biggan
     assert tuple(METHODS.list()) == CLI_METHODS and tuple(PRESETS.list()) == ATTACK_PRESETS
+    assert tuple(CHECKER_ARCHITECTURES.list()) == CLI_CHECKERS
     assert DRAFTS.list("saturated-cifar-*") == [f"saturated-cifar-p{p}" for p in ("2", "4", "8", "16", "64", "inf")]
     for registry, kind in [(ARCHITECTURES, "generator architecture"), (DRAFTS, "dataset draft"),
                            (METHODS, "training method"), (PRESETS, "attack preset"), (ESTIMATORS, "Lipschitz estimator"),

@@ -480,6 +480,10 @@ def test_cli_uses_env_var_database(db_path: Path, monkeypatch: pytest.MonkeyPatc
         opened.save(make_result("from-env"))
     assert main(["leaderboard", "--format", "csv"]) == 0
     assert "from-env" in capsys.readouterr().out
+    assert main(["leaderboard", "--db", str(db_path.parent / "other.db")]) == 2  # --db wins; a file it names must exist
+    assert "other.db: no such file (a mistyped --db?" in capsys.readouterr().err
+    with Store(str(db_path.parent / "other.db")):
+        pass  # now it exists, empty
     assert main(["leaderboard", "--db", str(db_path.parent / "other.db")]) == 0
     assert capsys.readouterr().out.strip() == "no runs stored yet"
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 from pydantic import model_validator
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri  # the normal cdf and its inverse, without scipy.stats' 0.5 s import
 
 from irob_bench.common import FrozenModel
 from irob_bench.errors import IrobError
@@ -97,7 +97,7 @@ def _expanded_risk(risk: float, shift: float) -> float:
     """Phi(Phi^-1(risk) + shift): the least risk left after an expansion by `shift` latent standard deviations."""
     if risk <= 0.0 or risk >= 1.0:  # Phi^-1 is -inf / +inf: the term is 0 / 1 whatever the shift
         return float(risk >= 1.0)
-    return float(norm.cdf(norm.ppf(risk) + shift))
+    return float(ndtr(ndtri(risk) + shift))
 
 
 def _radius_reason(eps: float, radius: float | None, terms: Sequence[tuple[str, float, float]]) -> str | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from irob_bench import __version__
 from irob_bench.allocator import keep_freed_memory
 from irob_bench.commands.arguments import OneLineParser
-from irob_bench.errors import IrobError
+from irob_bench.errors import IrobError, Terminated
 
 # One module per command group, each with register(subparsers); registering imports no torch (a test checks it).
 COMMAND_MODULES = [
@@ -49,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None:  # the process is the command's (not a caller's that passes argv): steady speed
         keep_freed_memory()
+    under_torchrun = os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")  # as distributed.torchrun_launch
     try:
-        code = int(args.handler(args) or 0)
+        with _sigterm_raises(argv is None and not under_torchrun):
+            code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left shows here, not as a traceback at interpreter exit
         return code
     except BrokenPipeError:  # the reader of our output left (`| head`): stop quietly, as coreutils do on SIGPIPE
@@ -64,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"irob-bench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("irob-bench: interrupted", file=sys.stderr)
-        return 130
+        return _stopped("interrupted", 130)
+    except Terminated:  # only with the handler main() installs for its own process, which ends now
+        sys.unraisablehook = lambda _unraisable: None  # finalisers of objects the signal caught half-built: noise
+        return _stopped("terminated (SIGTERM)", 128 + signal.SIGTERM)
     except SystemExit as exc:  # argparse exits before the handler runs: this came from submission code it ran
         print(f"irob-bench: error: the submission ended the command with sys.exit({exc.code!r}); nothing was stored",
               file=sys.stderr)
@@ -79,6 +85,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print("irob-bench: internal error (the traceback above); nothing was stored", file=sys.stderr)
         return 3
+
+
+def _stopped(what: str, code: int) -> int:
+    """A command stopped from outside (Ctrl-C, SIGTERM): clear the progress bars it left open, so that its one line
+    starts a line of its own."""
+    std = sys.modules.get("tqdm.std")  # only when a bar could have been drawn; the CLI itself does not import tqdm
+    for bar in list(getattr(std.tqdm, "_instances", ())) if std else ():
+        with contextlib.suppress(Exception):
+            bar.close()
+    print(f"irob-bench: {what}", file=sys.stderr)
+    return code
+
+
+@contextlib.contextmanager
+def _sigterm_raises(enabled: bool) -> Iterator[None]:
+    """While the command runs in its own process, SIGTERM raises Terminated (transactions roll back, the worker is
+    stopped, one line is said); before and after, and under torchrun (a rank blocked in a collective runs no Python
+    handler, so only the default action stops it), SIGTERM keeps its default action."""
+    if not enabled:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """The SIGTERM handler: stop the command as an exception (transactions roll back, workers stop); a second SIGTERM
+    during that clean-up ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated(signum)
 
 
 def _submission_frame(exc: BaseException, args: argparse.Namespace) -> str | None:

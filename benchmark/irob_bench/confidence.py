@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import math
 
-from scipy.special import betaincinv
-from scipy.stats import binom
+from scipy.special import betainc, betaincinv  # not scipy.stats: reading a card would import it (0.4 s more)
 
 
 def coverage(samples: int, rank: int, delta: float) -> float:
-    """P(q_{1-delta} <= v_(k)) = P(B <= k - 1), B ~ Binomial(S, 1 - delta): the confidence of v_(k)."""
-    return float(binom.cdf(rank - 1, samples, 1.0 - delta))
+    """P(q_{1-delta} <= v_(k)) = P(B <= k - 1), B ~ Binomial(S, 1 - delta): the confidence of v_(k); the binomial
+    cdf as the regularised incomplete beta function I_delta(S - k + 1, k)."""
+    return float(betainc(samples - rank + 1, rank, delta))
 
 
 def smallest_rank(samples: int, delta: float, beta: float) -> int | None:
     """The smallest k with coverage(S, k, delta) >= beta, or None when even the maximum (k = S) falls short."""
     if coverage(samples, samples, delta) < beta:
         return None
-    return int(binom.ppf(beta, samples, 1.0 - delta)) + 1
+    low, high = 1, samples  # coverage grows with k: bisect for the first k that reaches beta
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if coverage(samples, middle, delta) >= beta else (middle + 1, high)
+    return low
 
 
 def supported_delta(samples: int, beta: float, rank: int | None = None) -> float:

@@ -6,3 +6,9 @@ from __future__ import annotations
 
 class IrobError(Exception):
     """A user-facing failure: bad input, a failed check, a missing file."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (`kill`, a scheduler's stop or time limit), raised in the main thread so that an open transaction rolls
+    back and a sandboxed worker is stopped; a BaseException, as KeyboardInterrupt is, so that no `except Exception`
+    around user code takes it for the user's error."""

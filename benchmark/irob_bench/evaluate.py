@@ -142,23 +142,6 @@ def _indices(test_size: int, options: EvaluateOptions) -> np.ndarray:
     return chosen
 
 
-def dataset_record(card) -> DatasetRecord:
-    """The card's identity as stored with every result."""
-    test = card.splits["test"]
-    lip = card.lipschitz
-    return DatasetRecord(
-        name=card.name,
-        version=card.version,
-        generator_sha256=card.generator.weights_sha256,
-        latents_sha256=test.latents_sha256,
-        labels_sha256=test.labels_sha256,
-        images_sha256=test.images_sha256,
-        lipschitz_constants=lip.constants if lip else None,
-        lipschitz_radius=lip.radius if lip else None,
-        lipschitz_delta=lip.holds_at if lip else None,
-    )
-
-
 def environment() -> dict[str, str | int]:
     """Library versions, platform, torch threads and the code hash recorded with a result."""
     return {
@@ -247,7 +230,7 @@ def evaluate(path: str | Path, options: EvaluateOptions | None = None, opened: O
     record = SubmissionRecord(
         metadata=submission.metadata, file_sha256=submission.file_sha256, weights_sha256=submission.weights_sha256
     )
-    checkpoints = _checkpoint_dir(options, record, dataset_record(card), settings)
+    checkpoints = _checkpoint_dir(options, record, DatasetRecord.of_card(card), settings)
     parts, resumed = [], 0
     for positions in chunks:
         chunk, start = indices[positions], int(positions[0])
@@ -299,7 +282,7 @@ def assemble(
         irob_bench_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         submission=record,
-        dataset=dataset_record(card),
+        dataset=DatasetRecord.of_card(card),
         settings=settings.model_copy(update={"attacks": outcomes.config_dict()}),
         metrics=metrics,
         flags=[*outcomes.flags, *warnings, *ceiling_violations(metrics, len(outcomes.indices)), *certified_flags],

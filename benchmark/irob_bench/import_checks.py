@@ -25,8 +25,8 @@ from irob_bench.datasets.card import DatasetCard
 from irob_bench.datasets.frozen import sample_latents
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import SUBSET_SEED, VALIDATION_FLAG_PREFIX, subset_indices
-from irob_bench.metrics import VIOLATION, dataset_identity, measured_metrics, with_card_ceilings
-from irob_bench.results import EvaluationResult, created_utc
+from irob_bench.metrics import VIOLATION, measured_metrics, with_card_ceilings
+from irob_bench.results import DatasetRecord, EvaluationResult, created_utc
 
 COUNT_SLACK = 1e-6  # an accuracy times its count must be this close to a whole number of examples
 SUM_SLACK = 1e-9  # float rounding between sums of the same counts
@@ -44,7 +44,7 @@ def known_card(result: EvaluationResult) -> DatasetCard:
 
 def check_same_data(result: EvaluationResult, card: DatasetCard) -> None:
     """The result's dataset record names this card's test examples (a Lipschitz-only version bump is the same data)."""
-    differing = [field for field, value in dataset_identity(card).items() if getattr(result.dataset, field) != value]
+    differing = result.dataset.data_differences(DatasetRecord.of_card(card))
     if differing:
         raise IrobError(f"dataset {card.name}: {', '.join(differing)} differ from the {card.name} v{card.version} card: "
                         "not measured on data this irob-bench knows")

@@ -14,6 +14,7 @@ from irob_bench.results import (
     LIPSCHITZ_FIELDS,
     VIOLATION,
     Curves,
+    DatasetRecord,
     EpsMetrics,
     EvaluationResult,
     Metrics,
@@ -129,11 +130,11 @@ def with_card_ceilings(result: EvaluationResult, card: DatasetCard) -> Evaluatio
     The measured numbers and the card version they were measured on are kept; the card must describe the same test
     examples (same name and hashes), i.e. differ from that version only in what the ceilings rest on.
     """
-    old, new = result.dataset, dataset_identity(card)
-    differing = [field for field, value in new.items() if getattr(old, field) != value]
+    old, new = result.dataset, DatasetRecord.of_card(card)
+    differing = old.data_differences(new)
     if differing:
         raise IrobError(f"{card.name} v{card.version} is not the data of this result ({', '.join(differing)} differ)")
-    unhashed = [field for field in HASH_FIELDS if new[field] is None]
+    unhashed = [field for field in HASH_FIELDS if getattr(new, field) is None]
     if unhashed and old.version != card.version:  # e.g. imagenet10: its images are defined by the card, not a hash
         raise IrobError(f"{card.name} v{card.version} has no {', '.join(unhashed)}: nothing shows that it holds the test "
                         f"examples of v{old.version}, so its ceilings are not this result's")
@@ -171,18 +172,6 @@ def _measured(metrics: Metrics) -> Metrics:
     """The metrics without what the ceilings decide: what the attacks and the certificate measured."""
     blank = {field: ({} if field == "ceiling_reasons" else None) for field in BOUND_FIELDS}
     return metrics.model_copy(update={"per_eps": [m.model_copy(update=blank) for m in metrics.per_eps]})
-
-
-def dataset_identity(card: DatasetCard) -> dict[str, str | None]:
-    """The name and hashes that define a card's test examples (what a Lipschitz-only version bump leaves alone)."""
-    test = card.splits["test"]
-    return {
-        "name": card.name,
-        "generator_sha256": card.generator.weights_sha256,
-        "latents_sha256": test.latents_sha256,
-        "labels_sha256": test.labels_sha256,
-        "images_sha256": test.images_sha256,
-    }
 
 
 def ceiling_violations(metrics: Metrics, n: int, z: float = 3.0) -> list[SanityFlag]:

@@ -12,9 +12,9 @@ from irob_bench.artifacts import atomic_write_text, sha256_file
 from irob_bench.attacks.outcomes import save_outcomes
 from irob_bench.common import user_dir
 from irob_bench.errors import IrobError
-from irob_bench.evaluate import Evaluation, dataset_record
+from irob_bench.evaluate import Evaluation
 from irob_bench.leaderboard.store import Provenance, SaveOutcome, Store
-from irob_bench.results import EvaluationResult
+from irob_bench.results import DatasetRecord, EvaluationResult
 
 
 def outcomes_dir(db_url: str) -> Path:
@@ -85,7 +85,7 @@ def bounded_by_shipped_card(result: EvaluationResult) -> bool:
     name = result.dataset.name
     if name not in datasets.available():
         return False
-    return dataset_record(datasets.load_card(name)) == result.dataset  # identity and Lipschitz record alike
+    return DatasetRecord.of_card(datasets.load_card(name)) == result.dataset  # identity and Lipschitz record alike
 
 
 def _keep_unsaved(evaluation: Evaluation) -> Path:

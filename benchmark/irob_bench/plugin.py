@@ -23,15 +23,18 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
-import torch
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from torch import nn
 
 from irob_bench.artifacts import sha256_file
 from irob_bench.common import FrozenModel, field_error
 from irob_bench.errors import IrobError
+from irob_bench.syntax import describe
+
+if TYPE_CHECKING:  # torch loads when a model is built, not when a result's metadata is read (the leaderboard's 4 s)
+    import torch
+    from torch import nn
 
 FACTORY_NAME = "load_model"
 
@@ -114,6 +117,8 @@ def load_weights(anchor: str | Path, relative: str) -> dict[str, torch.Tensor]:
                         "SHA-256 identifies the runs it makes")  # fmt: skip
     if not path.is_file():
         raise IrobError(f"weights file missing: {path}")
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -172,6 +177,8 @@ class Submission:
             raise IrobError(f"factory: {FACTORY_NAME}() raised {type(exc).__name__}: {_first_line(exc)}") from None
         finally:
             _DECLARED_WEIGHTS.reset(token)
+        from torch import nn
+
         if not isinstance(model, nn.Module):
             raise IrobError(f"factory: {FACTORY_NAME}() returned {type(model).__name__}, not a torch.nn.Module")
         return model.eval()
@@ -214,11 +221,11 @@ def load_submission(path: str | Path) -> Submission:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise IrobError(f"import: syntax error in {path.name} line {exc.lineno}: {exc.msg}") from None
     except ValidationError as exc:  # METADATA = SubmissionMetadata(...) with a bad field fails at import
         raise IrobError(f"metadata: {field_error(exc)} ({path.name} line {_user_line(exc, path)})") from None
     except Exception as exc:
+        if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename).is_file():  # a file that does not
+            raise IrobError(f"import: {describe(exc)}") from None  # compile, not compile("...") run by the submission
         raise IrobError(
             f"import: {path.name} raised {type(exc).__name__} at line {_user_line(exc, path)}: {_first_line(exc)}"
         ) from None

@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr, ValidationError, field_validator
 
@@ -15,6 +15,9 @@ from irob_bench.attacks.records import SanityFlag
 from irob_bench.common import FrozenModel, field_error, same_eps
 from irob_bench.errors import IrobError
 from irob_bench.plugin import SubmissionMetadata
+
+if TYPE_CHECKING:
+    from irob_bench.datasets.card import DatasetCard
 
 RESULT_SCHEMA_VERSION = 1
 MAX_RESULT_BYTES = 10 << 20  # a result is a few kB (the per-example data lives in the outcomes file)
@@ -28,7 +31,16 @@ Count = Annotated[int, Field(ge=0)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 VIOLATION = "above ceiling"  # the flag of a robust accuracy measured above its own ceiling
-HASH_FIELDS = ("generator_sha256", "latents_sha256", "labels_sha256", "images_sha256")
+# The DatasetRecord fields that define the test examples, and how a difference in each is named (the one spelling of
+# a run's data identity: DatasetRecord.data / identity, the gate's report, the re-bound and import checks).
+DATA_FIELDS = {
+    "name": "dataset",
+    "generator_sha256": "generator weights hash",
+    "latents_sha256": "test latents hash",
+    "labels_sha256": "test labels hash",
+    "images_sha256": "test images hash",
+}
+HASH_FIELDS = tuple(field for field in DATA_FIELDS if field != "name")
 # What a card's Lipschitz section decides (the ceilings and what they rest on), not what the attacks measured.
 LIPSCHITZ_FIELDS = ("lipschitz_constants", "lipschitz_radius", "lipschitz_delta")
 BOUND_FIELDS = ("ceiling_classifier", "ceiling_dataset_overall", "ceiling_dataset_per_class", "ceiling_reasons", "gap")
@@ -59,11 +71,38 @@ class DatasetRecord(_Record):
     lipschitz_radius: float | None = None
     lipschitz_delta: float | None = None
 
+    @classmethod
+    def of_card(cls, card: DatasetCard) -> DatasetRecord:
+        """The card's record as stored with every result: what defines its test examples, its version and the
+        Lipschitz record its ceilings rest on."""
+        test, lip = card.splits["test"], card.lipschitz
+        return cls(
+            name=card.name,
+            version=card.version,
+            generator_sha256=card.generator.weights_sha256,
+            latents_sha256=test.latents_sha256,
+            labels_sha256=test.labels_sha256,
+            images_sha256=test.images_sha256,
+            lipschitz_constants=lip.constants if lip else None,
+            lipschitz_radius=lip.radius if lip else None,
+            lipschitz_delta=lip.holds_at if lip else None,
+        )
+
+    def data(self) -> dict[str, str | None]:
+        """The name and hashes that define the test examples: what a version bump of the Lipschitz section alone
+        leaves unchanged."""
+        return {field: getattr(self, field) for field in DATA_FIELDS}
+
+    def data_differences(self, other: DatasetRecord) -> list[str]:
+        """The fields of data() in which `other` names other test examples than this record."""
+        mine = self.data()
+        return [field for field, value in other.data().items() if mine[field] != value]
+
     def identity(self) -> dict[str, str | None]:
         """What names the test examples: the dataset's name, card version and hashes. Only the Lipschitz record (what
         the ceilings rest on) is left out. The version stays: a card without an images hash (imagenet10) can change
         its images in a new version without changing any hash, and each version is a table of its own."""
-        return {"name": self.name, "version": self.version, **{field: getattr(self, field) for field in HASH_FIELDS}}
+        return {**self.data(), "version": self.version}
 
 
 class Settings(_Record):

@@ -95,19 +95,18 @@ def cascade_attack(
                 for t_index, target in enumerate(targets):
                     todo = torch.nonzero(attack_mask & ~survived & ~_within(found, radius)).squeeze(1)
                     label = f"{stage.name} eps={radius:g}" + (f" target {t_index + 1}" if stage.targets else "")
-                    bar = progress_bar(len(todo), label + (f" run {restart + 1}" if stage.restarts > 1 else ""),
-                                       progress)
                     stream = ((e_index * 64 + s_index) * 64 + restart) * 64 + t_index
-                    for part in batches(len(todo), batch_size):
-                        idx = todo[part]
-                        xb, yb = place(x[idx], device), place(y[idx], device)
-                        tb = None if target is None else place(target[idx], device)
-                        keys = example_keys(base_key, indices[idx], stream=stream)
-                        delta, broken = run_stage(model, stage, xb, yb, radius, keys, tb, eot_samples)
-                        found.record(idx, broken, xb + delta, flat_norm(delta))
-                        latest[idx[broken.cpu()]] = s_index
-                        bar.update(len(idx))
-                    bar.close()
+                    with progress_bar(len(todo), label + (f" run {restart + 1}" if stage.restarts > 1 else ""),
+                                      progress) as bar:
+                        for part in batches(len(todo), batch_size):
+                            idx = todo[part]
+                            xb, yb = place(x[idx], device), place(y[idx], device)
+                            tb = None if target is None else place(target[idx], device)
+                            keys = example_keys(base_key, indices[idx], stream=stream)
+                            delta, broken = run_stage(model, stage, xb, yb, radius, keys, tb, eot_samples)
+                            found.record(idx, broken, xb + delta, flat_norm(delta))
+                            latest[idx[broken.cpu()]] = s_index
+                            bar.update(len(idx))
         broken_here = attack_mask & _within(found, radius)
         found.stage[:, e_index] = torch.where(broken_here, latest, -1)
         survived |= attack_mask & ~broken_here

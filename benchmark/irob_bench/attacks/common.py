@@ -163,7 +163,8 @@ def _mean(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
-    """A tqdm bar over examples that vanishes when done (and is silent when disabled)."""
+    """A tqdm bar over examples that vanishes when done (and is silent when disabled); used as a context manager, it
+    also vanishes when the work stops (an error, Ctrl-C, SIGTERM), so the one-line message starts a clean line."""
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="ex")
 
 

@@ -207,18 +207,17 @@ def _attack_points(task: LatentTask, config: LatentAttackConfig, scale: float, t
                    label: str, *, resume: bool = False) -> None:
     """Run the configured method on the points `todo` and record what it finds (closer results win); with
     `resume`, each adaptive run starts from the point's closest adversarial found so far (its latent if none)."""
-    bar = progress_bar(len(todo), label, task.progress)
-    for part in batches(len(todo), task.batch_size):
-        idx = todo[part]
-        xb, yb, zb = task.batch(idx)
-        if config.method == "lagrangian":
-            best, dist, hit = lagrangian_batch(task, xb, yb, zb, config)
-        else:
-            start = place(found.points[idx], zb.device) if resume else None
-            best, dist, hit = adaptive_batch(task, xb, yb, zb, config, scale, start)
-        found.record(idx, hit, best, dist)
-        bar.update(len(idx))
-    bar.close()
+    with progress_bar(len(todo), label, task.progress) as bar:
+        for part in batches(len(todo), task.batch_size):
+            idx = todo[part]
+            xb, yb, zb = task.batch(idx)
+            if config.method == "lagrangian":
+                best, dist, hit = lagrangian_batch(task, xb, yb, zb, config)
+            else:
+                start = place(found.points[idx], zb.device) if resume else None
+                best, dist, hit = adaptive_batch(task, xb, yb, zb, config, scale, start)
+            found.record(idx, hit, best, dist)
+            bar.update(len(idx))
 
 
 def distance_scale(config: LatentAttackConfig, eps: list[float]) -> float:

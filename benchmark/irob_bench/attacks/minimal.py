@@ -79,18 +79,17 @@ def min_norm_attack(
     """
     found = Found.empty(x)
     todo = torch.nonzero(attack_mask).squeeze(1)
-    bar = progress_bar(len(todo), "minimum-norm", progress)
-    for part in batches(len(todo), batch_size):
-        idx = todo[part]
-        xb, yb = place(x[idx], device), place(y[idx], device)
-        if start is None:
-            delta, norm = min_norm_run(model, xb, yb, config)
-        else:
-            delta, norm = min_norm_run(model, xb, yb, config, (place(start.points[idx], device) - xb),
-                                       place(start.found[idx], device))
-        found.record(idx, torch.isfinite(norm), xb + delta, norm)
-        bar.update(len(idx))
-    bar.close()
+    with progress_bar(len(todo), "minimum-norm", progress) as bar:
+        for part in batches(len(todo), batch_size):
+            idx = todo[part]
+            xb, yb = place(x[idx], device), place(y[idx], device)
+            if start is None:
+                delta, norm = min_norm_run(model, xb, yb, config)
+            else:
+                delta, norm = min_norm_run(model, xb, yb, config, (place(start.points[idx], device) - xb),
+                                           place(start.found[idx], device))
+            found.record(idx, torch.isfinite(norm), xb + delta, norm)
+            bar.update(len(idx))
     return found
 
 

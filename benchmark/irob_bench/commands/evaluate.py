@@ -22,13 +22,8 @@ from irob_bench.common import DEFAULT_N_EXAMPLES
 ATTACK_PRESETS = ("quick", "standard", "thorough")  # irob_bench.attacks.presets.PRESETS, without importing torch
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from irob_bench.common import user_dir
-    from irob_bench.distributed import evaluate_distributed, torchrun_launch
+    from irob_bench.distributed import evaluate_distributed, torchrun_launch  # light: the checks below need no torch
     from irob_bench.errors import IrobError
-    from irob_bench.evaluate import EvaluateOptions, check_options
-    from irob_bench.isolation.sandbox import evaluate_isolated
-    from irob_bench.leaderboard.store import Store
-    from irob_bench.persist import open_store, persist
 
     launch = torchrun_launch()
     if args.shard and launch is not None:
@@ -36,6 +31,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.shard and args.json is None:
         raise IrobError(f"--shard {args.shard[0]}/{args.shard[1]} needs --json FILE (shards are joined by "
                         "`irob-bench runs merge`, never stored alone)")
+    if args.db is not None and (args.no_store or args.shard):  # an option that would be silently ignored
+        raise IrobError(f"--db names where to store the run, but {'--no-store' if args.no_store else '--shard'} "
+                        "stores nothing; drop one of them")
+    from irob_bench.common import user_dir
+    from irob_bench.evaluate import EvaluateOptions, check_options
+    from irob_bench.isolation.sandbox import evaluate_isolated
+    from irob_bench.leaderboard.store import Store
+    from irob_bench.persist import open_store, persist
+
     options = EvaluateOptions(
         dataset=args.dataset,
         eps=args.eps,

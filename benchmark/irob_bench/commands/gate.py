@@ -8,6 +8,7 @@ import os
 from irob_bench.commands.arguments import (
     add_isolation_options,
     bounded,
+    dataset,
     device,
     isolation_of,
     output_file,
@@ -53,8 +54,8 @@ def _gate(args: argparse.Namespace) -> int:
             raise IrobError(f"{output} is the baseline file: write the report elsewhere")
     if args.store:
         Store.check_writable(args.db)  # before the work
-    store = Store(args.db) if args.store else None  # open (and migrate) before the work
     baseline = load_baseline(args.baseline, args.db, load_card(args.dataset).name if args.dataset else None)
+    store = Store(args.db) if args.store else None  # open (and migrate) before the work, after the baseline was read
     gate = run_gate(args.path, baseline, options)
     report, saved = gate.report, None
     if store is not None:
@@ -92,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--n-examples", type=positive_int, default=None, metavar="N", help="override the baseline's n (a settings change)")
     parser.add_argument("--eps", type=positive_float, nargs="+", default=None, help="override the baseline's eps (a settings change)")
     parser.add_argument("--seed", type=seed, default=None, help="override the baseline's attack seed (a settings change)")
-    parser.add_argument("--dataset", default=None, metavar="NAME|CARD", help="dataset name or card path (default: the baseline's)")
+    parser.add_argument("--dataset", type=dataset, default=None, metavar="NAME|CARD", help="dataset name or card path (default: the baseline's)")
     parser.add_argument("--allow-settings-change", action="store_true", help="compare on the common eps and examples instead of failing")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
     add_db_option(parser)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from irob_bench.commands.arguments import bounded, non_negative_float, output_file, output_folder, positive_int, seed
 
+CHECKER_ARCHITECTURES = ("smallcnn", "resnet9")  # irob_bench.generators.quality.CHECKER_ARCHITECTURES, without torch
+
 
 def _train(args: argparse.Namespace) -> None:
     from irob_bench.generators.train import train_generator
@@ -139,7 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sngan = group.add_parser("train-sngan", help="train (or resume) the SNGAN-style CIFAR-10 generator with checkpoints")
     sngan.add_argument("--data", required=True, help="the real CIFAR-10 folder (.npz), e.g. ../shared/data/cifar10")
     sngan.add_argument("--checkpoint-dir", required=True, help="folder of checkpoint.pt (keep it outside the repo)")
-    sngan.add_argument("--iterations", type=bounded(0, cast=int, include_low=True), required=True,
+    sngan.add_argument("--iterations", type=positive_int, required=True,
                        help="train until this many generator steps in total")
     sngan.add_argument("--resume", action="store_true",
                        help="continue the folder's checkpoint (same settings); starts fresh if there is none")
@@ -172,12 +174,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     checker = _real_data_parser(group, "checker", "train the real-data classifier that scores a generator's label agreement",
                                 "checker weights file to write (e.g. checker.pt)", epochs=2, out_type=output_file)
     checker.add_argument("--augment", action="store_true", help="random flips and shifts (for CIFAR)")
-    checker.add_argument("--architecture", default="smallcnn", help="smallcnn (default) or resnet9")
+    checker.add_argument("--architecture", choices=CHECKER_ARCHITECTURES, default="smallcnn", help="smallcnn (default) or resnet9")
     checker.add_argument("--width", type=positive_int, default=None, help="channels of the first layer (default: the architecture's)")
     checker.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     checker.add_argument("--lr", type=bounded(0.0), default=1e-3, help="peak learning rate of the one-cycle schedule")
     checker.add_argument("--weight-decay", type=non_negative_float, default=0.0)
-    checker.add_argument("--checkpoint", default=None,
+    checker.add_argument("--checkpoint", type=output_file, default=None,
                          help="resumable state file, saved after every epoch; a rerun with the same settings continues it")
     checker.set_defaults(handler=_checker)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from irob_bench.commands.arguments import (
     non_negative_float,
     non_negative_int,
     open_unit,
     output_file,
+    output_folder,
     positive_float,
     positive_int,
     seed,
@@ -81,6 +81,8 @@ def _print_table(run, eps: float, no_constant: str | None = None) -> None:
 
 
 def _estimate(args: argparse.Namespace) -> None:
+    if args.replace and not args.write:  # before the card and generator load (and torch with them)
+        raise IrobError("--replace only makes sense with --write")
     from irob_bench import datasets
     from irob_bench.lipschitz import estimate, write_estimate
     from irob_bench.lipschitz.section import check_mergeable
@@ -99,8 +101,6 @@ def _estimate(args: argparse.Namespace) -> None:
     )
     settings = _settings(args, card, args.method, **extra)
     labels = _labels(card, args.classes)
-    if args.replace and not args.write:
-        raise IrobError("--replace only makes sense with --write")
     if args.write and len(labels) != card.num_classes:
         raise IrobError("--write needs every class (drop --classes)")
     if args.write and card.no_constant:
@@ -211,7 +211,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     est.add_argument("--lanczos-tolerance", type=non_negative_float, default=None, help=f"gradient: relative Ritz residual that stops them (default {_default('gradient', 'lanczos_tolerance')})")
     est.add_argument("--starts", type=positive_int, default=None, help=f"gradient: ascent start radii, each +-v (default {_default('gradient', 'starts')})")
     est.add_argument("--ascent-steps", type=non_negative_int, default=None, help=f"gradient: ascent steps per start (default {_default('gradient', 'ascent_steps')})")
-    est.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class slopes: a rerun resumes from it")
+    est.add_argument("--checkpoint", type=output_folder, default=None, help="folder for per-class slopes: a rerun resumes from it")
     est.add_argument("--write", action="store_true", help="store the estimate in the dataset's card")
     est.add_argument("--replace", action="store_true", help="with --write: drop the card's earlier estimates first")
     est.set_defaults(handler=_estimate)
@@ -221,7 +221,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--samples", type=positive_int, default=None, help="fresh anchors per class (default 3000)")
     check.add_argument("--seed", type=seed, default=None, help="seed of the fresh anchors (default 1; not the card's)")
     check.add_argument("--delta", type=open_unit, default=None, help="compare with the 1 - delta quantile (default 0.001)")
-    check.add_argument("--checkpoint", type=Path, default=None, help="folder for per-class values: a rerun resumes")
+    check.add_argument("--checkpoint", type=output_folder, default=None, help="folder for per-class values: a rerun resumes")
     check.add_argument("--out", type=output_file, default=None, help="also write the audit as JSON")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(handler=_audit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from irob_bench.commands.arguments import add_isolation_options, isolation_of, positive_int, submission_file
+from irob_bench.commands.arguments import add_isolation_options, dataset, isolation_of, positive_int, submission_file
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -24,7 +24,8 @@ def _validate(args: argparse.Namespace) -> int:
 def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
     """The submission file and the dataset to use it on (shared by validate and evaluate)."""
     parser.add_argument("path", type=submission_file, help="the submission .py file")
-    parser.add_argument("--dataset", default=None, help="default: the first dataset in its METADATA")
+    parser.add_argument("--dataset", type=dataset, default=None, metavar="NAME|CARD",
+                        help="dataset name or card path (default: the first dataset in its METADATA)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

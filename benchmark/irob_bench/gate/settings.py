@@ -10,9 +10,9 @@ from irob_bench.attacks.config import AttackSuiteConfig
 from irob_bench.attacks.presets import DEFAULT_PRESET, preset, read_config
 from irob_bench.common import FrozenModel, field_error, indices_sha256, same_eps
 from irob_bench.datasets.card import DatasetCard
-from irob_bench.evaluate import EvaluateOptions, dataset_record, subset_indices
+from irob_bench.evaluate import EvaluateOptions, subset_indices
 from irob_bench.isolation.sandbox import Isolation
-from irob_bench.results import EvaluationResult
+from irob_bench.results import DATA_FIELDS, DatasetRecord, EvaluationResult
 
 # Added to the dumped AttackSuiteConfig by AttackOutcomes.config_dict(): which in-distribution attack ran.
 IN_DISTRIBUTION_KEY = "in_distribution"
@@ -20,15 +20,8 @@ QUICK_N = 100  # --quick: the first 100 examples of the baseline's seeded subset
 
 _UNSET = object()
 
-# DatasetRecord fields that define the test examples, and how a difference is named.
-_DATASET_FIELDS = {
-    "name": "dataset",
-    "version": "dataset version",
-    "generator_sha256": "generator weights hash",
-    "latents_sha256": "test latents hash",
-    "labels_sha256": "test labels hash",
-    "images_sha256": "test images hash",
-}
+# How a difference in each DatasetRecord field of a run's identity is named, in the order the report gives them.
+_DATASET_FIELDS = {"name": DATA_FIELDS["name"], "version": "dataset version", **DATA_FIELDS}
 
 
 class GateOptions(FrozenModel):
@@ -102,8 +95,9 @@ def _attack_config(recorded: dict[str, Any]) -> tuple[AttackSuiteConfig, list[st
 def _dataset_differences(baseline: EvaluationResult, card: DatasetCard) -> list[str]:
     """Fields that change the test examples. A version bump that keeps every hash (a card whose Lipschitz section
     was re-estimated) evaluates the same examples, so it is not a difference."""
-    old, new = baseline.dataset.model_dump(), dataset_record(card).model_dump()
-    same_data = all(old[field] == new[field] for field in _DATASET_FIELDS if field != "version")
+    record = DatasetRecord.of_card(card)
+    old, new = baseline.dataset.model_dump(), record.model_dump()
+    same_data = not baseline.dataset.data_differences(record)
     out = []
     for field, label in _DATASET_FIELDS.items():
         if old[field] != new[field] and not (field == "version" and same_data):

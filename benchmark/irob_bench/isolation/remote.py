@@ -60,13 +60,20 @@ class Worker:
         except BaseException:
             shutil.rmtree(self.scratch, ignore_errors=True)
             raise
-        widen(self.proc.stdin)
-        widen(self.proc.stdout)
-        self.tail = Tail(self.proc.stderr, forward=forward_output)
-        self.tail.start()
-        self.watchdog = threading.Timer(seconds, self._time_out)
-        self.watchdog.daemon = True
-        self.watchdog.start()
+        self.in_flight = False  # a request sent whose answer was not read: the channel is out of step
+        try:  # a SIGTERM (Terminated) or a failure from here on would leave a running worker nobody ends
+            widen(self.proc.stdin)
+            widen(self.proc.stdout)
+            self.tail = Tail(self.proc.stderr, forward=forward_output)
+            self.tail.start()
+            self.watchdog = threading.Timer(seconds, self._time_out)
+            self.watchdog.daemon = True
+            self.watchdog.start()
+        except BaseException:
+            self._kill()
+            self.proc.wait()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
 
     def _time_out(self) -> None:
         self.timed_out = True
@@ -81,8 +88,10 @@ class Worker:
     def request(self, op: str, arrays: tuple[np.ndarray, ...] = (), **fields: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
         """Send one request and return the answer; the worker's error is a RemoteError, its end an IrobError."""
         try:
+            self.in_flight = True
             send(self.proc.stdin, {"op": op, **fields}, arrays)
             header, answer = receive(self.proc.stdout)
+            self.in_flight = False
         except (ChannelClosed, BrokenPipeError):
             raise self.ended() from None
         except IrobError:  # a malformed message: the worker is not to be talked to any more
@@ -112,12 +121,14 @@ class Worker:
         return IrobError(with_rule(f"isolation: the worker failed (exit {code}): {plain(self.tail.last_line())}"))
 
     def close(self) -> None:
-        """Ask the worker to exit, then end its process group whatever it does, and remove the scratch folder."""
+        """Ask the worker to exit (unless a request was cut off mid-way, e.g. by SIGTERM: then the channel is out of
+        step), then end its process group whatever it does, and remove the scratch folder."""
         self.watchdog.cancel()
         try:
-            send(self.proc.stdin, {"op": "exit"})
-            self.proc.stdin.close()
-            self.proc.wait(timeout=5)
+            if not self.in_flight:
+                send(self.proc.stdin, {"op": "exit"})
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
         self._kill()

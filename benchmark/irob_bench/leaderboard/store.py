@@ -256,14 +256,18 @@ def _rebound(run: RunRow, fresh: EvaluationResult) -> bool:
 class Store:
     """A leaderboard database; opening it creates or upgrades the schema (IrobError if it cannot)."""
 
-    def __init__(self, url: str | None = None, *, readonly: bool = False) -> None:
-        """`readonly`: a SQLite file that does not exist reads as an empty leaderboard and is not created."""
+    def __init__(self, url: str | None = None, *, readonly: bool = False, missing_ok: bool = True) -> None:
+        """`readonly`: a SQLite file that does not exist reads as an empty leaderboard and is not created; or, without
+        `missing_ok`, is an IrobError (a file the user named that is not there is a typo, not an empty leaderboard)."""
         self.url = normalize_url(default_db_url() if url is None else url)
         self.label = self.url.render_as_string(hide_password=True)
         is_file = self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:")
         engine_url = self.url
         with self._errors():
             if is_file and readonly and not Path(self.url.database).exists():
+                if not missing_ok:
+                    raise IrobError(f"database {self.label}: no such file (a mistyped --db? a run stored there "
+                                    "creates it)")
                 engine_url = make_url("sqlite://")  # empty and in memory: nothing is written to disk
             elif is_file:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ def sigma_max(
 
 
 def audit(
-    card: DatasetCard, generator: Generator, settings: AuditSettings, checkpoint: Path | None = None,
+    card: DatasetCard, generator: Generator, settings: AuditSettings, checkpoint: str | Path | None = None,
     progress: bool = False, keep: int = 8,
 ) -> Audit:
     """sigma_max on `settings.samples` fresh anchors per class against the card's constants."""

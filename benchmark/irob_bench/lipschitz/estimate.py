@@ -88,9 +88,9 @@ def anchor_slopes(
 class Checkpoint:
     """Per-class slopes of one estimator run in a folder (`<method>-class<y>.npz`), keyed by the run's settings."""
 
-    def __init__(self, folder: Path, settings: BaseModel) -> None:
+    def __init__(self, folder: str | Path, settings: BaseModel) -> None:
         """`settings`: any frozen settings model with a `method` (it names the files) and a `batch_size`."""
-        self.folder, self.method = folder, getattr(settings, "method")
+        self.folder, self.method = Path(folder), getattr(settings, "method")
         self.key = json.dumps(settings.model_dump(exclude={"batch_size"}), sort_keys=True)  # batching does not change slopes
 
     def _path(self, label: int) -> Path:
@@ -127,7 +127,7 @@ def estimate(
     labels: Sequence[int],
     names: Sequence[str] | None = None,
     progress: bool = False,
-    checkpoint: Path | None = None,
+    checkpoint: str | Path | None = None,
 ) -> LipschitzRun:
     """L_y(r) for each class in `labels`: v_(k) of S per-anchor slopes, k chosen so that all of them bound their
     quantiles at once at (delta, beta) (see stats.py)."""
