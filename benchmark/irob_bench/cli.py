@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from irob_bench import __version__
 from irob_bench.allocator import keep_freed_memory
 from irob_bench.commands.arguments import OneLineParser
+from irob_bench.distributed import under_torchrun
 from irob_bench.errors import IrobError, Terminated
 
 # One module per command group, each with register(subparsers); registering imports no torch (a test checks it).
@@ -51,9 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None:  # the process is the command's (not a caller's that passes argv): steady speed
         keep_freed_memory()
-    under_torchrun = os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")  # as distributed.torchrun_launch
     try:
-        with _sigterm_raises(argv is None and not under_torchrun):
+        with _sigterm_raises(argv is None and not under_torchrun()):
             code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left shows here, not as a traceback at interpreter exit
         return code

@@ -35,6 +35,15 @@ def torchrun_launch() -> Launch | None:
         raise IrobError("torchrun: WORLD_SIZE is set but RANK or LOCAL_RANK is missing or not a number") from None
 
 
+def under_torchrun() -> bool:
+    """Whether this process is one of several torchrun ranks (a malformed launch counts: the command that uses it
+    says what is wrong through torchrun_launch)."""
+    try:
+        return torchrun_launch() is not None
+    except IrobError:
+        return True
+
+
 def rank_device(device: str, launch: Launch) -> tuple[str, str]:
     """(this rank's device, the process-group backend): cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
     import torch.distributed as dist

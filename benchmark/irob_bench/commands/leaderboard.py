@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from irob_bench.commands.arguments import figure_file, output_target, positive_float, write_error
 from irob_bench.leaderboard import FORMATS, SITE_FORMAT
-
-if TYPE_CHECKING:
-    from irob_bench.leaderboard.store import Store
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
     from irob_bench.artifacts import atomic_write_text
     from irob_bench.errors import IrobError
     from irob_bench.leaderboard.render import render
+    from irob_bench.leaderboard.store import Store
 
     if args.by_p and args.verified:
         raise IrobError("--verified chooses which runs are ranked; --by-p ranks none (it pivots every run by p)")
@@ -32,7 +29,7 @@ def _leaderboard(args: argparse.Namespace) -> None:
         return
     if args.out and Path(args.out).is_dir():
         raise IrobError(f"--out {args.out} is a folder; only --format {SITE_FORMAT} writes a folder")
-    with read_store(args.db) as store:
+    with Store.reading(args.db) as store:
         rows = dataset_rows(store, args.dataset)
         if args.plot:
             from irob_bench.leaderboard.plot import plot_runs
@@ -56,12 +53,13 @@ def _site(args: argparse.Namespace) -> None:
     from irob_bench import datasets
     from irob_bench.errors import IrobError
     from irob_bench.leaderboard.site import SiteInputs, SiteRun, shipped_samples, stored_examples, write_site
+    from irob_bench.leaderboard.store import Store
 
     if not args.out:
         raise IrobError(f"--format {SITE_FORMAT} writes a folder: give it with --out DIR")
     out = Path(args.out)
     check_writable_folder(out)
-    with read_store(args.db) as store:
+    with Store.reading(args.db) as store:
         rows = dataset_rows(store, args.dataset)
         outcomes = run_outcomes(store, rows)
         results = {r.run_id: store.get(r.run_id) for r in rows}
@@ -174,14 +172,6 @@ def _plot_saturation(store, rows, args: argparse.Namespace) -> None:
     eps = args.eps if args.eps is not None else cards[0].eps_grid[len(cards[0].eps_grid) // 2]
     results = _latest_results(store, rows)
     print(f"wrote {plot_saturation(results, cards, eps, args.plot_saturation)} ({len(cards)} levels, {len(results)} runs)")
-
-
-def read_store(db: str | None) -> Store:
-    """The leaderboard, opened for reading: the default one may not exist yet (it reads as empty), but a --db file
-    that does not exist is refused (a typo read as an empty leaderboard looked like lost runs)."""
-    from irob_bench.leaderboard.store import Store
-
-    return Store(db, readonly=True, missing_ok=db is None)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

@@ -16,14 +16,15 @@ from irob_bench.commands.arguments import (
     seed,
     submission_file,
 )
-from irob_bench.commands.leaderboard import add_db_option, read_store
+from irob_bench.commands.leaderboard import add_db_option
 
 
 def _list(args: argparse.Namespace) -> None:
     from irob_bench.commands.leaderboard import dataset_rows
     from irob_bench.leaderboard.render import percent, text_table
+    from irob_bench.leaderboard.store import Store
 
-    with read_store(args.db) as store:
+    with Store.reading(args.db) as store:
         rows = dataset_rows(store, args.dataset)
     if not rows:
         print(f"no runs stored in {store.label}")
@@ -46,8 +47,9 @@ def _list(args: argparse.Namespace) -> None:
 
 def _show(args: argparse.Namespace) -> None:
     from irob_bench.commands.leaderboard import run_text
+    from irob_bench.leaderboard.store import Store
 
-    with read_store(args.db) as store:
+    with Store.reading(args.db) as store:
         resolved = store.resolve(args.ref, args.dataset)
         result = store.get(resolved.run_id)
     if resolved.note:
@@ -102,7 +104,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     from irob_bench.leaderboard.store import Store
 
-    with read_store(args.db) as store:  # a mistyped --db or an unknown run fails before the torch import
+    with Store.reading(args.db) as store:  # a mistyped --db or an unknown run fails before the torch import
         resolved = store.resolve(args.ref)
     from irob_bench.gate.settings import GateOptions
     from irob_bench.gate.spotcheck import spot_check

@@ -35,7 +35,7 @@ def load_baseline(ref: str, db_url: str | None = None, dataset: str | None = Non
     """The baseline named by REF: a results JSON file, else a run id or submission name in the leaderboard at `db_url`."""
     if is_result_file(ref):
         return _from_file(Path(ref))
-    with Store(db_url, readonly=True, missing_ok=db_url is None) as store:
+    with Store.reading(db_url) as store:
         resolved = store.resolve(ref, dataset)
         result = store.get(resolved.run_id)
         source = f"run {resolved.run_id} ({store.label})"

@@ -281,6 +281,12 @@ class Store:
             except IrobError as exc:  # e.g. a schema newer than this irob-bench: say which database
                 raise IrobError(f"database {self.label}: {exc}") from None
 
+    @classmethod
+    def reading(cls, url: str | None) -> Store:
+        """The leaderboard opened to read runs: the default one (url None) may not exist yet and reads as empty, but a
+        SQLite file the user named that does not exist is refused (a typo read as empty looked like lost runs)."""
+        return cls(url, readonly=True, missing_ok=url is None)
+
     def _current(self) -> bool:
         """The schema is this irob-bench's (read in a plain transaction, so a writer's lock does not block it)."""
         with self._engine.connect() as conn:
