@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
 from irob_bench.leaderboard.intervals import accuracy_interval, paired_p_value, tie_groups, wilson
 from irob_bench.leaderboard.paired import RunOutcomes, aligned_pgd
@@ -28,6 +30,22 @@ def test_wilson_control_the_normal_interval_does_not_match() -> None:
     ref = binomtest(k, n).proportion_ci(method="wilson")
     assert abs(wald_low - ref.low) > 1e-3
     assert wilson(k, n).low == pytest.approx(ref.low, abs=1e-12)
+
+
+def test_wilson_contains_the_observed_fraction_even_at_0_and_n() -> None:
+    """At k = 0 and k = n the interval ends exactly at the fraction: a plot's error bars (point - low, high - point)
+    are never negative. Control: the unclamped formula rounds past it for about a third of these n."""
+    z = float(norm.ppf(0.975))
+    past = 0
+    for n in range(1, 3001):
+        for k in (0, 1, n - 1, n):
+            if 0 <= k <= n:
+                ci = wilson(k, n)
+                assert ci.low <= k / n <= ci.high, (k, n)
+        assert wilson(n, n).high == 1.0 and wilson(0, n).low == 0.0
+        centre, half = (1 + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(z * z / (4 * n * n))
+        past += centre + half < 1.0  # the same formula at k = n, unclamped
+    assert past > 500
 
 
 def test_accuracy_interval_uses_the_count_behind_the_fraction() -> None:

@@ -85,6 +85,19 @@ def test_control_fewer_points_draw_wider_intervals(tmp_path: Path, monkeypatch: 
     assert widths[1] > 2.5 * widths[0]
 
 
+def test_a_perfect_accuracy_plots_with_a_bar_that_ends_at_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """100% clean on 2,000 points (the v1.0 p2 rows): the interval's upper end is 1 exactly, so matplotlib is not
+    handed a negative error bar (it refused -1e-16, and the leaderboard command failed)."""
+    card = with_constants(datasets.load_card("saturated-cifar-p2"), 5.0)
+    run = make_result("p2-standard", dataset="saturated-cifar-p2", eps=(0.25, 0.5, 1.0))
+    run = run.model_copy(update={"settings": run.settings.model_copy(update={"n_examples": 2000}),
+                                 "metrics": run.metrics.model_copy(update={"clean_accuracy": 1.0})})
+    bars = _spy_on(monkeypatch, "errorbar")
+    assert plot_saturation([run], [card], 0.5, tmp_path / "p.png").exists()
+    below, above = next(kwargs["yerr"] for xs, ys, kwargs in bars if ys == [1.0])
+    assert above == [0.0] and below[0] == pytest.approx(1 - accuracy_interval(1.0, 2000).low) and below[0] > 0
+
+
 def test_plot_saturation_refuses_an_empty_plot(tmp_path: Path) -> None:
     with pytest.raises(IrobError, match="nothing to plot"):
         plot_saturation([], [datasets.load_card("saturated-cifar-pinf")], 0.5, tmp_path / "p.png")

@@ -33,14 +33,15 @@ def successes(fraction: float, n: int) -> int:
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> Interval:
-    """The Wilson score interval of k successes in n trials (scipy's binomtest(...).proportion_ci(method="wilson"))."""
+    """The Wilson score interval of k successes in n trials (scipy's binomtest(...).proportion_ci(method="wilson")).
+    It contains k / n, as the formula does and its rounding need not (at k = n, centre + half can be 1 - 1e-16)."""
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
     z = float(norm.ppf(0.5 + confidence / 2))
     p, z2 = k / n, z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+    return Interval(min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def accuracy_interval(fraction: float, n: int, confidence: float = 0.95) -> Interval:
