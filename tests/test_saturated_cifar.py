@@ -59,9 +59,10 @@ def test_saturated_levels_say_why_they_have_no_ceiling_and_p2_has_one(p):
 def gate_agreement(name: str):
     """Label agreement of a level's test images with issue #20's judge, the shipped 90.6% real-CIFAR ResNet-9."""
     from irob_bench.generators.quality import label_agreement, load_checker
+    from irob_bench.generators.train_sngan import DEFAULT_CHECKER
 
     data = datasets.load(name)
-    return label_agreement(data, load_checker(data, data.weights_path().parent / "checker-resnet9.pt"))
+    return label_agreement(data, load_checker(data, DEFAULT_CHECKER))
 
 
 def test_real_cifar_checker_recognises_the_unsaturated_level():
