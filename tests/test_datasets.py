@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from irob_bench import datasets
-from irob_bench.artifacts import read_npz
+from irob_bench.artifacts import read_npz, write_npz
 from irob_bench.cli import main
 from irob_bench.datasets.build import build_split, verify
 from irob_bench.datasets.frozen import sample_latents, tensor_sha256
@@ -94,8 +94,6 @@ def test_corrupted_weights_fail_with_hash_mismatch(random_mnist, tmp_path, capsy
 
 def test_verify_names_a_tampered_latent_file(random_mnist, tmp_path, capsys):
     root = _copy_card(random_mnist, tmp_path)
-    from irob_bench.artifacts import write_npz
-
     arrays = read_npz(root / "test_latents.npz")
     arrays["latents"][0, 0] += 1.0
     write_npz(root / "test_latents.npz", arrays)
@@ -192,3 +190,23 @@ def test_preview_refuses_more_per_class_than_the_smallest_class_has(tmp_path, ca
     assert main(["datasets", "preview", "mnist", "--out", str(out), "--per-class", "1100"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the smallest class of mnist has 951 test images" in err and not out.exists()
+
+
+def test_verify_takes_several_cards_and_fails_if_any_fails(random_mnist, tmp_path, capsys):
+    good = _copy_card(random_mnist, tmp_path)
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    arrays = read_npz(bad / "test_latents.npz")
+    arrays["latents"][0, 0] += 1.0
+    write_npz(bad / "test_latents.npz", arrays)
+    assert main(["datasets", "verify", str(good), str(good)]) == 0  # control: one card twice passes
+    assert capsys.readouterr().out.count("checks passed") == 1  # named once, verified once
+    assert main(["datasets", "verify", str(good), str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert "checks passed" in out and "FAIL  stored latents = seed" in out and "verify failed" in err
+
+
+def test_verify_glob_matching_nothing_is_one_clear_line(capsys):
+    assert main(["datasets", "verify", "no-such-*"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no dataset matches 'no-such-*'" in err and "saturated-cifar-p8" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from irob_bench.commands.arguments import output_file, output_folder, positive_int
 from irob_bench.errors import IrobError
@@ -63,20 +64,41 @@ def _build(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _verify_names(patterns: list[str]) -> list[str]:
+    """Names and card paths as given, each glob ('saturated-cifar-*') expanded to the shipped names it matches."""
+    from irob_bench import datasets
+
+    names: list[str] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?[") and not Path(pattern).exists():
+            matched = datasets.available(pattern)
+            if not matched:
+                raise IrobError(f"no dataset matches {pattern!r} (available: {', '.join(datasets.available())})")
+            names += matched
+        else:
+            names.append(pattern)
+    return list(dict.fromkeys(names))
+
+
 def _verify(args: argparse.Namespace) -> int:
+    """Verify each named dataset; cards that share a generator and latents (the saturation levels) generate once."""
     from irob_bench import datasets
     from irob_bench.datasets.build import verify
 
-    dataset = datasets.load(args.name)
-    checks = verify(dataset)
-    for check in checks:
-        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}" + ("" if check.ok else f": {check.detail}"))
-    failed = [c.name for c in checks if not c.ok]
-    if failed:
-        print(f"irob-bench: error: {dataset.card.name}: verify failed: {', '.join(failed)} differ(s)", file=sys.stderr)
-        return 1
-    print(f"{dataset.card.name} v{dataset.card.version}: all {len(checks)} checks passed")
-    return 0
+    loaded = [datasets.load(name) for name in _verify_names(args.names)]  # every name checked before any generation
+    shared: dict = {}
+    failures = 0
+    for dataset in loaded:
+        checks = verify(dataset, shared)
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}" + ("" if check.ok else f": {check.detail}"))
+        failed = [c.name for c in checks if not c.ok]
+        if failed:
+            failures += 1
+            print(f"irob-bench: error: {dataset.card.name}: verify failed: {', '.join(failed)} differ(s)", file=sys.stderr)
+        else:
+            print(f"{dataset.card.name} v{dataset.card.version}: all {len(checks)} checks passed")
+    return 1 if failures else 0
 
 
 def _preview(args: argparse.Namespace) -> None:
@@ -117,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.set_defaults(handler=_build)
 
     verify = actions.add_parser("verify", help="regenerate everything and check every hash in the card")
-    verify.add_argument("name")
+    verify.add_argument("names", nargs="+", metavar="NAME", help="dataset names, card paths or globs ('saturated-cifar-*')")
     verify.set_defaults(handler=_verify)
 
     preview = actions.add_parser("preview", help="save a PNG grid of test images, one row per class")

@@ -126,17 +126,28 @@ class BenchmarkDataset:
         return self.regenerate(split)[1]
 
     @torch.no_grad()
-    def generate(self, latents: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
-        """Images g(z, y) as float32 in [0, 1], generated in the card's fixed chunk size."""
-        gen = place(self.generator, device)
+    def network_output(self, latents: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+        """The network's images before the card's output transform (s_p), in the card's fixed chunk size: what the
+        cards that share a generator and latents (saturated-cifar's levels) have in common."""
+        network = place(self.generator.network, device)
         step = self.card.generation_batch_size
         chunks = [
-            gen(place(latents[i : i + step], device), place(labels[i : i + step], device)).float().cpu()
+            network(place(latents[i : i + step], device), place(labels[i : i + step], device)).float().cpu()
             for i in range(0, len(latents), step)
         ]
-        if not chunks:
-            return torch.empty(0, *self.card.image_shape)
-        return torch.cat(chunks)
+        return torch.cat(chunks) if chunks else torch.empty(0, *self.card.image_shape)
+
+    @torch.no_grad()
+    def generate(
+        self, latents: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu",
+        network_output: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Images g(z, y) as float32 in [0, 1]: the network's output (`network_output` if the caller has it) through
+        the card's output transform, chunk by chunk as generated."""
+        raw = self.network_output(latents, labels, device) if network_output is None else network_output
+        step, transform = self.card.generation_batch_size, self.card.generator.output_transform or {}
+        chunks = [apply_output_transform(raw[i : i + step], transform) for i in range(0, len(raw), step)]
+        return torch.cat(chunks) if chunks else raw
 
     def images(
         self, split: str = "test", indices: torch.Tensor | np.ndarray | list[int] | None = None, device: str = "cpu"
