@@ -10,10 +10,12 @@ import pytest
 from irob_bench import datasets
 from irob_bench.bounds import dataset_ceiling_per_class
 from irob_bench.datasets.card import DatasetCard
+from irob_bench.leaderboard.paired import RunOutcomes, load_run_outcomes
 from irob_bench.metrics import ceiling_violations, with_card_ceilings
 from irob_bench.results import EvaluationResult
 
-RUNS = sorted((Path(__file__).resolve().parents[1] / "leaderboard" / "runs").glob("*.json"))
+REPO = Path(__file__).resolve().parents[1]
+RUNS = sorted((REPO / "leaderboard" / "runs").glob("*.json"))
 
 
 def load(path: Path) -> tuple[EvaluationResult, DatasetCard]:
@@ -82,3 +84,25 @@ def test_a_violation_is_flagged():
     )
     flags = ceiling_violations(broken, result.settings.n_examples)
     assert flags and flags[0].name == "above ceiling" and flags[0].eps == first.eps
+
+
+def committed_outcomes(path: Path) -> RunOutcomes | None:
+    """The outcomes a committed row names, read as a clean clone reads them: by a path relative to the repository
+    root (a path absolute on the machine that made the row reads there only), and checked to be this run's."""
+    result, _ = load(path)
+    if not result.outcomes_file or Path(result.outcomes_file).is_absolute():
+        return None
+    return load_run_outcomes(result, root=REPO)
+
+
+@pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in RUNS])
+def test_reference_run_names_its_outcomes_relative_to_the_repository(path):
+    assert committed_outcomes(path) is not None
+
+
+def test_control_a_row_naming_its_outcomes_by_an_absolute_path_is_refused(tmp_path):
+    result, _ = load(RUNS[0])
+    moved = result.model_copy(update={"outcomes_file": str((REPO / result.outcomes_file).resolve())})  # the file exists
+    row = tmp_path / RUNS[0].name
+    row.write_text(moved.model_dump_json())
+    assert committed_outcomes(row) is None
