@@ -146,3 +146,21 @@ def test_a_shard_is_never_stored_alone(db, tmp_path, capsys):
     assert main(["runs", "import", shard]) == 2
     one_line_error(capsys, "part of a run, not a run")
     assert rows(db) == 0
+
+
+def test_a_shard_on_a_card_that_is_not_the_shipped_one_is_refused_before_any_work(db, tmp_path, capsys):
+    """Shards merge into a run only on a shipped card (rank 0 or `runs merge` would refuse them after all the work)."""
+    from irob_bench import datasets
+
+    copy = tmp_path / "mnist-copy"
+    shutil.copytree(datasets.DATA_DIR / "mnist", copy)
+    card = json.loads((copy / "card.json").read_text())
+    (copy / "card.json").write_text(json.dumps({**card, "version": card["version"] + "-local"}))
+    out = tmp_path / "s1.json"
+    args = ["evaluate", str(TOY), *SIXTY, "--shard", "1/2", "--json", str(out)]
+    assert main([*args, "--dataset", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "shards merge into a run only on a card this irob-bench ships" in err and "-local" in err
+    assert not out.exists()
+    # control: the shipped card, named by its folder, is accepted and the shard runs
+    assert main([*args, "--dataset", str(datasets.DATA_DIR / "mnist")]) == 0 and out.exists()

@@ -55,6 +55,7 @@ def test_bad_submit_options_fail_before_any_job(db, tmp_path, capsys):
     for extra, message in [
         (["--evaluate-args", '"unclosed'], "--evaluate-args: No closing quotation"),
         (["--evaluate-args", "--dataset mnist --n-examples 5"], "--shard 1/2: the 5 points make 1 chunks"),
+        (["--evaluate-args", "--n-examples 5"], "--shard 1/2: the 5 points make 1 chunks"),  # no dataset needed for n
         (["--evaluate-args", "--json x.json"], "--json is set by submit itself (each shard's JSON and the merged"),
     ]:
         assert main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), *extra]) == 2
@@ -68,11 +69,12 @@ def test_bad_submit_options_fail_before_any_job(db, tmp_path, capsys):
 
 @pytest.mark.slow  # two local shard jobs that fail at once: about 15 s
 def test_a_failing_shard_job_is_one_line_naming_its_error(db, tmp_path, capsys):
-    """Without --dataset the chunk count needs the submission's METADATA, so the shards find it: that was a long
-    FailedJobError traceback; now it is the shard's own one-line error. Control: the local run above succeeds."""
+    """Without --dataset the eps range needs the submission's METADATA (the card's image size), so the shards find
+    it: that was a long FailedJobError traceback; now it is the shard's own one-line error. Control: the local run
+    above succeeds."""
     folder = tmp_path / "jobs"
     args = ["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), "--no-store",
-            "--evaluate-args", "--n-examples 5 --attacks quick"]
+            "--evaluate-args", "--n-examples 40 --batch-size 16 --eps 100 --attacks quick"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("irob-bench: error: a shard job failed: --shard 1/2: the 5 points"), err
+    assert err.count("\n") == 1 and err.startswith("irob-bench: error: a shard job failed: --eps 100 is larger"), err

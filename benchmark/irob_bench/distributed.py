@@ -88,6 +88,9 @@ def evaluate_distributed(path: str | Path, options, isolation, launch: Launch): 
             payload = ("error", str(exc))
         gathered: list | None = [None] * launch.world_size if launch.rank == 0 else None
         dist.gather_object(payload, gathered, dst=0)
+        # every rank waits until rank 0 holds every shard: a rank that tore down its gloo pairs while rank 0 still
+        # read from them died at exit now and then (SIGABRT, "terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     if payload[0] == "error":

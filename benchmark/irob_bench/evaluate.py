@@ -33,7 +33,15 @@ from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Opened, load_submission
-from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, ShardRecord, SubmissionRecord
+from irob_bench.results import (
+    DatasetRecord,
+    EvaluationResult,
+    SanityFlag,
+    Settings,
+    ShardRecord,
+    SubmissionRecord,
+    shipped_difference,
+)
 from irob_bench.runtime import deterministic, place, random_state_kept, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
@@ -176,6 +184,10 @@ def check_options(options: EvaluateOptions) -> None:
             raise IrobError(f"--eps lists {', '.join(repeated)} more than once")
     if options.dataset is not None:
         card = dataset_registry.load_card(options.dataset)
+        unshipped = shipped_difference(card) if options.shard is not None else None
+        if unshipped:  # rank 0 or `runs merge` would refuse the shards only after all the work
+            raise IrobError(f"--dataset {options.dataset}: shards merge into a run only on a card this irob-bench "
+                            f"ships, and {unshipped}; evaluate it in one process")
         check_eps_range(options.eps or card.eps_grid, card)
         indices = _indices(card.splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)
@@ -184,6 +196,7 @@ def check_options(options: EvaluateOptions) -> None:
         if options.n_examples > largest:
             raise IrobError(f"--n-examples must be between 1 and {largest} (the largest test set of any dataset), got "
                             f"{options.n_examples}")
+        shard_chunks(options.n_examples, options.batch_size, options.shard)  # the chunks depend on n alone
 
 
 def check_eps_range(eps: list[float], card: DatasetCard) -> None:

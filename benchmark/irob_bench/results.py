@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr, ValidationError, field_validator
 
+from irob_bench import datasets
 from irob_bench.attacks.config import canonical_attacks
 from irob_bench.attacks.records import SanityFlag
 from irob_bench.common import FrozenModel, field_error, same_eps
@@ -252,3 +253,17 @@ def read_result_file(path: str | Path) -> EvaluationResult:
         raise IrobError(f"cannot read {path}: {exc.strerror}") from None
     except ValidationError as exc:
         raise IrobError(f"{path}: not a valid irob-bench result: {field_error(exc)}") from None
+
+
+def shipped_difference(card: DatasetCard) -> str | None:
+    """How a card differs from the one this irob-bench ships under its name (None: it is that card): what a run
+    merged from shards or imported must be measured on."""
+    if card.name not in datasets.available():
+        return f"{card.name!r} is not a shipped dataset (available: {', '.join(datasets.available())})"
+    shipped = datasets.load_card(card.name)
+    differing = DatasetRecord.of_card(card).data_differences(DatasetRecord.of_card(shipped))
+    if differing:
+        return f"its {', '.join(differing)} differ from the shipped {card.name} v{shipped.version}"
+    if card.version != shipped.version:
+        return f"it is v{card.version}, the shipped {card.name} is v{shipped.version}"
+    return None

@@ -53,7 +53,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         checkpoint_root=str(user_dir("cache", "checkpoints")),
         resume=not args.no_resume,
     )
-    check_options(options)
+    # under torchrun each rank's shard is checked as --shard K/N is: the chunks, and a card the merge can accept
+    check_options(options if launch is None else options.model_copy(update={"shard": (launch.rank + 1, launch.world_size)}))
     storing = not (args.no_store or args.shard) and (launch is None or launch.rank == 0)
     if storing:
         Store.check_writable(args.db)  # a bad URL, a foreign or unwritable file fails before the work; creates nothing
