@@ -17,7 +17,7 @@ from irob_bench.attacks.outcomes import derive_flags, load_outcomes, save_outcom
 from irob_bench.attacks.presets import preset
 from irob_bench.cli import main
 from irob_bench.errors import IrobError
-from irob_bench.leaderboard.store import Store
+from irob_bench.leaderboard.store import Store, Verification
 from irob_bench.metrics import measured_metrics, with_card_ceilings
 from irob_bench.results import EvaluationResult
 
@@ -207,6 +207,11 @@ def test_runs_verify_accepts_an_honest_run_and_disputes_consistent_forged_outcom
                               "--isolation", "process"], capsys)  # untrusted code: in a worker, which runs the sample
     assert code == 0, err
     assert "run 1: verified on 12 re-evaluated examples" in out
+    # a dispute on record stays, and so does the exit code: this sample agrees, the run does not read "verified"
+    Store(db).record_verification(1, Verification(verdict="disputed", n=12, seed=7, checked_at="2026-12-07T00:00:00Z",
+                                                  detail="an earlier check"))
+    code, out, _ = run_cli(["runs", "verify", "1", "--submission", str(TOY), "--n", "12", "--quiet", "--db", db], capsys)
+    assert code == 1 and "run 1: verified on 12" in out and "an earlier dispute stays with the run" in out
 
     forged = tmp_path / "forged.json"
     _forge_outcomes(toy_run, forged)
@@ -217,7 +222,7 @@ def test_runs_verify_accepts_an_honest_run_and_disputes_consistent_forged_outcom
     [row] = Store(forged_db).rows()
     assert row.verification.verdict == "disputed"
     assert "imported, disputed (n=12)" in run_cli(["leaderboard", "--db", forged_db], capsys)[1]
-    assert "imported, verified (n=12)" in run_cli(["leaderboard", "--db", db], capsys)[1]
+    assert "imported, disputed in 1 of 3 checks (n=12)" in run_cli(["leaderboard", "--db", db], capsys)[1]
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,7 @@ def _verify(args: argparse.Namespace) -> int:
     if record.checks > 1:
         stays = "; an earlier dispute stays with the run" if record.verdict != check.verification.verdict else ""
         print(f"run {run_id} over its {record.checks} checks: {record.summary()}{stays}")
-    return 0 if check.verification.verdict == "verified" else 1
+    return 0 if record.verdict == "verified" else 1  # the run's record: a dispute stays, so does its exit code
 
 
 def _examples(args: argparse.Namespace) -> None:
