@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from irob_bench import datasets
 from irob_bench.attacks.config import StageConfig
 from irob_bench.attacks.presets import preset
 from irob_bench.leaderboard.store import EpsValues, LeaderboardRow
@@ -207,3 +209,15 @@ def v4_fingerprint(result) -> str:
     key = {"submission_file": result.submission.file_sha256, "weights": result.submission.weights_sha256,
            "dataset": result.dataset.model_dump(), "settings": result.settings.model_dump()}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def staged_card(tmp_path: Path) -> Path:
+    """A copy of the mnist card with other test images (their hash) under another version: a card this irob-bench
+    does not ship, as a staged release with a new generator is."""
+    copy = tmp_path / "mnist-staged"
+    shutil.copytree(datasets.DATA_DIR / "mnist", copy)
+    card = json.loads((copy / "card.json").read_text())
+    card["splits"]["test"]["images_sha256"] = "0" * 64
+    (copy / "card.json").write_text(json.dumps({**card, "version": card["version"] + "-staged"}))
+    return copy
+

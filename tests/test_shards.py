@@ -14,6 +14,7 @@ from irob_bench.attacks.outcomes import load_outcomes
 from irob_bench.cli import main
 from irob_bench.evaluate import shard_chunks
 from irob_bench.leaderboard.store import Store
+from tests.factories import staged_card
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
 TOY = SUBMISSIONS / "toy.py"
@@ -148,19 +149,14 @@ def test_a_shard_is_never_stored_alone(db, tmp_path, capsys):
     assert rows(db) == 0
 
 
-def test_a_shard_on_a_card_that_is_not_the_shipped_one_is_refused_before_any_work(db, tmp_path, capsys):
-    """Shards merge into a run only on a shipped card (rank 0 or `runs merge` would refuse them after all the work)."""
-    from irob_bench import datasets
 
-    copy = tmp_path / "mnist-copy"
-    shutil.copytree(datasets.DATA_DIR / "mnist", copy)
-    card = json.loads((copy / "card.json").read_text())
-    (copy / "card.json").write_text(json.dumps({**card, "version": card["version"] + "-local"}))
+def test_shard_files_may_be_made_on_a_staged_card_but_merge_only_on_the_shipped_data(db, tmp_path, capsys):
+    """`--shard K/N` files wait for `runs merge`, so a card staged for release may be evaluated in shards (how the
+    saturated-cifar v1.0 rows were made); the merge records the run on the shipped card, so it refuses shards whose
+    data is not that card's (it used to merge them as if they were). Control: the shards of the other tests merge."""
     out = tmp_path / "s1.json"
-    args = ["evaluate", str(TOY), *SIXTY, "--shard", "1/2", "--json", str(out)]
-    assert main([*args, "--dataset", str(copy)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "shards merge into a run only on a card this irob-bench ships" in err and "-local" in err
-    assert not out.exists()
-    # control: the shipped card, named by its folder, is accepted and the shard runs
-    assert main([*args, "--dataset", str(datasets.DATA_DIR / "mnist")]) == 0 and out.exists()
+    assert main(["evaluate", str(TOY), *SIXTY, "--shard", "1/1", "--json", str(out), "--dataset", str(staged_card(tmp_path))]) == 0
+    capsys.readouterr()
+    assert main(["runs", "merge", str(out), "--no-store"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "images_sha256 differ from the mnist" in err, err

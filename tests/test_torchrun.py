@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from irob_bench import datasets
 from irob_bench.cli import main
 from irob_bench.leaderboard.store import Store
+from tests.factories import staged_card
 
 TOY = Path(__file__).parent / "submissions" / "toy.py"
 SIXTY = ["--n-examples", "60", "--eps", "1", "2", "--quiet", "--batch-size", "16"]
@@ -69,12 +68,8 @@ def test_a_launch_without_a_backend_is_one_line_and_no_row(env, tmp_path):
              "RANK or LOCAL_RANK is missing or not a number")
     one_line(subprocess.run([*command, "--shard", "1/2", "--json", str(tmp_path / "s.json")], env=launch,
                             capture_output=True, text=True, timeout=120), "--shard under torchrun")
-    copy = tmp_path / "mnist-copy"  # a card the merge on rank 0 would refuse: refused on every rank before any work
-    shutil.copytree(datasets.DATA_DIR / "mnist", copy)
-    card = json.loads((copy / "card.json").read_text())
-    (copy / "card.json").write_text(json.dumps({**card, "version": card["version"] + "-local"}))
-    one_line(subprocess.run([*command, "--dataset", str(copy)], env=launch, capture_output=True, text=True, timeout=120),
-             "shards merge into a run only on a card this irob-bench ships")
+    one_line(subprocess.run([*command, "--dataset", str(staged_card(tmp_path))], env=launch, capture_output=True,
+                            text=True, timeout=120), "the shards are merged into a run at once")  # rank 0 would refuse
     assert not Path(env["IROB_BENCH_DB"].removeprefix("sqlite:///")).exists() or rows(env) == 0
     # control: the same command without the launch variables evaluates and stores
     assert subprocess.run(command, env=env, capture_output=True, text=True, timeout=300).returncode == 0

@@ -184,10 +184,6 @@ def check_options(options: EvaluateOptions) -> None:
             raise IrobError(f"--eps lists {', '.join(repeated)} more than once")
     if options.dataset is not None:
         card = dataset_registry.load_card(options.dataset)
-        unshipped = shipped_difference(card) if options.shard is not None else None
-        if unshipped:  # rank 0 or `runs merge` would refuse the shards only after all the work
-            raise IrobError(f"--dataset {options.dataset}: shards merge into a run only on a card this irob-bench "
-                            f"ships, and {unshipped}; evaluate it in one process")
         check_eps_range(options.eps or card.eps_grid, card)
         indices = _indices(card.splits["test"].size, options)
         shard_chunks(len(indices), options.batch_size, options.shard)
@@ -197,6 +193,17 @@ def check_options(options: EvaluateOptions) -> None:
             raise IrobError(f"--n-examples must be between 1 and {largest} (the largest test set of any dataset), got "
                             f"{options.n_examples}")
         shard_chunks(options.n_examples, options.batch_size, options.shard)  # the chunks depend on n alone
+
+
+def check_mergeable(dataset: str | None) -> None:
+    """Refuse, before any work, a `--dataset` card that a merge at once would refuse: torchrun's rank 0 and submit's
+    merge job join the shards into a run only on a card this irob-bench ships (files of `--shard K/N` alone may wait
+    for a staged card to ship, and `runs merge` then joins them)."""
+    unshipped = None if dataset is None else shipped_difference(dataset_registry.load_card(dataset))
+    if unshipped:
+        raise IrobError(f"--dataset {dataset}: the shards are merged into a run at once, which happens only on a card "
+                        f"this irob-bench ships, and {unshipped}; evaluate it in one process, or with --shard K/N "
+                        "and `runs merge` once the card ships")
 
 
 def check_eps_range(eps: list[float], card: DatasetCard) -> None:

@@ -256,14 +256,11 @@ def read_result_file(path: str | Path) -> EvaluationResult:
 
 
 def shipped_difference(card: DatasetCard) -> str | None:
-    """How a card differs from the one this irob-bench ships under its name (None: it is that card): what a run
-    merged from shards or imported must be measured on."""
+    """How a card's test examples differ from those of the card this irob-bench ships under its name (None: the
+    same examples, whatever the version says): a run merged from shards is recorded on the shipped card, so only
+    then can it be."""
     if card.name not in datasets.available():
         return f"{card.name!r} is not a shipped dataset (available: {', '.join(datasets.available())})"
     shipped = datasets.load_card(card.name)
     differing = DatasetRecord.of_card(card).data_differences(DatasetRecord.of_card(shipped))
-    if differing:
-        return f"its {', '.join(differing)} differ from the shipped {card.name} v{shipped.version}"
-    if card.version != shipped.version:
-        return f"it is v{card.version}, the shipped {card.name} is v{shipped.version}"
-    return None
+    return f"its {', '.join(differing)} differ from the shipped {card.name} v{shipped.version}" if differing else None

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from irob_bench import datasets
 from irob_bench.artifacts import CODE_KEY
 from irob_bench.attacks.outcomes import load_outcomes, merge_outcomes
 from irob_bench.certify import merged_certificates
 from irob_bench.common import indices_sha256
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import VALIDATION_FLAG_PREFIX, Evaluation, assemble
-from irob_bench.import_checks import verify_import
+from irob_bench.import_checks import known_card, verify_import
 from irob_bench.results import read_result_file
 
 
@@ -62,7 +61,7 @@ def merge_shards(shards: list[Evaluation], names: list[str] | None = None) -> Ev
     if len(np.unique(outcomes.indices)) != len(outcomes.indices) or len(outcomes.indices) != settings.n_examples \
             or indices_sha256(outcomes.indices) != settings.indices_sha256:
         raise IrobError(f"runs merge: the shards' points are not the run's {settings.n_examples} points exactly once")
-    card = datasets.load_card(first.dataset.name)
+    card = known_card(first)  # the shards' own data must be the shipped card's: the run is recorded on that card
     timings: dict[str, float] = {}
     for shard in ordered:
         for stage, seconds in shard.result.timings.items():

@@ -35,7 +35,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise IrobError(f"--db names where to store the run, but {'--no-store' if args.no_store else '--shard'} "
                         "stores nothing; drop one of them")
     from irob_bench.common import user_dir
-    from irob_bench.evaluate import EvaluateOptions, check_options
+    from irob_bench.evaluate import EvaluateOptions, check_mergeable, check_options
     from irob_bench.isolation.sandbox import evaluate_isolated
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import open_store, persist
@@ -53,8 +53,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         checkpoint_root=str(user_dir("cache", "checkpoints")),
         resume=not args.no_resume,
     )
-    # under torchrun each rank's shard is checked as --shard K/N is: the chunks, and a card the merge can accept
-    check_options(options if launch is None else options.model_copy(update={"shard": (launch.rank + 1, launch.world_size)}))
+    if launch is None:
+        check_options(options)
+    else:  # each rank's shard is checked as --shard K/N is, and rank 0 merges at once: only on a shipped card
+        check_options(options.model_copy(update={"shard": (launch.rank + 1, launch.world_size)}))
+        check_mergeable(options.dataset)
     storing = not (args.no_store or args.shard) and (launch is None or launch.rank == 0)
     if storing:
         Store.check_writable(args.db)  # a bad URL, a foreign or unwritable file fails before the work; creates nothing
