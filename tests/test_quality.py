@@ -179,3 +179,21 @@ def test_generators_quality_refuses_a_missing_real_data_folder_before_generating
     assert main(["generators", "quality", "mnist", "--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "data directory not found" in err, err
+
+
+@pytest.mark.parametrize("bad", ["cifar_checker", "not_torch", "missing"])
+def test_a_checker_file_that_does_not_fit_is_one_line(bad, tmp_path, capsys):
+    """A wrong checker (CIFAR's for mnist), a file that is not torch's, or none: one line and exit 2 (each was a
+    traceback and 'internal error'). Control: the shipped checker loads."""
+    from irob_bench.cli import main
+
+    path = {"cifar_checker": datasets.DATA_DIR / "cifar-generator" / "checker.pt",
+            "not_torch": tmp_path / "checker.pt", "missing": tmp_path / "none.pt"}[bad]
+    if bad == "not_torch":
+        path.write_text("not a checker")
+    with pytest.raises(IrobError, match="not a checker for 1x28x28 images and 10 classes"):
+        load_checker(datasets.load("mnist"), path)
+    assert main(["generators", "quality", "mnist", "--checker", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a checker" in err, err
+    assert load_checker(datasets.load("mnist")) is not None

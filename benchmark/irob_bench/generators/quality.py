@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from irob_bench.artifacts import atomic_torch_save
+from irob_bench.errors import IrobError
 from irob_bench.metrics import per_class_accuracy
 from irob_bench.reference.models import ResNet9, SmallCNN
 from irob_bench.reference.training import FitReport, accuracy, augmented, clean_cross_entropy, fit, to_float_nchw
@@ -97,12 +99,17 @@ def train_checker(
 def load_checker_file(path: str | Path, channels: int, side: int, num_classes: int = 10) -> nn.Module:
     """A checker from its weights file (weights_only load): {architecture, width, state_dict}, or a bare SmallCNN
     state_dict (the checkers saved before architectures were recorded)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    architecture, width = "smallcnn", None
-    if "state_dict" in saved:
-        architecture, width, saved = saved["architecture"], saved["width"], saved["state_dict"]
-    model = _checker_model(architecture, width, channels, side, num_classes)
-    model.load_state_dict(saved)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        architecture, width = "smallcnn", None
+        if isinstance(saved, dict) and "state_dict" in saved:
+            architecture, width, saved = saved["architecture"], saved["width"], saved["state_dict"]
+        model = _checker_model(architecture, width, channels, side, num_classes)
+        model.load_state_dict(saved)
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise IrobError(f"{path}: not a checker for {channels}x{side}x{side} images and {num_classes} classes "
+                        f"({first[:200]})") from None
     return model.eval()
 
 
