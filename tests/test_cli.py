@@ -45,6 +45,10 @@ def test_help_and_version_import_no_torch(args):
     [
         (["evaluate", str(TOY), "--shard", "1/2"], "--shard 1/2 needs --json FILE"),
         (["lipschitz", "estimate", "mnist", "--replace"], "--replace only makes sense with --write"),
+        (["lipschitz", "estimate", "mnist", "--neighbors", "9", "--method", "gradient"],
+         "--neighbors is an option of --method sampling, not of --method gradient"),  # it was ignored
+        (["lipschitz", "estimate", "mnist", "--starts", "3"], "--starts is an option of --method gradient, not of --method sampling"),
+        (["lipschitz", "radius", "mnist", "--neighbors", "9"], "--neighbors is an option of --method sampling, not of --method gradient"),
         (["evaluate", str(TOY), "--no-store", "--db", "x.db"], "--db names where to store the run, but --no-store stores"),
         (["evaluate", str(TOY), "--shard", "1/2", "--json", "s.json", "--db", "x.db"], "but --shard stores nothing"),
         (["leaderboard", "--db", "typo.db"], "/typo.db: no such file (a mistyped --db?"),
@@ -351,7 +355,18 @@ def test_the_same_commands_with_good_values_run(capsys):
     """Control of the test above: finite values, ASCII digits and a .py file pass the parser."""
     assert main(["ceiling", "--lipschitz", "10", "--alpha", "0.1", "--delta", "0.01", "--eps", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ceilings"][0]["eps"] == 1.0
-    assert main(["validate", str(TOY), "--memory-mb", "4096", "--timeout", "600", "--isolation", "none"]) == 0
+    assert main(["validate", str(TOY), "--memory-mb", "4096", "--timeout", "600", "--isolation", "process"]) == 0
+
+
+@pytest.mark.parametrize("limit", [["--timeout", "600"], ["--memory-mb", "4096"]])
+def test_a_worker_limit_without_a_worker_is_refused(limit, capsys, monkeypatch):
+    """--timeout and --memory-mb limit the isolated worker; with isolation none (given, or from the environment) they
+    were silently ignored. Control: the test above, where a worker runs with both."""
+    assert main(["validate", str(TOY), *limit, "--isolation", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{limit[0]} limits the isolated worker, but isolation 'none'" in err, err
+    monkeypatch.setenv("IROB_BENCH_ISOLATION", "none")
+    assert main(["validate", str(TOY), *limit]) == 2
 
 
 def test_datasets_list_takes_a_glob(capsys):

@@ -160,3 +160,11 @@ def test_shard_files_may_be_made_on_a_staged_card_but_merge_only_on_the_shipped_
     assert main(["runs", "merge", str(out), "--no-store"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "images_sha256 differ from the mnist" in err, err
+
+
+def test_merge_refuses_a_db_it_would_ignore(db, tmp_path, capsys):
+    """`runs merge --no-store --db X` stored nothing and said nothing of X. Control: the merges above, with a --db."""
+    (tmp_path / "s1.json").write_text("{}")  # refused before it is read
+    assert main(["runs", "merge", str(tmp_path / "s1.json"), "--no-store", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--db names where to store the run, but --no-store stores nothing" in err, err

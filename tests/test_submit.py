@@ -58,6 +58,7 @@ def test_bad_submit_options_fail_before_any_job(db, tmp_path, capsys):
         (["--evaluate-args", "--dataset mnist --n-examples 5"], "--shard 1/2: the 5 points make 1 chunks"),
         (["--evaluate-args", "--n-examples 5"], "--shard 1/2: the 5 points make 1 chunks"),  # no dataset needed for n
         (["--evaluate-args", "--json x.json"], "--json is set by submit itself (each shard's JSON and the merged"),
+        (["--no-store", "--db", "x.db"], "--db names where to store the run, but --no-store stores nothing"),
         (["--evaluate-args", f"--dataset {staged_card(tmp_path)}"], "the shards are merged into a run at once, which"),
     ]:
         assert main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), *extra]) == 2

@@ -215,7 +215,7 @@ def add_isolation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=bounded(0, 1e9), default=None, metavar="SECONDS",
                         help=f"wall-clock limit of the isolated worker (default {CHUNK_SECONDS:g} s per chunk of the "
                         "points it evaluates: --batch-size points where the command has that option)")
-    parser.add_argument("--memory-mb", type=bounded(255, 2**40, cast=int), default=DEFAULT_MEMORY_MB,
+    parser.add_argument("--memory-mb", type=bounded(255, 2**40, cast=int), default=None,  # None: the default, if isolated
                         help=f"memory limit of the worker (default {DEFAULT_MEMORY_MB})")
 
 
@@ -228,4 +228,9 @@ def isolation_of(args: argparse.Namespace) -> Isolation:
     if level not in LEVELS:
         raise IrobError(f"${ISOLATION_ENV}={level!r} is not an isolation level (available: {', '.join(LEVELS)}); "
                         "unset it or pass --isolation")  # fmt: skip
-    return Isolation(level=level, timeout=args.timeout, memory_mb=args.memory_mb)
+    limits = [name for name, value in (("--timeout", args.timeout), ("--memory-mb", args.memory_mb)) if value is not None]
+    if level == "none" and limits:
+        raise IrobError(f"{limits[0]} limits the isolated worker, but isolation 'none' runs the submission in this "
+                        "process, where it would be ignored: drop one of them")
+    memory = {} if args.memory_mb is None else {"memory_mb": args.memory_mb}
+    return Isolation(level=level, timeout=args.timeout, **memory)

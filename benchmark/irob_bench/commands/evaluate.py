@@ -15,7 +15,7 @@ from irob_bench.commands.arguments import (
     seed,
     shard,
 )
-from irob_bench.commands.leaderboard import add_db_option, run_text
+from irob_bench.commands.leaderboard import add_db_option, refuse_ignored_db, run_text
 from irob_bench.commands.validate import add_submission_arguments
 from irob_bench.common import DEFAULT_N_EXAMPLES
 
@@ -31,9 +31,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.shard and args.json is None:
         raise IrobError(f"--shard {args.shard[0]}/{args.shard[1]} needs --json FILE (shards are joined by "
                         "`irob-bench runs merge`, never stored alone)")
-    if args.db is not None and (args.no_store or args.shard):  # an option that would be silently ignored
-        raise IrobError(f"--db names where to store the run, but {'--no-store' if args.no_store else '--shard'} "
-                        "stores nothing; drop one of them")
+    refuse_ignored_db(args.db, "--no-store" if args.no_store else "--shard" if args.shard else None)
     from irob_bench.common import user_dir
     from irob_bench.evaluate import EvaluateOptions, check_mergeable, check_options
     from irob_bench.isolation.sandbox import evaluate_isolated

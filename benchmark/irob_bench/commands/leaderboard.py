@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from irob_bench.commands.arguments import figure_file, output_target, positive_float, write_error
+from irob_bench.errors import IrobError
 from irob_bench.leaderboard import FORMATS, SITE_FORMAT
 
 
@@ -172,6 +173,13 @@ def _plot_saturation(store, rows, args: argparse.Namespace) -> None:
     eps = args.eps if args.eps is not None else cards[0].eps_grid[len(cards[0].eps_grid) // 2]
     results = _latest_results(store, rows)
     print(f"wrote {plot_saturation(results, cards, eps, args.plot_saturation)} ({len(cards)} levels, {len(results)} runs)")
+
+
+def refuse_ignored_db(db: str | None, storing_nothing: str | None) -> None:
+    """--db names where to store a run; with an option that stores nothing (`storing_nothing`, e.g. "--no-store")
+    it would be silently ignored, so it is one line instead."""
+    if db is not None and storing_nothing:
+        raise IrobError(f"--db names where to store the run, but {storing_nothing} stores nothing; drop one of them")
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

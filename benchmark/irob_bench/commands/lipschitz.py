@@ -80,25 +80,28 @@ def _print_table(run, eps: float, no_constant: str | None = None) -> None:
               f"(see `irob-bench lipschitz radius`)")
 
 
+METHOD_OPTIONS = {"sampling": ("neighbors",), "gradient": ("lanczos_steps", "lanczos_tolerance", "starts", "ascent_steps")}
+
+
+def _method_options(args: argparse.Namespace) -> dict:
+    """The chosen --method's own options as given; an option of the other method is refused, not ignored."""
+    for other, names in METHOD_OPTIONS.items():
+        given = [name for name in names if getattr(args, name, None) is not None]
+        if other != args.method and given:
+            raise IrobError(f"--{given[0].replace('_', '-')} is an option of --method {other}, not of --method {args.method}")
+    return {name: getattr(args, name) for name in METHOD_OPTIONS[args.method] if hasattr(args, name)}
+
+
 def _estimate(args: argparse.Namespace) -> None:
     if args.replace and not args.write:  # before the card and generator load (and torch with them)
         raise IrobError("--replace only makes sense with --write")
+    extra = _method_options(args)
     from irob_bench import datasets
     from irob_bench.lipschitz import estimate, write_estimate
     from irob_bench.lipschitz.section import check_mergeable
 
     dataset = datasets.load(args.name)
     card = dataset.card
-    extra = (
-        {"neighbors": args.neighbors}
-        if args.method == "sampling"
-        else {
-            "lanczos_steps": args.lanczos_steps,
-            "lanczos_tolerance": args.lanczos_tolerance,
-            "starts": args.starts,
-            "ascent_steps": args.ascent_steps,
-        }
-    )
     settings = _settings(args, card, args.method, **extra)
     labels = _labels(card, args.classes)
     if args.write and len(labels) != card.num_classes:
@@ -121,13 +124,13 @@ def _estimate(args: argparse.Namespace) -> None:
 
 
 def _radius(args: argparse.Namespace) -> None:
+    extra = _method_options(args)
     from irob_bench import datasets
     from irob_bench.lipschitz import smallest_radius
 
     dataset = datasets.load(args.name)
     card = dataset.card
     eps = args.eps if args.eps is not None else max(card.eps_grid)
-    extra = {"neighbors": args.neighbors} if args.method == "sampling" else {}
     settings = _settings(args, card, args.method, **extra)
     labels = _labels(card, args.classes)
     search = smallest_radius(dataset.generator, card.latent_dim, labels, settings, eps, progress=not args.quiet)

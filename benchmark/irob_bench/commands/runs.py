@@ -83,11 +83,12 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def _merge(args: argparse.Namespace) -> None:
-    from irob_bench.commands.leaderboard import run_text
+    from irob_bench.commands.leaderboard import refuse_ignored_db, run_text
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import open_store, persist
     from irob_bench.shards import merge_shards, read_shard
 
+    refuse_ignored_db(args.db, "--no-store" if args.no_store else None)
     if not args.no_store:
         Store.check_writable(args.db)  # a bad URL or an unwritable file fails before the work; creates nothing
     evaluation = merge_shards([read_shard(p) for p in args.paths], list(args.paths))

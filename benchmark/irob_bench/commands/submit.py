@@ -20,10 +20,12 @@ def _submit(args: argparse.Namespace) -> int:
 
     from irob_bench.commands import evaluate as evaluate_command
     from irob_bench.commands.arguments import OneLineParser
+    from irob_bench.commands.leaderboard import refuse_ignored_db
     from irob_bench.errors import IrobError
     from irob_bench.evaluate import EvaluateOptions, check_mergeable, check_options
     from irob_bench.slurm import ClusterJob, submit
 
+    refuse_ignored_db(args.db, "--no-store" if args.no_store else None)
     try:
         rest = shlex.split(args.evaluate_args)
     except ValueError as exc:
