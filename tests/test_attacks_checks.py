@@ -10,7 +10,7 @@ from torch import nn
 
 from irob_bench.attacks.common import NO_CLASS, Found, margin, predict
 from irob_bench.attacks.config import AttackSuiteConfig, FlagsConfig, LatentAttackConfig, MinimalConfig, StageConfig
-from irob_bench.attacks.flags import in_distribution_flags, monotonicity_flags
+from irob_bench.attacks.flags import in_distribution_flags
 from irob_bench.attacks.minimal import robust_accuracy_curve
 from irob_bench.attacks.suite import run_attacks
 from irob_bench.attacks.verify import verify_images, verify_latents
@@ -126,11 +126,8 @@ def test_nan_logits_off_the_clean_points_count_as_broken_not_robust() -> None:
     assert margin(logits, torch.zeros(3, dtype=torch.long)).tolist() == [1.0, -math.inf, -math.inf]
 
 
-def test_monotonicity_and_in_distribution_flags_on_crafted_outcomes() -> None:
+def test_in_distribution_flags_on_crafted_outcomes() -> None:
     eps = [1.0, 2.0, 3.0]
-    flags = monotonicity_flags(eps, np.array([0.5, 0.6, 0.4]), "unconstrained")
-    assert [(f.name, f.eps) for f in flags] == [("non_monotone", 2.0)]
-    assert monotonicity_flags(eps, np.array([0.5, 0.5, 0.4]), "unconstrained") == []
     robust_pgd = np.array([[True, True, False], [True, False, False]])
     robust_in = np.array([[True, True, False], [True, False, False]])
     assert in_distribution_flags(eps, robust_pgd, robust_in) == []

@@ -1,6 +1,5 @@
 """AutoAttack-style sanity flags: signs that a reported robust accuracy is an over-estimate.
 
-- non_monotone: robust accuracy rises with eps somewhere.
 - noise_finds_errors / black_box_finds_errors: random points on the eps-sphere, or a gradient-free
   random search, misclassify points the white-box attack left robust (gradient masking).
 - vanishing_gradients: zero or non-finite input gradients on too many correctly classified points.
@@ -23,20 +22,6 @@ from irob_bench.attacks.config import FlagsConfig, Loss
 from irob_bench.attacks.noise import example_keys, keyed_normal, mix32
 from irob_bench.attacks.records import SanityFlag
 from irob_bench.runtime import place
-
-
-def monotonicity_flags(eps: list[float], accuracy: np.ndarray, what: str, tolerance: float = 0.0) -> list[SanityFlag]:
-    """Flag every eps where `what` robust accuracy is higher than at a smaller eps."""
-    flags = []
-    for i in range(1, len(eps)):
-        if accuracy[i] > accuracy[:i].min() + tolerance:
-            flags.append(SanityFlag(
-                name="non_monotone",
-                message=f"{what} robust accuracy {accuracy[i]:.4f} at eps={eps[i]:g} exceeds "
-                f"{accuracy[:i].min():.4f} at a smaller eps: the attack is unreliable",
-                eps=eps[i],
-            ))
-    return flags
 
 
 def in_distribution_flags(

@@ -119,11 +119,9 @@ def derive_flags(outcomes: AttackOutcomes) -> list[SanityFlag]:
     if outcomes.stage is not None:
         flags += sanity.stage_flags(eps, config.stage_names(), outcomes.clean_correct, outcomes.stage,
                                     config.flags.stage_gain_fraction)
-    flags += sanity.monotonicity_flags(eps, outcomes.robust_pgd.mean(axis=0), "unconstrained", tol)
     flags += sanity.gradient_flags(tallies.gradient_bad, int(outcomes.clean_correct.sum()), config.flags)
     flags += sanity.black_box_flags(eps, tallies.noise, tallies.search, outcomes.robust_pgd)
     if outcomes.robust_in is not None:
-        flags += sanity.monotonicity_flags(eps, outcomes.robust_in.mean(axis=0), "in-distribution", tol)
         flags += sanity.in_distribution_flags(eps, outcomes.robust_pgd, outcomes.robust_in, tol)
     return flags
 
