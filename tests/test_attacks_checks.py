@@ -179,3 +179,43 @@ def test_latent_attack_on_exact_manifold_matches_geometry() -> None:
     assert out.r_in is not None and out.robust_in is not None
     np.testing.assert_allclose(out.r_in, [0.4, 1.2, 0.8], rtol=0.1)
     assert out.robust_in.tolist() == [[False, False], [True, True], [True, False]]
+
+
+def test_on_manifold_adversarials_the_cascade_missed_count_against_unconstrained_robustness(monkeypatch) -> None:
+    """A verified on-manifold adversarial within eps is an unconstrained adversarial too: the points the cascade left
+    robust and the in-distribution attack broke count as broken in robust_pgd (the report's last stage), r_unc takes
+    their distance, and the flag says the cascade missed them. Control: with the cascade that finds them, nothing
+    is folded, the report has no in-distribution stage and no flag fires."""
+    import irob_bench.attacks.suite as suite
+    from irob_bench.import_checks import check_outcome_logic
+
+    gen = ShiftGenerator()
+    z = torch.tensor([[-0.1, 0.0], [-0.3, 0.0], [0.2, 0.0]])
+    x, y = gen(z, None), (z[:, 0] > 0).long()
+    config = AttackSuiteConfig(unconstrained=apgd_stages(10), latent=LatentAttackConfig(inner_steps=60, lr=0.02),
+                               minimal=MinimalConfig(enabled=False), flags=FlagsConfig(noise_draws=0, random_search_queries=0))
+
+    def run():  # noqa: ANN202
+        return run_attacks(Threshold(), x, y, [0.5, 1.0], config, generator=gen, z=z, seed=0, batch_size=2, progress=False)
+
+    honest = run()
+    assert honest.robust_pgd.tolist() == [[False, False], [True, True], [True, False]]
+    assert [name for name, _ in honest.stage_accuracies()] == ["apgd-ce"]
+    assert not [f for f in honest.flags if f.name == "in_distribution_below_unconstrained"]
+
+    real = suite.cascade_attack
+
+    def blind(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        found = real(*args, **kwargs)
+        found.found[:], found.distance[:] = False, math.inf
+        return found
+
+    monkeypatch.setattr(suite, "cascade_attack", blind)
+    out = run()
+    assert out.robust_pgd.tolist() == out.robust_in.tolist() == [[False, False], [True, True], [True, False]]
+    np.testing.assert_allclose(out.r_unc, out.r_in)
+    assert [name for name, _ in out.stage_accuracies()] == ["apgd-ce", "in-distribution"]
+    assert out.stage_accuracies()[0][1] == [1.0, 1.0]  # after the (blind) cascade every point stood
+    flags = [f for f in out.flags if f.name == "in_distribution_below_unconstrained"]
+    assert [f.eps for f in flags] == [0.5, 1.0] and "count as broken" in flags[0].message
+    check_outcome_logic(out)  # an import accepts the report's in-distribution stage

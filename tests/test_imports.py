@@ -451,7 +451,8 @@ def test_a_preset_name_must_be_that_presets_configuration(tmp_path, capsys, conf
     if refused:
         assert code == 2 and "is not that preset's configuration" in err, err
     else:
-        assert code == 2 and "outcomes: stage holds" in err, err  # past the name check, refused for its stages
+        # past the name check, refused for its stages (quick's three, with the in-distribution one, against standard's)
+        assert code == 2 and "metrics.unconstrained_stages[2].name = apgd-t-long but the outcomes file gives" in err, err
 
 
 def test_a_subset_drawn_with_another_seed_is_refused(tmp_path, capsys):

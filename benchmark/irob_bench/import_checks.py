@@ -19,6 +19,7 @@ import torch
 from irob_bench import datasets
 from irob_bench.attacks.outcomes import AttackOutcomes, derive_flags
 from irob_bench.attacks.presets import named_truly, read_config
+from irob_bench.attacks.verify import NORM_TOLERANCE
 from irob_bench.certify import Certification, claimed_certificates, violation_flags
 from irob_bench.common import indices_sha256
 from irob_bench.datasets.card import DatasetCard
@@ -149,9 +150,11 @@ def check_outcome_logic(outcomes: AttackOutcomes) -> None:
             raise IrobError(f"outcomes: {name} has a point robust at a larger eps but broken at a smaller one")
     if outcomes.stage is not None:
         stage = np.asarray(outcomes.stage)
-        if stage.size and not (-1 <= stage.min() and stage.max() <= len(outcomes.config.unconstrained)):
-            raise IrobError(f"outcomes: stage holds {stage.min()}..{stage.max()}; the cascade has stages 0.."
-                            f"{len(outcomes.config.unconstrained)} (the last is min-norm) and -1 for none")
+        names = outcomes.config.stage_names(outcomes.robust_in is not None)
+        last = max(len(names) - 1, len(outcomes.config.unconstrained))  # min-norm's index, as files of old wrote it
+        if stage.size and not (-1 <= stage.min() and stage.max() <= last):
+            raise IrobError(f"outcomes: stage holds {stage.min()}..{stage.max()}; the report has stages 0..{last} "
+                            f"({', '.join(names)}) and -1 for none")
         if not np.array_equal(np.asarray(outcomes.robust_pgd, dtype=bool), clean[:, None] & (stage < 0)):
             raise IrobError("outcomes: robust_pgd disagrees with the cascade stage that broke each point")
     _check_distance("r_unc", outcomes.r_unc, outcomes.robust_pgd, clean, eps)
@@ -167,7 +170,8 @@ def _check_distance(name: str, r: np.ndarray | None, robust: np.ndarray | None, 
     r, robust = np.asarray(r, dtype=np.float64), np.asarray(robust, dtype=bool)
     if np.isnan(r).any() or (r < 0).any() or (r[~clean] != 0).any():
         raise IrobError(f"outcomes: {name} holds NaN, a negative distance or a non-zero one for a misclassified point")
-    if (robust & (r[:, None] <= eps[None, :])).any() or (~robust & clean[:, None] & (r[:, None] > eps * (1 + 1e-9))).any():
+    broken_beyond = r[:, None] > eps[None, :] * (1 + 1e-9) + NORM_TOLERANCE  # verification's own tolerance
+    if (robust & (r[:, None] <= eps[None, :])).any() or (~robust & clean[:, None] & broken_beyond).any():
         raise IrobError(f"outcomes: {name} disagrees with the eps at which each point is robust or broken")
 
 

@@ -16,6 +16,8 @@ Loss = Literal["margin", "ce", "dlr", "dlr-targeted"]
 Schedule = Literal["constant", "cosine", "step"]
 
 
+IN_DISTRIBUTION_STAGE = "in-distribution"  # the report's last stage: on-manifold adversarials the cascade missed
+
 class _Config(FrozenModel):
     """The base of every attack configuration."""
 
@@ -120,10 +122,11 @@ class AttackSuiteConfig(_Config):
     minimal: MinimalConfig = MinimalConfig()
     flags: FlagsConfig = FlagsConfig()
 
-    def stage_names(self) -> list[str]:
-        """The stages of the per-stage report: the cascade's, then the minimum-norm attack (its adversarials
-        within an eps count there too)."""
-        return [s.name for s in self.unconstrained] + (["min-norm"] if self.minimal.enabled else [])
+    def stage_names(self, in_distribution: bool = False) -> list[str]:
+        """The stages of the per-stage report: the cascade's, then the minimum-norm attack, then (`in_distribution`)
+        the in-distribution attack: the verified adversarials of either within an eps count there too."""
+        return ([s.name for s in self.unconstrained] + (["min-norm"] if self.minimal.enabled else [])
+                + ([IN_DISTRIBUTION_STAGE] if in_distribution else []))
 
 
 def canonical_attacks(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -117,6 +117,12 @@ def run_attacks(
             checked, changed = spot_check(task, config.latent, eps, found, correct, priority, population or len(x))
             latent_checked = verify_latents(model, generator, x, y, found, math.inf, **draws)
         robust_in, r_in = latent_checked.robust(clean, eps), latent_checked.minimal_distance(clean)
+        # A verified on-manifold adversarial within eps is an unconstrained one too: it breaks the point there (the
+        # report's last stage, only where it broke something), and the flag in_distribution_below_unconstrained says
+        # the cascade missed it.
+        by_latent = robust_pgd & ~robust_in
+        robust_pgd, stage = robust_pgd & ~by_latent, np.where(by_latent, len(config.stage_names()), stage)
+        r_unc = np.minimum(r_unc, r_in)
         manifold_examples = (regenerate(generator, found.points[rows], y[rows], batch_size, device), latent_checked.distance)
         rejected["latent"] = latent_checked.rejected
 
