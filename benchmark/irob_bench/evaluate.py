@@ -40,7 +40,6 @@ from irob_bench.results import (
     Settings,
     ShardRecord,
     SubmissionRecord,
-    shipped_difference,
 )
 from irob_bench.runtime import deterministic, place, random_state_kept, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
@@ -193,6 +192,17 @@ def check_options(options: EvaluateOptions) -> None:
             raise IrobError(f"--n-examples must be between 1 and {largest} (the largest test set of any dataset), got "
                             f"{options.n_examples}")
         shard_chunks(options.n_examples, options.batch_size, options.shard)  # the chunks depend on n alone
+
+
+def shipped_difference(card: DatasetCard) -> str | None:
+    """How a card's test examples differ from those of the card this irob-bench ships under its name (None: the
+    same examples, whatever the version says): a run merged from shards is recorded on the shipped card, so only
+    then can it be."""
+    if card.name not in dataset_registry.available():
+        return f"{card.name!r} is not a shipped dataset (available: {', '.join(dataset_registry.available())})"
+    shipped = dataset_registry.load_card(card.name)
+    differing = DatasetRecord.of_card(card).data_differences(DatasetRecord.of_card(shipped))
+    return f"its {', '.join(differing)} differ from the shipped {card.name} v{shipped.version}" if differing else None
 
 
 def check_mergeable(dataset: str | None) -> None:

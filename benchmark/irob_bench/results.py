@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr, ValidationError, field_validator
 
-from irob_bench import datasets
 from irob_bench.attacks.config import canonical_attacks
 from irob_bench.attacks.records import SanityFlag
 from irob_bench.common import FrozenModel, field_error, same_eps
@@ -254,13 +253,3 @@ def read_result_file(path: str | Path) -> EvaluationResult:
     except ValidationError as exc:
         raise IrobError(f"{path}: not a valid irob-bench result: {field_error(exc)}") from None
 
-
-def shipped_difference(card: DatasetCard) -> str | None:
-    """How a card's test examples differ from those of the card this irob-bench ships under its name (None: the
-    same examples, whatever the version says): a run merged from shards is recorded on the shipped card, so only
-    then can it be."""
-    if card.name not in datasets.available():
-        return f"{card.name!r} is not a shipped dataset (available: {', '.join(datasets.available())})"
-    shipped = datasets.load_card(card.name)
-    differing = DatasetRecord.of_card(card).data_differences(DatasetRecord.of_card(shipped))
-    return f"its {', '.join(differing)} differ from the shipped {card.name} v{shipped.version}" if differing else None
