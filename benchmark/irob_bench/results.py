@@ -252,4 +252,3 @@ def read_result_file(path: str | Path) -> EvaluationResult:
         raise IrobError(f"cannot read {path}: {exc.strerror}") from None
     except ValidationError as exc:
         raise IrobError(f"{path}: not a valid irob-bench result: {field_error(exc)}") from None
-
