@@ -6,7 +6,7 @@ default evaluation subset of its dataset (300 points), at every eps of the card:
   100 steps), FAB-T (9 targets, 100 steps) and Square (5,000 queries) from torchattacks, plus 1 point in 300;
 - `thorough` <= that union, no slack;
 - `standard` spends <= 1/3 of the model passes (forward + backward examples, counted) that AutoAttack spends;
-- a weakened cascade (APGD-CE, 5 steps) fails the strength comparison: the control that shows it can fail.
+- a weakened cascade (one APGD-CE step) fails the strength comparison: the control that shows it can fail.
 The peers' results are cached (tests/benchmarks/peers.py); docs/performance.md has the tables.
 """
 
@@ -28,7 +28,9 @@ pytest.importorskip("torchattacks")
 REFERENCES = ["mnist/pgd", "mnist/trades", "saturated-cifar/p8-pgd"]
 BATCH = 250
 SLACK = 1  # points in 300 that `standard` may lose to the union
-WEAKENED = AttackSuiteConfig(preset="weakened", unconstrained=(StageConfig(name="apgd-ce", attack="apgd", steps=5),),
+# one APGD-CE step: on the saturated-cifar p8 reference of v1.0 five steps already leave the union's points (298 / 295
+# / 287 of 300), so only a single step (298 / 297 / 291) shows the comparison failing there
+WEAKENED = AttackSuiteConfig(preset="weakened", unconstrained=(StageConfig(name="apgd-ce", attack="apgd", steps=1),),
                              minimal=MinimalConfig(enabled=False))
 
 
