@@ -211,13 +211,15 @@ def v4_fingerprint(result) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def staged_card(tmp_path: Path) -> Path:
+def staged_card(tmp_path: Path, same_data: bool = False) -> Path:
     """A copy of the mnist card with other test images (their hash) under another version: a card this irob-bench
-    does not ship, as a staged release with a new generator is."""
-    copy = tmp_path / "mnist-staged"
+    does not ship, as a staged release with a new generator is; with `same_data`, only a newer version number."""
+    copy = tmp_path / ("mnist-newer" if same_data else "mnist-staged")
     shutil.copytree(datasets.DATA_DIR / "mnist", copy)
     card = json.loads((copy / "card.json").read_text())
+    if same_data:
+        (copy / "card.json").write_text(json.dumps({**card, "version": "99.0.0"}))
+        return copy
     card["splits"]["test"]["images_sha256"] = "0" * 64
     (copy / "card.json").write_text(json.dumps({**card, "version": card["version"] + "-staged"}))
     return copy
-

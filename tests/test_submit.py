@@ -60,6 +60,8 @@ def test_bad_submit_options_fail_before_any_job(db, tmp_path, capsys):
         (["--evaluate-args", "--json x.json"], "--json is set by submit itself (each shard's JSON and the merged"),
         (["--no-store", "--db", "x.db"], "--db names where to store the run, but --no-store stores nothing"),
         (["--evaluate-args", f"--dataset {staged_card(tmp_path)}"], "the shards are merged into a run at once, which"),
+        # the merge's own check, so also a newer card of the same data, which the merge refuses as newer
+        (["--evaluate-args", f"--dataset {staged_card(tmp_path, same_data=True)}"], "is newer than the card this irob-bench ships"),
     ]:
         assert main(["submit", str(TOY), "--local", "--shards", "2", "--folder", str(folder), *extra]) == 2
         err = capsys.readouterr().err

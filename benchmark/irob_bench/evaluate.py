@@ -33,14 +33,7 @@ from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.errors import IrobError
 from irob_bench.metrics import ceiling_violations, measured_metrics
 from irob_bench.plugin import Opened, load_submission
-from irob_bench.results import (
-    DatasetRecord,
-    EvaluationResult,
-    SanityFlag,
-    Settings,
-    ShardRecord,
-    SubmissionRecord,
-)
+from irob_bench.results import DatasetRecord, EvaluationResult, SanityFlag, Settings, ShardRecord, SubmissionRecord
 from irob_bench.runtime import deterministic, place, random_state_kept, resolve_device, seed_everything
 from irob_bench.validate import Validated, ValidationReport, check_model
 
@@ -192,28 +185,6 @@ def check_options(options: EvaluateOptions) -> None:
             raise IrobError(f"--n-examples must be between 1 and {largest} (the largest test set of any dataset), got "
                             f"{options.n_examples}")
         shard_chunks(options.n_examples, options.batch_size, options.shard)  # the chunks depend on n alone
-
-
-def shipped_difference(card: DatasetCard) -> str | None:
-    """How a card's test examples differ from those of the card this irob-bench ships under its name (None: the
-    same examples, whatever the version says): a run merged from shards is recorded on the shipped card, so only
-    then can it be."""
-    if card.name not in dataset_registry.available():
-        return f"{card.name!r} is not a shipped dataset (available: {', '.join(dataset_registry.available())})"
-    shipped = dataset_registry.load_card(card.name)
-    differing = DatasetRecord.of_card(card).data_differences(DatasetRecord.of_card(shipped))
-    return f"its {', '.join(differing)} differ from the shipped {card.name} v{shipped.version}" if differing else None
-
-
-def check_mergeable(dataset: str | None) -> None:
-    """Refuse, before any work, a `--dataset` card that a merge at once would refuse: torchrun's rank 0 and submit's
-    merge job join the shards into a run only on a card this irob-bench ships (files of `--shard K/N` alone may wait
-    for a staged card to ship, and `runs merge` then joins them)."""
-    unshipped = None if dataset is None else shipped_difference(dataset_registry.load_card(dataset))
-    if unshipped:
-        raise IrobError(f"--dataset {dataset}: the shards are merged into a run at once, which happens only on a card "
-                        f"this irob-bench ships, and {unshipped}; evaluate it in one process, or with --shard K/N "
-                        "and `runs merge` once the card ships")
 
 
 def check_eps_range(eps: list[float], card: DatasetCard) -> None:

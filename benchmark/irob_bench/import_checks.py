@@ -35,23 +35,41 @@ SUM_SLACK = 1e-9  # float rounding between sums of the same counts
 
 def known_card(result: EvaluationResult) -> DatasetCard:
     """The shipped card the result was measured on: same name, generator, latents, labels and test images."""
-    name = result.dataset.name
-    if name not in datasets.available():
-        raise IrobError(f"unknown dataset {name!r} (available: {', '.join(datasets.available())})")
-    card = datasets.load_card(name)
-    check_same_data(result, card)
+    return known_data(result.dataset)
+
+
+def known_data(record: DatasetRecord) -> DatasetCard:
+    """The shipped card of the record's name, if the record names its test examples (see check_same_data)."""
+    if record.name not in datasets.available():
+        raise IrobError(f"unknown dataset {record.name!r} (available: {', '.join(datasets.available())})")
+    card = datasets.load_card(record.name)
+    check_same_data(record, card)
     return card
 
 
-def check_same_data(result: EvaluationResult, card: DatasetCard) -> None:
-    """The result's dataset record names this card's test examples (a Lipschitz-only version bump is the same data)."""
-    differing = result.dataset.data_differences(DatasetRecord.of_card(card))
+def check_same_data(record: DatasetRecord, card: DatasetCard) -> None:
+    """The dataset record names this card's test examples (a Lipschitz-only version bump is the same data)."""
+    differing = record.data_differences(DatasetRecord.of_card(card))
     if differing:
         raise IrobError(f"dataset {card.name}: {', '.join(differing)} differ from the {card.name} v{card.version} card: "
                         "not measured on data this irob-bench knows")
-    if _release(result.dataset.version) > _release(card.version):
-        raise IrobError(f"dataset {card.name} v{result.dataset.version} is newer than the card this irob-bench ships "
+    if _release(record.version) > _release(card.version):
+        raise IrobError(f"dataset {card.name} v{record.version} is newer than the card this irob-bench ships "
                         f"(v{card.version})")
+
+
+def check_shards_mergeable(dataset: str | None) -> None:
+    """Refuse, before any work, a `--dataset` card whose shards a merge at once would refuse (known_data, the merge's
+    own check): torchrun's rank 0 and submit's merge job join them into a run on the shipped card. Files of
+    `--shard K/N` alone may wait for a staged card to ship, and `runs merge` then joins them."""
+    if dataset is None:
+        return
+    try:
+        known_data(DatasetRecord.of_card(datasets.load_card(dataset)))
+    except IrobError as exc:
+        raise IrobError(f"--dataset {dataset}: the shards are merged into a run at once, which only a card this "
+                        f"irob-bench ships allows ({exc}); evaluate it in one process, or with --shard K/N and "
+                        "`runs merge` once the card ships") from None
 
 
 def _release(version: str) -> tuple[int, ...]:

@@ -33,7 +33,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                         "`irob-bench runs merge`, never stored alone)")
     refuse_ignored_db(args.db, "--no-store" if args.no_store else "--shard" if args.shard else None)
     from irob_bench.common import user_dir
-    from irob_bench.evaluate import EvaluateOptions, check_mergeable, check_options
+    from irob_bench.evaluate import EvaluateOptions, check_options
+    from irob_bench.import_checks import check_shards_mergeable
     from irob_bench.isolation.sandbox import evaluate_isolated
     from irob_bench.leaderboard.store import Store
     from irob_bench.persist import open_store, persist
@@ -55,7 +56,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_options(options)
     else:  # each rank's shard is checked as --shard K/N is, and rank 0 merges at once: only on a shipped card
         check_options(options.model_copy(update={"shard": (launch.rank + 1, launch.world_size)}))
-        check_mergeable(options.dataset)
+        check_shards_mergeable(options.dataset)
     storing = not (args.no_store or args.shard) and (launch is None or launch.rank == 0)
     if storing:
         Store.check_writable(args.db)  # a bad URL, a foreign or unwritable file fails before the work; creates nothing

@@ -22,7 +22,8 @@ def _submit(args: argparse.Namespace) -> int:
     from irob_bench.commands.arguments import OneLineParser
     from irob_bench.commands.leaderboard import refuse_ignored_db
     from irob_bench.errors import IrobError
-    from irob_bench.evaluate import EvaluateOptions, check_mergeable, check_options
+    from irob_bench.evaluate import EvaluateOptions, check_options
+    from irob_bench.import_checks import check_shards_mergeable
     from irob_bench.slurm import ClusterJob, submit
 
     refuse_ignored_db(args.db, "--no-store" if args.no_store else None)
@@ -44,7 +45,7 @@ def _submit(args: argparse.Namespace) -> int:
         return int(exc.code or 0)  # submission's)
     check_options(EvaluateOptions(dataset=parsed.dataset, eps=parsed.eps, n_examples=parsed.n_examples,
                                   batch_size=parsed.batch_size, preset=parsed.attacks, shard=(1, args.shards)))
-    check_mergeable(parsed.dataset)
+    check_shards_mergeable(parsed.dataset)
     merge_args = ["--no-store"] if args.no_store else (["--db", args.db] if args.db else [])
     job = ClusterJob(cluster="local" if args.local else "slurm", folder=Path(args.folder).resolve(),
                      timeout_min=args.time_min, partition=args.partition, cpus_per_task=args.cpus_per_task,
