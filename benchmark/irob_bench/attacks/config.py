@@ -128,6 +128,12 @@ class AttackSuiteConfig(_Config):
         return ([s.name for s in self.unconstrained] + (["min-norm"] if self.minimal.enabled else [])
                 + ([IN_DISTRIBUTION_STAGE] if in_distribution else []))
 
+    @property
+    def in_distribution_stage(self) -> int:
+        """The report's index of the in-distribution stage (after the cascade's and min-norm's), where the points the
+        in-distribution attack broke and the unconstrained attacks left robust are recorded."""
+        return len(self.stage_names())
+
 
 def canonical_attacks(recorded: dict[str, Any]) -> dict[str, Any]:
     """A result's attack settings as irob-bench writes them: the configuration's fields re-typed (2.0 for a float

@@ -78,7 +78,7 @@ class AttackOutcomes:
 
     def latent_broke_any(self) -> bool:
         """Whether the in-distribution attack broke a point the unconstrained attacks left robust (its stage)."""
-        return self.stage is not None and bool((self.stage == len(self.config.stage_names())).any())
+        return self.stage is not None and bool((self.stage == self.config.in_distribution_stage).any())
 
     def config_dict(self) -> dict[str, Any]:
         """The full attack configuration for the result record (which in-distribution method ran, if any)."""
@@ -126,7 +126,7 @@ def derive_flags(outcomes: AttackOutcomes) -> list[SanityFlag]:
     flags += sanity.gradient_flags(tallies.gradient_bad, int(outcomes.clean_correct.sum()), config.flags)
     flags += sanity.black_box_flags(eps, tallies.noise, tallies.search, outcomes.robust_pgd)
     if outcomes.robust_in is not None:
-        by_latent = None if outcomes.stage is None else outcomes.stage == len(config.stage_names())
+        by_latent = None if outcomes.stage is None else outcomes.stage == config.in_distribution_stage
         flags += sanity.in_distribution_flags(eps, outcomes.robust_pgd, outcomes.robust_in, tol, by_latent)
     return flags
 

@@ -121,7 +121,7 @@ def run_attacks(
         # report's last stage, only where it broke something), and the flag in_distribution_below_unconstrained says
         # the cascade missed it.
         by_latent = robust_pgd & ~robust_in
-        robust_pgd, stage = robust_pgd & ~by_latent, np.where(by_latent, len(config.stage_names()), stage)
+        robust_pgd, stage = robust_pgd & ~by_latent, np.where(by_latent, config.in_distribution_stage, stage)
         r_unc = np.minimum(r_unc, r_in)
         manifold_examples = (regenerate(generator, found.points[rows], y[rows], batch_size, device), latent_checked.distance)
         rejected["latent"] = latent_checked.rejected
