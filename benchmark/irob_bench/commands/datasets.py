@@ -13,10 +13,7 @@ from irob_bench.errors import IrobError
 def _list(args: argparse.Namespace) -> None:
     from irob_bench import datasets
 
-    names = datasets.available(args.pattern)
-    if not names:
-        raise IrobError(f"no dataset matches {args.pattern!r} (available: {', '.join(datasets.available())})")
-    for name in names:
+    for name in _matching(args.pattern) if args.pattern is not None else datasets.available():
         card = datasets.load_card(name)
         print(f"{name:24s} v{card.version:8s} {card.num_classes} classes, {card.splits['test'].size} test points, eps {card.eps_grid}")
 
@@ -64,19 +61,22 @@ def _build(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-def _verify_names(patterns: list[str]) -> list[str]:
-    """Names and card paths as given, each glob ('saturated-cifar-*') expanded to the shipped names it matches."""
+def _matching(pattern: str) -> list[str]:
+    """The shipped names a glob matches ('saturated-*'); none is one line naming what there is."""
     from irob_bench import datasets
 
+    names = datasets.available(pattern)
+    if not names:
+        raise IrobError(f"no dataset matches {pattern!r} (available: {', '.join(datasets.available())})")
+    return names
+
+
+def _verify_names(patterns: list[str]) -> list[str]:
+    """Names and card paths as given, each glob ('saturated-cifar-*') expanded to the shipped names it matches."""
     names: list[str] = []
     for pattern in patterns:
-        if any(ch in pattern for ch in "*?[") and not Path(pattern).exists():
-            matched = datasets.available(pattern)
-            if not matched:
-                raise IrobError(f"no dataset matches {pattern!r} (available: {', '.join(datasets.available())})")
-            names += matched
-        else:
-            names.append(pattern)
+        glob = any(ch in pattern for ch in "*?[") and not Path(pattern).exists()
+        names += _matching(pattern) if glob else [pattern]
     return list(dict.fromkeys(names))
 
 
