@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from irob_bench import datasets
-from irob_bench.datasets.build import network_key, verify
+from irob_bench.datasets.build import shared_network_output, verify
 from irob_bench.datasets.distribution import BenchmarkDataset
 from irob_bench.datasets.drafts import SATURATION_LEVELS
 from irob_bench.generators.transforms import saturate
@@ -81,10 +81,7 @@ def gate_agreement(name: str, shared: dict):
 
     data = datasets.load(name)
     z, y = data.latents("test"), data.labels("test")
-    key = network_key(data.card)
-    if key not in shared:
-        shared[key] = data.network_output(z, y)
-    raw = shared[key]
+    raw = shared_network_output(data, shared)
     return label_agreement(data, load_checker(data, DEFAULT_CHECKER), images=data.generate(z, y, network_output=raw))
 
 

@@ -124,12 +124,7 @@ def verify(dataset: BenchmarkDataset, shared: dict | None = None) -> list[Check]
     ):
         actual = tensor_sha256(tensor)
         checks.append(Check(name=name, ok=actual == expected, detail=f"card {expected} vs {actual}"))
-    raw = None
-    if shared is not None and all(c.ok for c in checks):
-        key = network_key(card)
-        if key not in shared:
-            shared[key] = dataset.network_output(stored_z, stored_y)
-        raw = shared[key]
+    raw = shared_network_output(dataset, shared) if shared is not None and all(c.ok for c in checks) else None
     images = dataset.generate(stored_z, stored_y, network_output=raw)
     in_range = bool(images.min() >= 0 and images.max() <= 1)
     checks.append(images_check(images, test))
@@ -137,7 +132,16 @@ def verify(dataset: BenchmarkDataset, shared: dict | None = None) -> list[Check]
     return checks
 
 
-def network_key(card: DatasetCard) -> tuple:
+def shared_network_output(dataset: BenchmarkDataset, shared: dict) -> torch.Tensor:
+    """The network's output on the stored test latents, from `shared` if a card with the same network, latents and
+    chunk size (_network_key) put it there, else computed and put there."""
+    key = _network_key(dataset.card)
+    if key not in shared:
+        shared[key] = dataset.network_output(dataset.latents("test"), dataset.labels("test"))
+    return shared[key]
+
+
+def _network_key(card: DatasetCard) -> tuple:
     """What cards must have in common to share a network output in `verify`: the generator but for its output
     transform, the test latents and labels, and the chunk size they are generated in."""
     test = card.splits["test"]
