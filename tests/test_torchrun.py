@@ -4,7 +4,9 @@ merges and stores exactly what one process gives; a launch that finds no backend
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,8 @@ import pytest
 import torch
 
 from irob_bench.cli import main
+from irob_bench.errors import IrobError
+from irob_bench.evaluate import EvaluateOptions
 from irob_bench.leaderboard.store import Store
 from tests.factories import staged_card
 
@@ -74,3 +78,55 @@ def test_a_launch_without_a_backend_is_one_line_and_no_row(env, tmp_path):
     # control: the same command without the launch variables evaluates and stores
     assert subprocess.run(command, env=env, capture_output=True, text=True, timeout=300).returncode == 0
     assert rows(env) == 1
+
+
+def _rank(rank: int, port: int, failure: Exception, results: multiprocessing.Queue) -> None:
+    """One gloo rank of `evaluate_distributed` whose shard evaluation is replaced: rank 1's raises `failure`, rank 0's
+    returns a stand-in (never merged: a failed rank stops the merge). Puts what the rank raised on `results`."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from irob_bench import distributed
+    from irob_bench.isolation import sandbox
+
+    def shard(path: object, options: object, isolation: object) -> object:
+        if rank == 1:
+            raise failure
+        return "rank 0's shard"
+
+    sandbox.evaluate_isolated = shard
+    try:
+        distributed.evaluate_distributed("unused.py", EvaluateOptions(), None, distributed.Launch(rank, 2, rank))
+        results.put((rank, "returned", ""))
+    except Exception as exc:
+        results.put((rank, type(exc).__name__, str(exc)))
+
+
+def _launch(failure: Exception) -> dict[int, tuple[str, str]]:
+    """Run the two ranks (at most 120 s: a rank that skipped the gather would leave rank 0 waiting): rank -> raised."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    ranks = [context.Process(target=_rank, args=(r, port, failure, results)) for r in range(2)]
+    for process in ranks:
+        process.start()
+    try:
+        raised = {}
+        for _ in ranks:
+            rank, kind, message = results.get(timeout=120)
+            raised[rank] = (kind, message)
+        return raised
+    finally:
+        for process in ranks:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+
+
+def test_an_internal_error_on_one_rank_is_one_line_on_rank_0_and_its_own_on_that_rank():
+    raised = _launch(RuntimeError("boom"))
+    assert raised[0] == ("IrobError", "rank 1: internal error RuntimeError: boom (its traceback is on rank 1)")
+    assert raised[1] == ("RuntimeError", "boom"), "the failing rank raises the bug itself, with its traceback"
+    # control: bad input on rank 1 is its message, on both ranks
+    raised = _launch(IrobError("submission: predict returned 3 labels for 4 images"))
+    assert raised == {r: ("IrobError", "rank 1: submission: predict returned 3 labels for 4 images") for r in (0, 1)}

@@ -65,7 +65,8 @@ def rank_device(device: str, launch: Launch) -> tuple[str, str]:
 
 def evaluate_distributed(path: str | Path, options, isolation, launch: Launch):  # type: ignore[no-untyped-def]
     """Evaluate this rank's shard; on rank 0 return the merged Evaluation, elsewhere None. A failure on any rank
-    becomes one IrobError line on rank 0 (and on that rank), never a hang at the gather."""
+    becomes one IrobError line on rank 0, never a hang at the gather; the failing rank raises it too (an internal
+    error as itself, with its traceback)."""
     import torch
     import torch.distributed as dist
 
@@ -82,10 +83,14 @@ def evaluate_distributed(path: str | Path, options, isolation, launch: Launch): 
         raise IrobError(f"torchrun: cannot start the {backend} process group: {first}") from None
     try:
         shard_options = options.model_copy(update={"shard": (launch.rank + 1, launch.world_size), "device": device})
+        internal: Exception | None = None
         try:
             payload: tuple[str, object] = ("ok", evaluate_isolated(path, shard_options, isolation))
         except IrobError as exc:
             payload = ("error", str(exc))
+        except Exception as exc:  # a bug, not bad input: rank 0 gets its one line, this rank re-raises it with its stack
+            internal = exc
+            payload = ("error", f"internal error {type(exc).__name__}: {exc} (its traceback is on rank {launch.rank})")
         gathered: list | None = [None] * launch.world_size if launch.rank == 0 else None
         dist.gather_object(payload, gathered, dst=0)
         # every rank waits until rank 0 holds every shard: a rank that tore down its gloo pairs while rank 0 still
@@ -93,6 +98,8 @@ def evaluate_distributed(path: str | Path, options, isolation, launch: Launch): 
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    if internal is not None:
+        raise internal
     if payload[0] == "error":
         raise IrobError(f"rank {launch.rank}: {payload[1]}")
     if gathered is None:
