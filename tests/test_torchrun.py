@@ -36,7 +36,17 @@ def rows(env: dict[str, str]) -> int:
     return len(Store(env["IROB_BENCH_DB"]).rows())
 
 
-def test_two_gloo_ranks_give_one_process_result_and_store_one_row(env, tmp_path, monkeypatch):
+@pytest.fixture
+def one_thread():
+    """torch on one thread, as the ranks (OMP_NUM_THREADS=1): the thread count changes float rounding, so a
+    bit-for-bit comparison needs the same one; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_two_gloo_ranks_give_one_process_result_and_store_one_row(env, tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("IROB_BENCH_CACHE", env["IROB_BENCH_CACHE"])
     one = tmp_path / "one.json"
     assert main(["evaluate", str(TOY), *SIXTY, "--json", str(one), "--no-store"]) == 0
