@@ -1,5 +1,6 @@
 """`torchrun --nproc_per_node 2 -m irob_bench evaluate ...` on the CPU with gloo: each rank evaluates its shard, rank 0
-merges and stores exactly what one process gives; a launch that finds no backend is one line and no row."""
+merges and stores exactly what one process gives; a launch that finds no backend is one line and no row; a failure
+on one rank, bad input or a bug, is one line on rank 0."""
 
 from __future__ import annotations
 
