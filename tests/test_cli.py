@@ -97,8 +97,8 @@ def test_sigterm_raises_only_while_the_command_runs_and_never_under_torchrun(wor
              "seen = []\n"
              "d._list = lambda args: seen.append(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)\n"
              "sys.argv = ['irob-bench', 'datasets', 'list']\n"
-             "from irob_bench.cli import main\n"
-             "main()\n"
+             "from irob_bench.cli import _run\n"
+             "_run(None)\n"  # main's run of the command (main itself then ends a torchrun rank: test_torchrun.py)
              "print(seen[0], signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n")
     env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"} | ({"WORLD_SIZE": world_size} if world_size else {})
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)

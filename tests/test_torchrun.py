@@ -141,3 +141,19 @@ def test_an_internal_error_on_one_rank_is_one_line_on_rank_0_and_its_own_on_that
     # control: bad input on rank 1 is its message, on both ranks
     raised = _launch(IrobError("submission: predict returned 3 labels for 4 images"))
     assert raised == {r: ("IrobError", "rank 1: submission: predict returned 3 labels for 4 images") for r in (0, 1)}
+
+
+def test_a_rank_ends_without_the_interpreter_teardown(env):
+    """Gloo's threads aborted a rank now and then in the interpreter's teardown, after its work (cli._leave_rank):
+    a rank's command ends with its exit code and skips the teardown (here: an atexit handler that never runs)."""
+    script = ("import atexit, sys; atexit.register(lambda: print('torn down')); "
+              "from irob_bench.cli import main; sys.exit(main())")
+    for extra, code in ([], 0), (["no-such-dataset"], 2):
+        command = [sys.executable, "-c", script, "datasets", "list", *extra]
+        rank = subprocess.run(command, env={**env, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"},
+                              capture_output=True, text=True, timeout=120)
+        assert rank.returncode == code and "torn down" not in rank.stdout, (rank.stdout, rank.stderr)
+        assert rank.stdout.count("mnist") >= (1 if code == 0 else 0), "what the command printed is flushed"
+        # control: outside torchrun the same command ends through the teardown
+        alone = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert alone.returncode == code and "torn down" in alone.stdout

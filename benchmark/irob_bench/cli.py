@@ -48,7 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command; an IrobError or an operating-system error (a full disk, a file we may not
     write) becomes one line on stderr and exit code 2, any other exception its traceback and exit code 3: never 1,
-    which `gate` reserves for a regression."""
+    which `gate` reserves for a regression. A torchrun rank ends here (`_leave_rank`)."""
+    code = _run(argv)
+    if argv is None and under_torchrun():
+        _leave_rank(code)
+    return code
+
+
+def _leave_rank(code: int) -> None:
+    """End a torchrun rank with `code` without the interpreter's teardown: gloo's worker threads outlive
+    destroy_process_group and, torn down with the interpreter, aborted a rank now and then after its work was done
+    and written (SIGABRT, "terminate called without an active exception": 1 two-rank run in 60, 2026-12-07), which
+    made torchrun kill rank 0 before it stored the run. Everything the command wrote is closed by now."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse and run one command, turning its failures into a line and an exit code (see main)."""
     args = build_parser().parse_args(argv)
     if argv is None:  # the process is the command's (not a caller's that passes argv): steady speed
         keep_freed_memory()
