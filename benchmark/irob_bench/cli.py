@@ -59,7 +59,7 @@ def _leave_rank(code: int) -> None:
     """End a torchrun rank with `code` without the interpreter's teardown: gloo's worker threads outlive
     destroy_process_group and, torn down with the interpreter, aborted a rank now and then after its work was done
     and written (SIGABRT, "terminate called without an active exception": 1 two-rank run in 60, 2026-12-07), which
-    made torchrun kill rank 0 before it stored the run. Everything the command wrote is closed by now."""
+    made torchrun stop rank 0, perhaps before it stored the run. Everything the command wrote is closed by now."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
