@@ -9,7 +9,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -223,3 +224,17 @@ def staged_card(tmp_path: Path, same_data: bool = False) -> Path:
     card["splits"]["test"]["images_sha256"] = "0" * 64
     (copy / "card.json").write_text(json.dumps({**card, "version": card["version"] + "-staged"}))
     return copy
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the block, restored after: the thread count changes float rounding, so bit-for-bit
+    comparisons with one-thread processes (and CPU timings) need the same one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -19,7 +19,7 @@ from irob_bench.cli import main
 from irob_bench.errors import IrobError
 from irob_bench.evaluate import EvaluateOptions
 from irob_bench.leaderboard.store import Store
-from tests.factories import staged_card
+from tests.factories import one_torch_thread, staged_card
 
 TOY = Path(__file__).parent / "submissions" / "toy.py"
 SIXTY = ["--n-examples", "60", "--eps", "1", "2", "--quiet", "--batch-size", "16"]
@@ -37,20 +37,11 @@ def rows(env: dict[str, str]) -> int:
     return len(Store(env["IROB_BENCH_DB"]).rows())
 
 
-@pytest.fixture
-def one_thread():
-    """torch on one thread, as the ranks (OMP_NUM_THREADS=1): the thread count changes float rounding, so a
-    bit-for-bit comparison needs the same one; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_two_gloo_ranks_give_one_process_result_and_store_one_row(env, tmp_path, monkeypatch, one_thread):
+def test_two_gloo_ranks_give_one_process_result_and_store_one_row(env, tmp_path, monkeypatch):
     monkeypatch.setenv("IROB_BENCH_CACHE", env["IROB_BENCH_CACHE"])
     one = tmp_path / "one.json"
-    assert main(["evaluate", str(TOY), *SIXTY, "--json", str(one), "--no-store"]) == 0
+    with one_torch_thread():  # as the ranks (OMP_NUM_THREADS=1): the outcomes are compared byte for byte
+        assert main(["evaluate", str(TOY), *SIXTY, "--json", str(one), "--no-store"]) == 0
     out = tmp_path / "torchrun.json"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "irob_bench", "evaluate", str(TOY), *SIXTY, "--json", str(out)]

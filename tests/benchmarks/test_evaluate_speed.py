@@ -14,10 +14,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from irob_bench.attacks.presets import LEGACY
 from irob_bench.evaluate import EvaluateOptions, evaluate
+from tests.factories import one_torch_thread
 
 SUBMISSION = Path(__file__).resolve().parents[2] / "submissions" / "mnist" / "standard" / "submission.py"
 MAX_RATIO = 1.5
@@ -25,14 +24,10 @@ MAX_RATIO = 1.5
 
 def timed_evaluate(options: EvaluateOptions) -> dict:
     """One evaluation on one torch thread: its per-stage timings, wall seconds and CPU seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         wall, cpu = time.perf_counter(), time.process_time()
         result = evaluate(SUBMISSION, options).result
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        torch.set_num_threads(threads)
     return {"preset": result.settings.attacks["preset"], "stages": {k: round(v, 1) for k, v in result.timings.items()},
             "wall": round(wall, 1), "cpu": round(cpu, 1)}
 
